@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs the real servers and tools the integration tests run against into
+# $COCOV_TEST_TOOLS (default: $HOME/.cache/cocov-test-tools). Idempotent: each
+# tool is installed only when its binary is missing, so re-running is cheap.
+#
+#   scripts/install-test-tools.sh            # install everything missing
+#   COCOV_TEST_TOOLS=/opt/t scripts/install-test-tools.sh
+#
+# Layout (the test harnesses look exactly here, then on PATH):
+#   $T/venv/bin/<python tools>   e.g. moto_server
+#   $T/bin/<cargo tools>         e.g. s3s-fs
+#
+# To add a tool: write an install_<name> function using the helpers below and
+# call it from main.
+set -euo pipefail
+
+T="${COCOV_TEST_TOOLS:-$HOME/.cache/cocov-test-tools}"
+
+log() { printf 'install-test-tools: %s\n' "$*" >&2; }
+
+# need COMMAND: fail early, naming the missing prerequisite.
+need() {
+    command -v "$1" >/dev/null 2>&1 || { log "error: '$1' is required but not on PATH"; exit 1; }
+}
+
+# ensure_venv: the one Python virtualenv every PyPI tool goes into.
+ensure_venv() {
+    if [[ ! -x "$T/venv/bin/pip" ]]; then
+        log "creating Python venv in $T/venv"
+        python3 -m venv "$T/venv"
+    fi
+}
+
+# pip_tool BINARY REQUIREMENT: pip-install REQUIREMENT unless BINARY exists.
+pip_tool() {
+    local bin="$1" req="$2"
+    if [[ -x "$T/venv/bin/$bin" ]]; then
+        log "$bin already installed ($T/venv/bin/$bin)"
+        return
+    fi
+    need python3
+    ensure_venv
+    log "pip install '$req' into $T/venv"
+    "$T/venv/bin/pip" install --disable-pip-version-check --quiet "$req"
+}
+
+# cargo_tool BINARY CRATE VERSION [cargo install args...]: cargo-install a pinned
+# crate version unless BINARY exists. Versions are pinned because newer
+# releases may need a newer rustc than the project's.
+cargo_tool() {
+    local bin="$1" crate="$2" version="$3"
+    shift 3
+    if [[ -x "$T/bin/$bin" ]]; then
+        log "$bin already installed ($T/bin/$bin)"
+        return
+    fi
+    need cargo
+    log "cargo install $crate $version into $T (this compiles; it takes minutes)"
+    cargo install "$crate" --version "$version" --locked --root "$T" "$@"
+}
+
+# S3 servers for the storage tests: moto accepts any credentials and has complete
+# S3 semantics; s3s-fs verifies SigV4 signatures and stores in a real directory.
+install_moto() { pip_tool moto_server 'moto[server]'; }
+# Pinned: a plain `cargo install s3s-fs` picks 0.17, which needs rustc 1.96; 0.14.1 is tested.
+install_s3s_fs() { cargo_tool s3s-fs s3s-fs 0.14.1 --features binary; }
+
+main() {
+    mkdir -p "$T"
+    log "tools directory: $T"
+    install_moto
+    install_s3s_fs
+    log "done"
+}
+
+main "$@"

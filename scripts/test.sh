@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs and starts what the tests need when it is missing
+# (PostgreSQL, Redis, S3 servers, linters, bubblewrap), then `cargo test`.
+# Extra arguments go to cargo test, e.g. `scripts/test.sh --test storage`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+need_commands git git pg_isready postgresql-client redis-cli redis-tools zstd zstd
+ensure_services
+scripts/install-test-tools.sh
+COCOV_TEST_DATABASE_URL=${COCOV_TEST_DATABASE_URL:-$(superuser_database_url)}
+export COCOV_TEST_DATABASE_URL
+log "cargo test $*"
+cargo test --locked "$@"

@@ -1,0 +1,28 @@
+//! The JSON API. Handlers are thin: parse, authorize, call the domain module, render. Every
+//! route is tagged with its name for metrics; every failure is a JSON `{"code","message"}`.
+
+mod admin;
+mod filters;
+mod health;
+mod me;
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::app::App;
+use crate::http::recover;
+
+pub use filters::{admin_actor, any_actor, with_app};
+
+/// Every route of the API listener.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    health::routes(app.clone())
+        .or(me::routes(app.clone()))
+        .unify()
+        .or(admin::routes(app))
+        .unify()
+        .recover(recover)
+        .unify()
+        .boxed()
+}

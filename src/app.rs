@@ -1,0 +1,54 @@
+//! The shared handles every part of the daemon uses: configuration, PostgreSQL pool, Redis,
+//! blob store, job queue and metrics. Cheap to clone.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::kv::Kv;
+use crate::metrics::Metrics;
+use crate::queue::Queue;
+use crate::storage::{self, BlobStore};
+
+/// The queue every background job goes through.
+pub const MAIN_QUEUE: &str = "default";
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub db: PgPool,
+    pub kv: Kv,
+    pub storage: Arc<dyn BlobStore>,
+    pub queue: Queue,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Kv(#[from] crate::kv::KvError),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl App {
+    /// Connects (lazily where the client allows) to every store. Storage is opened eagerly
+    /// because a misconfigured store should stop the daemon at start, not at the first job.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        let db = crate::db::connect(&config.database)?;
+        let kv = Kv::connect(&config.redis)?;
+        let storage = storage::open(&config.storage).await?;
+        let queue = Queue::new(kv.clone(), MAIN_QUEUE, config.queue.clone());
+        Ok(App {
+            config: Arc::new(config),
+            db,
+            kv,
+            storage,
+            queue,
+            metrics: Arc::new(Metrics::new()),
+        })
+    }
+}

@@ -1,0 +1,161 @@
+//! `cocov admin …`: operator commands that talk to PostgreSQL and Redis directly.
+
+use clap::Subcommand;
+
+use super::{Cli, Failure, load_config};
+use crate::audit::AuditActor;
+use crate::auth::{service_tokens, users};
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a user and print a personal access token for it (the first user is always admin).
+    CreateUser {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Manage service tokens (for workers and integrations).
+    ServiceToken {
+        #[command(subcommand)]
+        command: ServiceTokenCommand,
+    },
+    /// Inspect background jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceTokenCommand {
+    /// Create a token; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long)]
+        description: String,
+    },
+    /// List tokens (never their values).
+    List,
+    /// Revoke a token by id, effective at once.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// List jobs that failed too often and were set aside.
+    Dead {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead job back on the queue.
+    Retry { id: String },
+}
+
+pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
+    let config = load_config(cli)?;
+    match command {
+        AdminCommand::CreateUser { login, admin } => {
+            let pool = migrated_pool(&config).await?;
+            let actor = AuditActor::cli();
+            let user = users::create(&pool, login, *admin, &actor)
+                .await
+                .map_err(Failure::new)?;
+            let token = users::create_personal_token(
+                &pool,
+                &user,
+                "created by cocov admin create-user",
+                &actor,
+            )
+            .await
+            .map_err(Failure::new)?;
+            println!(
+                "created user {} (id {}, {})",
+                user.login,
+                user.id,
+                if user.admin { "admin" } else { "user" }
+            );
+            println!("personal access token (shown once): {token}");
+            Ok(())
+        }
+        AdminCommand::ServiceToken { command } => {
+            let pool = migrated_pool(&config).await?;
+            let actor = AuditActor::cli();
+            match command {
+                ServiceTokenCommand::Create { description } => {
+                    let (record, token) = service_tokens::create(&pool, description, None, &actor)
+                        .await
+                        .map_err(Failure::new)?;
+                    println!("service token {} created (shown once): {token}", record.id);
+                }
+                ServiceTokenCommand::List => {
+                    println!(
+                        "{:>6}  {:<25}  {:<25}  description",
+                        "id", "created", "last used"
+                    );
+                    for t in service_tokens::list(&pool).await.map_err(Failure::new)? {
+                        println!(
+                            "{:>6}  {:<25}  {:<25}  {}",
+                            t.id,
+                            t.created_at.to_string(),
+                            t.last_used_at
+                                .map(|d| d.to_string())
+                                .unwrap_or_else(|| "never".into()),
+                            t.description
+                        );
+                    }
+                }
+                ServiceTokenCommand::Revoke { id } => {
+                    if !service_tokens::revoke(&pool, *id, &actor)
+                        .await
+                        .map_err(Failure::new)?
+                    {
+                        return Err(Failure::new(format!("no service token with id {id}")));
+                    }
+                    println!("service token {id} revoked");
+                }
+            }
+            Ok(())
+        }
+        AdminCommand::Jobs { command } => {
+            let kv = crate::kv::Kv::connect(&config.redis).map_err(Failure::new)?;
+            let queue = crate::queue::Queue::new(kv, crate::app::MAIN_QUEUE, config.queue.clone());
+            match command {
+                JobsCommand::Dead { limit, json } => {
+                    let dead = queue.dead_letters(*limit).await.map_err(Failure::new)?;
+                    if *json {
+                        for d in &dead {
+                            println!("{}", serde_json::to_string(d).unwrap_or_default());
+                        }
+                    } else if dead.is_empty() {
+                        println!("no dead jobs");
+                    } else {
+                        for d in &dead {
+                            println!(
+                                "{}  {}  attempts={}  {}",
+                                d.id, d.kind, d.attempts, d.last_error
+                            );
+                        }
+                    }
+                }
+                JobsCommand::Retry { id } => {
+                    if !queue.retry_dead(id).await.map_err(Failure::new)? {
+                        return Err(Failure::new(format!("no dead job with id {id}")));
+                    }
+                    println!("job {id} is back on the queue");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A pool on a database that has every migration applied.
+async fn migrated_pool(config: &crate::config::Config) -> Result<sqlx::PgPool, Failure> {
+    crate::db::migrate(&config.database)
+        .await
+        .map_err(Failure::new)?;
+    crate::db::connect(&config.database).map_err(Failure::new)
+}

@@ -1,0 +1,131 @@
+//! Command-line interface. Each subcommand is a thin layer over the library; errors are printed
+//! as one clear line and mapped to exit statuses (2 for configuration problems, 1 otherwise).
+
+mod admin;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(name = "cocov", version, about = "Self-hosted code-quality appliance")]
+pub struct Cli {
+    /// Configuration file (default /etc/cocov/cocov.toml; a missing default file means defaults).
+    #[arg(long, global = true, env = "COCOV_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon with the roles this host has (api, worker, badger).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Administration: users, service tokens, jobs.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+    /// Print the version and the database schema version this binary expects.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print it (secrets masked).
+    Check,
+}
+
+/// A failure with the exit status it maps to.
+pub struct Failure {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            status: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<config::ConfigError> for Failure {
+    fn from(e: config::ConfigError) -> Failure {
+        Failure {
+            status: 2,
+            message: format!("invalid configuration: {e}"),
+        }
+    }
+}
+
+pub fn load_config(cli: &Cli) -> Result<Config, Failure> {
+    Ok(config::load(cli.config.as_deref())?)
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.status)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Version => {
+            println!("cocov {}", env!("CARGO_PKG_VERSION"));
+            println!("database schema {}", crate::db::binary_schema_version());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            let config = load_config(cli)?;
+            let source = cli
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+            println!(
+                "# configuration is valid ({} + COCOV_* environment)",
+                source.display()
+            );
+            print!("{}", config::render_masked(&config));
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = load_config(cli)?;
+            let report = crate::db::migrate(&config.database)
+                .await
+                .map_err(Failure::new)?;
+            println!(
+                "database at schema {} ({} migration(s) applied, was {})",
+                report.after,
+                report.applied,
+                report
+                    .before
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "empty".into())
+            );
+            Ok(())
+        }
+        Command::Serve => {
+            let config = load_config(cli)?;
+            crate::daemon::run(config).await.map_err(Failure::new)
+        }
+        Command::Admin { command } => admin::run(cli, command).await,
+    }
+}

@@ -1,0 +1,490 @@
+//! Layering: defaults, then the TOML file, then `COCOV_*` environment variables. Errors name
+//! where the bad value came from (file and line, or the variable) and the dotted key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use toml::{Table, Value};
+
+use super::model::{Config, StorageMode};
+
+pub const DEFAULT_PATH: &str = "/etc/cocov/cocov.toml";
+
+/// Original Cocov variable names that operators' scripts already use, mapped to our keys. The
+/// generic `COCOV_<SECTION>_<KEY>` names work for every key as well and win over these.
+const ALIASES: &[(&str, &str)] = &[
+    ("COCOV_SIDEKIQ_REDIS_URL", "redis.queue_url"),
+    ("COCOV_CRYPTOGRAPHIC_KEY", "security.cryptographic_key"),
+    ("COCOV_UI_BASE_URL", "server.ui_base_url"),
+    ("COCOV_BADGES_BASE_URL", "badger.base_url"),
+    ("COCOV_GIT_SERVICE_STORAGE_MODE", "storage.mode"),
+    ("COCOV_GIT_SERVICE_LOCAL_STORAGE_PATH", "storage.local_path"),
+    (
+        "COCOV_GIT_SERVICE_S3_STORAGE_BUCKET_NAME",
+        "storage.s3.bucket",
+    ),
+    ("COCOV_BIND_ADDRESS", "server.bind_address"),
+    ("COCOV_ROLES", "server.roles"),
+];
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File { path: PathBuf, line: Option<usize> },
+    Env { var: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub source: Option<ConfigSource>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(ConfigSource::File {
+                path,
+                line: Some(line),
+            }) => write!(f, "{}:{line}: ", path.display())?,
+            Some(ConfigSource::File { path, line: None }) => write!(f, "{}: ", path.display())?,
+            Some(ConfigSource::Env { var }) => write!(f, "environment variable {var}: ")?,
+            None => {}
+        }
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads the configuration from `path` (or the default path, which may be absent) and the
+/// process environment.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    match path {
+        Some(path) => load_file_and_env(path, true, &env),
+        None => load_file_and_env(Path::new(DEFAULT_PATH), false, &env),
+    }
+}
+
+/// Loads with no file at all: defaults and the given environment lookup (tests use this).
+pub fn load_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    build(Table::new(), None, env)
+}
+
+fn load_file_and_env(
+    path: &Path,
+    must_exist: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            return build(Table::new(), None, env);
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                source: Some(ConfigSource::File {
+                    path: path.into(),
+                    line: None,
+                }),
+                key: None,
+                message: format!("cannot read the file: {e}"),
+            });
+        }
+    };
+    let table: Table = toml::from_str(&text).map_err(|e| ConfigError {
+        source: Some(ConfigSource::File {
+            path: path.into(),
+            line: e.span().map(|s| line_of(&text, s.start)),
+        }),
+        key: None,
+        message: e.message().to_string(),
+    })?;
+    build(table, Some((path, &text)), env)
+}
+
+fn build(
+    mut table: Table,
+    file: Option<(&Path, &str)>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let defaults = Table::try_from(Config::default()).expect("defaults serialise");
+    let mut from_env: Vec<(String, String)> = Vec::new();
+    for (key, default) in leaves(&defaults) {
+        let generic = format!("COCOV_{}", key.replace('.', "_").to_uppercase());
+        let found = env(&generic).map(|v| (generic, v)).or_else(|| {
+            ALIASES
+                .iter()
+                .filter(|(_, k)| *k == key)
+                .find_map(|(alias, _)| env(alias).map(|v| (alias.to_string(), v)))
+        });
+        if let Some((var, raw)) = found {
+            let value = parse_env_value(&raw, &default).map_err(|message| ConfigError {
+                source: Some(ConfigSource::Env { var: var.clone() }),
+                key: Some(key.clone()),
+                message,
+            })?;
+            set_path(&mut table, &key, value);
+            from_env.push((key, var));
+        }
+    }
+
+    let source_of = |key: &str| -> Option<ConfigSource> {
+        if let Some((_, var)) = from_env.iter().find(|(k, _)| key.starts_with(k.as_str())) {
+            return Some(ConfigSource::Env { var: var.clone() });
+        }
+        file.map(|(path, text)| ConfigSource::File {
+            path: path.into(),
+            line: line_of_key(text, key),
+        })
+    };
+
+    let config: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError {
+            source: source_of(&key),
+            key: (key != ".").then_some(key),
+            message: e.inner().message().to_string(),
+        }
+    })?;
+
+    validate(&config).map_err(|(key, message)| ConfigError {
+        source: source_of(key),
+        key: Some(key.to_string()),
+        message,
+    })?;
+    Ok(config)
+}
+
+/// Checks that need more than a type: combinations and formats.
+fn validate(c: &Config) -> Result<(), (&'static str, String)> {
+    if c.server.roles.is_empty() {
+        return Err((
+            "server.roles",
+            "at least one role (api, worker, badger) is needed".into(),
+        ));
+    }
+    if c.redis.key_prefix.is_empty() {
+        return Err(("redis.key_prefix", "must not be empty".into()));
+    }
+    if c.redis.url.is_empty() {
+        return Err(("redis.url", "must not be empty".into()));
+    }
+    for (key, url) in [
+        ("redis.url", &c.redis.url),
+        ("redis.cache_url", &c.redis.cache_url),
+        ("redis.queue_url", &c.redis.queue_url),
+    ] {
+        if !url.is_empty() && !has_scheme(url, &["redis://", "rediss://"]) {
+            return Err((key, format!("`{url}` is not a redis:// or rediss:// URL")));
+        }
+    }
+    let db = &c.database;
+    if !db.url.is_empty() && !has_scheme(&db.url, &["postgres://", "postgresql://"]) {
+        return Err(("database.url", "must be a postgres:// URL".into()));
+    }
+    if db.max_connections == 0 {
+        return Err(("database.max_connections", "must be at least 1".into()));
+    }
+    if c.storage.mode == StorageMode::S3 {
+        if c.storage.s3.endpoint.is_empty() {
+            return Err((
+                "storage.s3.endpoint",
+                "is required when storage.mode is \"s3\"".into(),
+            ));
+        }
+        if c.storage.s3.bucket.is_empty() {
+            return Err((
+                "storage.s3.bucket",
+                "is required when storage.mode is \"s3\"".into(),
+            ));
+        }
+    } else if c.storage.local_path.as_os_str().is_empty() {
+        return Err((
+            "storage.local_path",
+            "is required when storage.mode is \"local\"".into(),
+        ));
+    }
+    let key = &c.security.cryptographic_key;
+    if !key.is_empty() && (key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err((
+            "security.cryptographic_key",
+            "must be 64 hexadecimal characters (a 256-bit key)".into(),
+        ));
+    }
+    if c.queue.concurrency == 0 {
+        return Err(("queue.concurrency", "must be at least 1".into()));
+    }
+    if c.queue.max_deliveries == 0 {
+        return Err(("queue.max_deliveries", "must be at least 1".into()));
+    }
+    Ok(())
+}
+
+fn has_scheme(url: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|s| url.starts_with(s))
+}
+
+/// Every leaf key of a table as a dotted path with its default value.
+fn leaves(table: &Table) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    fn walk(prefix: &str, table: &Table, out: &mut Vec<(String, Value)>) {
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                Value::Table(t) => walk(&path, t, out),
+                other => out.push((path, other.clone())),
+            }
+        }
+    }
+    walk("", table, &mut out);
+    out
+}
+
+/// Reads an environment string as a value of the default's type.
+fn parse_env_value(raw: &str, default: &Value) -> Result<Value, String> {
+    let raw = raw.trim();
+    match default {
+        Value::Integer(_) => raw
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| format!("`{raw}` is not an integer")),
+        Value::Float(_) => raw
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| format!("`{raw}` is not a number")),
+        Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(Value::Boolean(true)),
+            "0" | "false" | "no" | "off" => Ok(Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not a boolean (true or false)")),
+        },
+        Value::Array(_) => Ok(Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        )),
+        _ => Ok(Value::String(raw.to_string())),
+    }
+}
+
+fn set_path(table: &mut Table, dotted: &str, value: Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().expect("non-empty key");
+    let mut cur = table;
+    for part in parts {
+        let entry = cur
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        cur = entry.as_table_mut().expect("just made a table");
+    }
+    cur.insert(last.to_string(), value);
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where a dotted key is written in the file, found through the span-keeping parser.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut table = root.get_ref();
+    let mut parts = dotted.split('.').peekable();
+    let mut best = None;
+    while let Some(part) = parts.next() {
+        let (key, value) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+        best = Some(line_of(text, key.span().start));
+        match value.get_ref() {
+            DeValue::Table(inner) if parts.peek().is_some() => table = inner,
+            _ => break,
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    fn from_text(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let table: Table = toml::from_str(text).unwrap();
+        build(
+            table,
+            Some((Path::new("/etc/cocov/cocov.toml"), text)),
+            &env_of(env),
+        )
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = load_from_env(&env_of(&[])).unwrap();
+        assert_eq!(c.server.bind_address.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.badger.bind_port, 4000);
+        assert_eq!(c.server.roles.len(), 3);
+        assert_eq!(c.redis.key_prefix, "cocov:");
+    }
+
+    #[test]
+    fn original_environment_names_work() {
+        let c = load_from_env(&env_of(&[
+            ("COCOV_DATABASE_HOST", "db.internal"),
+            ("COCOV_DATABASE_NAME", "quality"),
+            ("COCOV_DATABASE_USERNAME", "svc"),
+            ("COCOV_DATABASE_PASSWORD", "p@ss"),
+            ("COCOV_REDIS_URL", "redis://r:6379"),
+            ("COCOV_SIDEKIQ_REDIS_URL", "redis://q:6379/5"),
+            ("COCOV_GIT_SERVICE_STORAGE_MODE", "local"),
+            ("COCOV_GIT_SERVICE_LOCAL_STORAGE_PATH", "/srv/blobs"),
+            ("COCOV_BIND_ADDRESS", "0.0.0.0:8080"),
+            ("COCOV_BADGER_BIND_ADDRESS", "0.0.0.0"),
+            ("COCOV_BADGER_BIND_PORT", "4100"),
+            ("COCOV_ROLES", "api, badger"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.database.effective_url(),
+            "postgres://svc:p%40ss@db.internal:5432/quality"
+        );
+        assert_eq!(c.redis.url, "redis://r:6379");
+        assert_eq!(c.redis.queue_url, "redis://q:6379/5");
+        assert_eq!(c.storage.local_path, PathBuf::from("/srv/blobs"));
+        assert_eq!(c.server.bind_address.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.badger.bind_port, 4100);
+        assert_eq!(
+            c.server.roles,
+            vec![crate::config::Role::Api, crate::config::Role::Badger]
+        );
+    }
+
+    #[test]
+    fn generic_name_wins_over_alias() {
+        let c = load_from_env(&env_of(&[
+            ("COCOV_SERVER_BIND_ADDRESS", "127.0.0.1:1"),
+            ("COCOV_BIND_ADDRESS", "127.0.0.1:2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.server.bind_address.port(), 1);
+    }
+
+    #[test]
+    fn bad_value_in_file_names_line_and_key() {
+        let text = "[server]\nroles = [\"api\"]\n\n[database]\nmax_connections = \"many\"\n";
+        let e = from_text(text, &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.max_connections"));
+        assert_eq!(
+            e.source,
+            Some(ConfigSource::File {
+                path: DEFAULT_PATH.into(),
+                line: Some(5)
+            })
+        );
+        assert!(
+            e.to_string()
+                .starts_with("/etc/cocov/cocov.toml:5: key `database.max_connections`")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let e = from_text("[storage]\nmode = \"local\"\nlocal_pth = \"/x\"\n", &[]).unwrap_err();
+        assert!(e.message.contains("unknown field `local_pth`"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("storage.local_pth"));
+        assert!(e.to_string().starts_with("/etc/cocov/cocov.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_names_the_key() {
+        let e = from_text("[storage]\nmode = \"ftp\"\n", &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("storage.mode"));
+        assert!(e.to_string().contains(":2:"), "{e}");
+    }
+
+    #[test]
+    fn bad_env_value_names_the_variable() {
+        let e = load_from_env(&env_of(&[("COCOV_BADGER_BIND_PORT", "forty")])).unwrap_err();
+        assert_eq!(
+            e.source,
+            Some(ConfigSource::Env {
+                var: "COCOV_BADGER_BIND_PORT".into()
+            })
+        );
+        let e = load_from_env(&env_of(&[("COCOV_BADGER_BIND_PORT", "99999")])).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("badger.bind_port"));
+    }
+
+    #[test]
+    fn s3_mode_needs_an_endpoint() {
+        let e = from_text("[storage]\nmode = \"s3\"\n", &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("storage.s3.endpoint"));
+    }
+
+    #[test]
+    fn syntax_error_reports_line() {
+        let path = std::env::temp_dir().join(format!("cocov-cfg-{}.toml", std::process::id()));
+        std::fs::write(&path, "[server]\nbind_address = \n").unwrap();
+        let e = load(Some(&path)).unwrap_err();
+        std::fs::remove_file(&path).ok();
+        match &e.source {
+            Some(ConfigSource::File { line: Some(2), .. }) => {}
+            other => panic!("unexpected source {other:?}: {e}"),
+        }
+    }
+
+    /// `etc/cocov.toml` documents every key with its default: it must stay complete and true.
+    #[test]
+    fn documented_example_lists_every_key_with_its_default() {
+        let text = include_str!("../../etc/cocov.toml");
+        let from_file = from_text(text, &[]).expect("etc/cocov.toml is valid");
+        let documented = Table::try_from(from_file).unwrap();
+        let defaults = Table::try_from(Config::default()).unwrap();
+        assert_eq!(
+            documented, defaults,
+            "etc/cocov.toml differs from the defaults"
+        );
+        let written: Table = toml::from_str(text).unwrap();
+        for (key, _) in leaves(&defaults) {
+            assert!(
+                line_of_key(text, &key).is_some(),
+                "etc/cocov.toml does not document `{key}`"
+            );
+        }
+        assert_eq!(leaves(&written).len(), leaves(&defaults).len());
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let e = load(Some(Path::new("/nonexistent/cocov.toml"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/cocov.toml"));
+    }
+}

@@ -1,0 +1,14 @@
+//! The appliance's configuration: one TOML file (default `/etc/cocov/cocov.toml`) with every key
+//! overridable by a `COCOV_*` environment variable.
+//!
+//! `model` holds the typed settings and their defaults, `load` the layering (file, then
+//! environment) and the error reporting that names file, line and key, `display` the effective
+//! configuration with secrets masked.
+
+mod display;
+mod load;
+mod model;
+
+pub use display::render_masked;
+pub use load::{ConfigError, ConfigSource, DEFAULT_PATH, load, load_from_env};
+pub use model::*;

@@ -1,0 +1,280 @@
+//! Typed configuration with its defaults. Every field has a default so that an empty file (or no
+//! file at all) plus a few environment variables is a valid configuration; `etc/cocov.toml`
+//! documents each key.
+//!
+//! Optional values are empty strings rather than `Option`, so that every key appears in the
+//! serialised defaults: the environment overlay derives the list of `COCOV_*` names from them.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub badger: BadgerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub storage: StorageConfig,
+    pub security: SecurityConfig,
+    pub queue: QueueConfig,
+}
+
+/// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The JSON API, webhooks, uploads and the web UI.
+    Api,
+    /// Background jobs: ingestion, checks, coverage processing.
+    Worker,
+    /// The badge server on its own listener.
+    Badger,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Api, Role::Worker, Role::Badger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::Badger => "badger",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind_address: SocketAddr,
+    pub roles: Vec<Role>,
+    pub ui_base_url: String,
+    pub request_body_limit_bytes: u64,
+    pub request_timeout_seconds: u64,
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind_address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000),
+            roles: Role::ALL.to_vec(),
+            ui_base_url: "http://127.0.0.1:3000".into(),
+            request_body_limit_bytes: 8 * 1024 * 1024,
+            request_timeout_seconds: 60,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BadgerConfig {
+    pub bind_address: IpAddr,
+    pub bind_port: u16,
+    pub base_url: String,
+}
+
+impl Default for BadgerConfig {
+    fn default() -> Self {
+        BadgerConfig {
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind_port: 4000,
+            base_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A full `postgres://` URL; when empty, built from the parts below.
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub username: String,
+    pub password: String,
+    pub max_connections: u32,
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            name: "cocov".into(),
+            username: "cocov".into(),
+            password: String::new(),
+            max_connections: 16,
+            connect_timeout_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// The primary database: locks, tokens, short-lived state.
+    pub url: String,
+    /// The cache database; when empty, `url` with `cache_db` selected.
+    pub cache_url: String,
+    /// The job-queue database; when empty, `url` with `queue_db` selected.
+    pub queue_url: String,
+    pub primary_db: u8,
+    pub cache_db: u8,
+    pub queue_db: u8,
+    pub key_prefix: String,
+    pub response_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            cache_url: String::new(),
+            queue_url: String::new(),
+            primary_db: 0,
+            cache_db: 1,
+            queue_db: 2,
+            key_prefix: "cocov:".into(),
+            response_timeout_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub mode: StorageMode,
+    pub local_path: PathBuf,
+    pub s3: S3Config,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            mode: StorageMode::Local,
+            local_path: PathBuf::from("/var/lib/cocov/storage"),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Create the bucket at start when it does not exist (needs the permission to).
+    pub create_bucket: bool,
+    pub timeout_seconds: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            endpoint: String::new(),
+            bucket: "cocov".into(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            create_bucket: true,
+            timeout_seconds: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// The key that encrypts secrets at rest, as 64 hex characters; when empty, read from
+    /// `cryptographic_key_file`.
+    pub cryptographic_key: String,
+    pub cryptographic_key_file: PathBuf,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            cryptographic_key: String::new(),
+            cryptographic_key_file: PathBuf::from("/etc/cocov/secret.key"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Jobs run at once by this host's worker role.
+    pub concurrency: usize,
+    /// Deliveries after which a failing job goes to the dead-letter list.
+    pub max_deliveries: u32,
+    /// A job held this long by a consumer that stopped heart-beating is taken over by another.
+    pub reclaim_idle_seconds: u64,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            concurrency: 4,
+            max_deliveries: 5,
+            reclaim_idle_seconds: 60,
+            retry_base_delay_ms: 1000,
+            retry_max_delay_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The connection URL: `url` when set, else one assembled from the parts.
+    pub fn effective_url(&self) -> String {
+        if !self.url.is_empty() {
+            return self.url.clone();
+        }
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let auth = if self.password.is_empty() {
+            enc(&self.username)
+        } else {
+            format!("{}:{}", enc(&self.username), enc(&self.password))
+        };
+        format!(
+            "postgres://{auth}@{}:{}/{}",
+            self.host,
+            self.port,
+            enc(&self.name)
+        )
+    }
+}

@@ -1,0 +1,14 @@
+//! The HTTP plumbing shared by every listener (API and badges): warp filters for routing,
+//! served by hyper-util, with tower-http for compression, tracing, timeouts, body limits and
+//! panic catching. Errors always leave as JSON `{"code","message"}`.
+
+pub mod body;
+pub mod error;
+pub mod route;
+mod server;
+mod stack;
+
+pub use error::{ApiError, recover};
+pub use route::{PeerAddr, RouteName, tag};
+pub use server::{Listener, serve};
+pub use stack::{StackOptions, build_service};

@@ -1,0 +1,50 @@
+//! The background jobs this appliance runs and their wiring to the queue.
+
+use crate::app::App;
+use crate::metrics::QueueLabels;
+use crate::queue::Registry;
+
+/// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
+pub fn registry(_app: &App) -> Registry {
+    Registry::new()
+}
+
+/// Copies the queue's depth by state and its outcome counters into the metrics gauges.
+pub async fn refresh_metrics(app: &App) {
+    let queue = app.queue.name().to_string();
+    match app.queue.stats().await {
+        Ok(stats) => {
+            for (state, value) in [
+                ("waiting", stats.waiting),
+                ("in_progress", stats.in_progress),
+                ("delayed", stats.delayed),
+                ("dead", stats.dead),
+            ] {
+                app.metrics
+                    .queue_jobs
+                    .get_or_create(&QueueLabels {
+                        queue: queue.clone(),
+                        state,
+                    })
+                    .set(value as i64);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "queue stats unavailable"),
+    }
+    let counts = app.queue.outcome_counts();
+    for (outcome, value) in [
+        ("completed", counts.completed),
+        ("retried", counts.retried),
+        ("dead_lettered", counts.dead_lettered),
+        ("handed_back", counts.handed_back),
+        ("reclaimed", counts.reclaimed),
+    ] {
+        app.metrics
+            .job_outcomes
+            .get_or_create(&QueueLabels {
+                queue: queue.clone(),
+                state: outcome,
+            })
+            .set(value as i64);
+    }
+}

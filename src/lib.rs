@@ -1,0 +1,22 @@
+//! cocov: a self-hosted code-quality appliance.
+//!
+//! The modules follow the data flow: configuration and the stores first (`config`, `db`, `kv`,
+//! `storage`, `queue`), then identity (`auth`, `audit`), then the HTTP surface (`http` plumbing,
+//! `api` routes, `badges`), the background work (`jobs`) and the process life (`daemon`, `cli`).
+//! See `README.md` for the architecture.
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod badges;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod http;
+pub mod jobs;
+pub mod kv;
+pub mod metrics;
+pub mod queue;
+pub mod storage;
