@@ -1,12 +1,20 @@
 //! The background jobs this appliance runs and their wiring to the queue.
 
+use std::sync::Arc;
+
 use crate::app::App;
 use crate::metrics::QueueLabels;
 use crate::queue::Registry;
+use crate::{commits, repositories};
 
 /// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
-pub fn registry(_app: &App) -> Registry {
+pub fn registry(app: &App) -> Registry {
     Registry::new()
+        .with(commits::INGEST_JOB, Arc::new(commits::Ingest(app.clone())))
+        .with(
+            repositories::DELETE_JOB,
+            Arc::new(repositories::DeleteRepository(app.clone())),
+        )
 }
 
 /// Copies the queue's depth by state and its outcome counters into the metrics gauges.

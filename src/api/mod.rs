@@ -5,6 +5,7 @@ mod admin;
 mod filters;
 mod health;
 mod me;
+mod repositories;
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -20,7 +21,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     health::routes(app.clone())
         .or(me::routes(app.clone()))
         .unify()
-        .or(admin::routes(app))
+        .or(admin::routes(app.clone()))
+        .unify()
+        .or(repositories::routes(app))
         .unify()
         .recover(recover)
         .unify()

@@ -60,6 +60,11 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Lowercase hex SHA-256 of bytes (archives, bodies).
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Whether a presented token matches a stored hash, in constant time.
 pub fn matches(token: &str, stored_hash: &str) -> bool {
     hash(token).as_bytes().ct_eq(stored_hash.as_bytes()).into()

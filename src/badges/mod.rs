@@ -1,18 +1,298 @@
-//! The badge listener (badger role). It answers its own health probe; the coverage and issues
-//! badge routes are served from here.
+//! The badge listener (badger role): `GET /{repository}/coverage` and `GET /{repository}/issues`
+//! (default branch, or `?branch=NAME`), plus `/health`.
+//!
+//! A request is rate-limited per client first, then answered from memory when the badge is
+//! cached (no PostgreSQL, no rendering); a miss loads the repository's branch numbers with one
+//! query and caches both badges. Each badge carries a strong `ETag` and `Cache-Control: no-cache`,
+//! so proxies such as GitHub's camo revalidate on every view and get a body-less 304 while the
+//! number is unchanged. The modules that change the numbers call [`invalidate`].
 
+mod cache;
+mod invalidate;
+mod rate_limit;
+pub mod svg;
+pub mod text_width;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
 use warp::Filter;
+use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 
 use crate::app::App;
-use crate::http::{recover, tag};
+use crate::http::{ApiError, PeerAddr, recover, tag};
+use cache::{Answer, BadgeCache, CacheKey, Limits, Loaded, Rendered};
+pub use invalidate::{CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate};
+use rate_limit::{Decision, RateLimiter};
+pub use svg::{Badge, Kind};
 
-pub fn routes(_app: App) -> warp::filters::BoxedFilter<(Response,)> {
-    warp::path!("health")
+/// How long a badge may be served without an invalidation: the safety net if one is lost.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long "no such repository" is remembered, so scanners cannot hammer PostgreSQL; short,
+/// because creating a repository also clears it through [`invalidate`].
+pub const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most cached badges (about 1.5 KB each).
+pub const CACHE_MAX_ENTRIES: usize = 4096;
+
+const SVG_CONTENT_TYPE: &str = "image/svg+xml;charset=utf-8";
+
+/// Shared by every badge request of one listener.
+struct State {
+    app: App,
+    cache: Arc<BadgeCache>,
+    limiter: RateLimiter,
+    /// Stops the invalidation subscriber when the routes are dropped.
+    _subscriber: Option<invalidate::Subscriber>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BadgeQuery {
+    branch: Option<String>,
+}
+
+/// The badger's routes. Starts the invalidation subscriber on the current Tokio runtime.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let cache = Arc::new(BadgeCache::new(Limits {
+        ttl: CACHE_TTL,
+        negative_ttl: NEGATIVE_CACHE_TTL,
+        max_entries: CACHE_MAX_ENTRIES,
+    }));
+    invalidate::register_local(&app.kv.key(invalidate::CHANNEL), &cache);
+    let subscriber = invalidate::subscribe(&app, &cache);
+    let state = Arc::new(State {
+        limiter: RateLimiter::new(
+            app.config.badger.rate_limit_per_minute,
+            rate_limit::MAX_CLIENTS,
+        ),
+        app,
+        cache,
+        _subscriber: subscriber,
+    });
+
+    let health = warp::path!("health")
         .and(warp::get())
         .map(|| warp::reply::with_header("Ok", "content-type", "text/plain").into_response())
-        .map(tag("GET /health"))
+        .map(tag("GET /health"));
+
+    health
+        .or(badge_route(&state, Kind::Coverage, "GET /{repo}/coverage"))
+        .unify()
+        .or(badge_route(&state, Kind::Issues, "GET /{repo}/issues"))
+        .unify()
         .recover(recover)
         .unify()
         .boxed()
+}
+
+fn badge_route(state: &Arc<State>, kind: Kind, name: &'static str) -> BoxedFilter<(Response,)> {
+    let state = state.clone();
+    warp::get()
+        .and(warp::path::param::<String>())
+        .and(warp::path(kind.label()))
+        .and(warp::path::end())
+        .and(warp::query::<BadgeQuery>())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::ext::optional::<PeerAddr>())
+        .and_then(move |repository, query, if_none_match, peer| {
+            let state = state.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    badge(&state, kind, repository, query, if_none_match, peer).await,
+                )
+            }
+        })
+        .map(tag(name))
+        .boxed()
+}
+
+async fn badge(
+    state: &State,
+    kind: Kind,
+    repository: String,
+    query: BadgeQuery,
+    if_none_match: Option<String>,
+    peer: Option<PeerAddr>,
+) -> Response {
+    // Before anything else, so a limited client costs no lookup, query or render. (Requests
+    // without a peer address only come from in-process callers; the server always sets one.)
+    if let Some(PeerAddr(addr)) = peer
+        && let Decision::Limit { retry_after_secs } = state.limiter.check(addr.ip(), Instant::now())
+    {
+        return rate_limited(retry_after_secs);
+    }
+    let Some(repository) = percent_decode(repository) else {
+        return not_found();
+    };
+    let key = CacheKey {
+        repository,
+        // Branch names are never empty, so `?branch=` means the default branch.
+        branch: query.branch.filter(|b| !b.is_empty()),
+        kind,
+    };
+    let answer = match state.cache.get(&key, Instant::now()) {
+        Some(hit) => hit,
+        None => {
+            let (repository, branch) = (key.repository.clone(), key.branch.clone());
+            let loaded = state
+                .cache
+                .get_or_load(key, || load(&state.app, repository, branch))
+                .await;
+            match loaded {
+                Ok(answer) => answer,
+                Err(e) => {
+                    tracing::warn!(error = %e, "badge data could not be loaded");
+                    return no_cache(
+                        ApiError::unavailable("The badge could not be computed; try again.")
+                            .into_response(),
+                    );
+                }
+            }
+        }
+    };
+    match answer {
+        Answer::Badge(rendered) => svg_response(&rendered, if_none_match.as_deref()),
+        Answer::UnknownRepository => not_found(),
+    }
+}
+
+/// One query: the repository by name (citext, so case-insensitive) and the requested branch, or
+/// its default branch. No repository → unknown; no branch or NULL values → `unknown` badges.
+async fn load(
+    app: &App,
+    repository: String,
+    branch: Option<String>,
+) -> Result<Loaded, sqlx::Error> {
+    let row: Option<(i64, Option<f64>, Option<i32>)> = sqlx::query_as(
+        "SELECT r.id, b.coverage, b.issues
+           FROM repositories r
+           LEFT JOIN branches b
+             ON b.repository_id = r.id AND b.name = COALESCE($2::citext, r.default_branch)
+          WHERE r.name = $1::citext",
+    )
+    .bind(repository)
+    .bind(branch)
+    .fetch_optional(&app.db)
+    .await?;
+    Ok(match row {
+        None => Loaded::UnknownRepository,
+        Some((id, coverage, issues)) => Loaded::Repository {
+            id,
+            coverage,
+            issues: issues.map(i64::from),
+        },
+    })
+}
+
+/// 200 with the SVG, or 304 when `If-None-Match` names its tag.
+fn svg_response(rendered: &Rendered, if_none_match: Option<&str>) -> Response {
+    let mut response = if if_none_match.is_some_and(|v| etag_matches(v, &rendered.etag)) {
+        let mut r = Response::default();
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        let mut r = Response::new(rendered.svg.clone().into());
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(SVG_CONTENT_TYPE));
+        r
+    };
+    response.headers_mut().insert(ETAG, rendered.etag.clone());
+    no_cache(response)
+}
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a `W/` prefix is ignored, a list
+/// matches if any member does, and `*` matches any current representation.
+fn etag_matches(header: &str, etag: &HeaderValue) -> bool {
+    let ours = etag.as_bytes();
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == ours)
+}
+
+/// Revalidate on every use: cheap with the ETag, and a changed number shows at once.
+fn no_cache(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn not_found() -> Response {
+    no_cache(
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no repository with this name.",
+        )
+        .into_response(),
+    )
+}
+
+fn rate_limited(retry_after_secs: u64) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("Too many badge requests from this address; retry in {retry_after_secs} s."),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    no_cache(response)
+}
+
+/// Percent-decodes one path segment (warp hands it over raw). `None` for a malformed escape or
+/// bytes that are not UTF-8: no repository can have such a name.
+fn percent_decode(segment: String) -> Option<String> {
+    if !segment.contains('%') {
+        return Some(segment);
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_comparison() {
+        let tag = HeaderValue::from_static("\"abc\"");
+        assert!(etag_matches("\"abc\"", &tag));
+        assert!(etag_matches("W/\"abc\"", &tag));
+        assert!(etag_matches("\"x\", \"abc\"", &tag));
+        assert!(etag_matches("*", &tag));
+        assert!(!etag_matches("\"abd\"", &tag));
+        assert!(!etag_matches("abc", &tag));
+        assert!(!etag_matches("", &tag));
+    }
+
+    #[test]
+    fn path_segments_are_percent_decoded() {
+        let decode = |s: &str| percent_decode(s.to_string());
+        assert_eq!(decode("plain").as_deref(), Some("plain"));
+        assert_eq!(decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(decode("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(decode("bad%2"), None);
+        assert_eq!(decode("bad%zz"), None);
+        assert_eq!(decode("%FF"), None);
+    }
 }

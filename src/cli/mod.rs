@@ -2,6 +2,8 @@
 //! as one clear line and mapped to exit statuses (2 for configuration problems, 1 otherwise).
 
 mod admin;
+mod hook;
+mod repo;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +37,16 @@ pub enum Command {
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+    /// Repositories registered by git URL (standalone mode).
+    Repo {
+        #[command(subcommand)]
+        command: repo::RepoCommand,
+    },
+    /// Announce pushes from any git server (post-receive hook).
+    Hook {
+        #[command(subcommand)]
+        command: hook::HookCommand,
     },
     /// Print the version and the database schema version this binary expects.
     Version,
@@ -127,5 +139,7 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
             crate::daemon::run(config).await.map_err(Failure::new)
         }
         Command::Admin { command } => admin::run(cli, command).await,
+        Command::Repo { command } => repo::run(cli, command).await,
+        Command::Hook { command } => hook::run(command).await,
     }
 }

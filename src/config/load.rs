@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::model::{Config, StorageMode};
+use super::model::{Config, GithubConfig, StorageMode};
 
 pub const DEFAULT_PATH: &str = "/etc/cocov/cocov.toml";
 
@@ -25,6 +25,10 @@ const ALIASES: &[(&str, &str)] = &[
     ),
     ("COCOV_BIND_ADDRESS", "server.bind_address"),
     ("COCOV_ROLES", "server.roles"),
+    (
+        "COCOV_ALLOW_OUTSIDE_COLLABORATORS",
+        "github.allow_outside_collaborators",
+    ),
 ];
 
 /// Where a value came from, for error messages.
@@ -222,6 +226,59 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     }
     if c.queue.max_deliveries == 0 {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
+    }
+    validate_github(&c.github)?;
+    Ok(())
+}
+
+/// GitHub mode (an `app_id` is set) needs everything to mint installation tokens and to verify
+/// webhooks; the key is parsed and used once here so a bad one stops the start, not a job.
+fn validate_github(g: &GithubConfig) -> Result<(), (&'static str, String)> {
+    if !has_scheme(g.api_url.trim(), &["https://", "http://"]) {
+        return Err((
+            "github.api_url",
+            "must be an http:// or https:// URL".into(),
+        ));
+    }
+    if !g.git_base_url.is_empty() && !has_scheme(g.git_base_url.trim(), &["https://", "http://"]) {
+        return Err((
+            "github.git_base_url",
+            "must be empty or an http:// or https:// URL".into(),
+        ));
+    }
+    if g.request_timeout_seconds == 0 {
+        return Err((
+            "github.request_timeout_seconds",
+            "must be at least 1".into(),
+        ));
+    }
+    if !g.enabled() {
+        return Ok(());
+    }
+    let required = "is required in GitHub mode (github.app_id is set)";
+    if g.org_name.trim().is_empty() {
+        return Err(("github.org_name", required.into()));
+    }
+    if g.app_private_key.trim().is_empty() {
+        return Err(("github.app_private_key", required.into()));
+    }
+    crate::github::auth::parse_private_key(&g.app_private_key)
+        .map_err(|e| ("github.app_private_key", e))?;
+    let installation = g.app_installation_id.trim();
+    if installation.is_empty() {
+        return Err(("github.app_installation_id", required.into()));
+    }
+    if !installation.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((
+            "github.app_installation_id",
+            format!("`{installation}` is not a number (the id in the installation's URL)"),
+        ));
+    }
+    if g.webhook_secret_key.is_empty() {
+        return Err((
+            "github.webhook_secret_key",
+            "is required: GitHub mode refuses to start without a webhook secret".into(),
+        ));
     }
     Ok(())
 }

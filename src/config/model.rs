@@ -20,6 +20,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub security: SecurityConfig,
     pub queue: QueueConfig,
+    pub github: GithubConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.
@@ -82,6 +83,9 @@ pub struct BadgerConfig {
     pub bind_address: IpAddr,
     pub bind_port: u16,
     pub base_url: String,
+    /// Badge requests per minute per client address (token bucket, bursts up to this many);
+    /// 0 disables the limit.
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for BadgerConfig {
@@ -90,6 +94,7 @@ impl Default for BadgerConfig {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             bind_port: 4000,
             base_url: String::new(),
+            rate_limit_per_minute: 600,
         }
     }
 }
@@ -276,5 +281,71 @@ impl DatabaseConfig {
             self.port,
             enc(&self.name)
         )
+    }
+}
+
+/// The GitHub App this instance works through (github.com or GitHub Enterprise Server). GitHub
+/// mode is on when `app_id` is set; the names follow the original's `COCOV_GITHUB_*` variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubConfig {
+    /// REST API root: `https://api.github.com`, or `https://<host>/api/v3` for GHES.
+    pub api_url: String,
+    /// Where repositories are cloned from; empty derives it from `api_url`.
+    pub git_base_url: String,
+    pub org_name: String,
+    pub app_id: String,
+    /// Base64 of the App's PEM private key (PKCS#1 as GitHub issues it, or PKCS#8).
+    pub app_private_key: String,
+    pub app_installation_id: String,
+    pub oauth_client_id: String,
+    pub oauth_client_secret: String,
+    pub webhook_secret_key: String,
+    pub allow_outside_collaborators: bool,
+    pub request_timeout_seconds: u64,
+    /// Retries after a 5xx, a connection error or a timeout (so at most this + 1 attempts).
+    pub max_retries: u32,
+    /// A rate limit that lifts within this many seconds is waited out; a longer one fails.
+    pub max_rate_limit_wait_seconds: u64,
+}
+
+impl Default for GithubConfig {
+    fn default() -> Self {
+        GithubConfig {
+            api_url: "https://api.github.com".into(),
+            git_base_url: String::new(),
+            org_name: String::new(),
+            app_id: String::new(),
+            app_private_key: String::new(),
+            app_installation_id: String::new(),
+            oauth_client_id: String::new(),
+            oauth_client_secret: String::new(),
+            webhook_secret_key: String::new(),
+            allow_outside_collaborators: true,
+            request_timeout_seconds: 10,
+            max_retries: 3,
+            max_rate_limit_wait_seconds: 60,
+        }
+    }
+}
+
+impl GithubConfig {
+    /// GitHub mode: an App is configured.
+    pub fn enabled(&self) -> bool {
+        !self.app_id.trim().is_empty()
+    }
+
+    /// The git host's root URL without a trailing `/`: `git_base_url` when set; else
+    /// `https://github.com` for api.github.com, and the API URL's scheme, host and port for
+    /// GHES, which serves the API under `/api/v3` and git at the root.
+    pub fn effective_git_base_url(&self) -> String {
+        if !self.git_base_url.trim().is_empty() {
+            return self.git_base_url.trim().trim_end_matches('/').to_string();
+        }
+        match url::Url::parse(self.api_url.trim()) {
+            Ok(api) if api.host_str() == Some("api.github.com") => "https://github.com".into(),
+            Ok(api) => api.origin().ascii_serialization(),
+            Err(_) => "https://github.com".into(),
+        }
     }
 }

@@ -1,0 +1,228 @@
+//! Repositories: registration by git URL (standalone), lookup, upload-token regeneration,
+//! deletion, and the standalone push trigger.
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::{admin_actor, any_actor, with_app};
+use crate::app::App;
+use crate::auth::{self, Actor};
+use crate::commits::{self, CommitError};
+use crate::http::{ApiError, body, tag};
+use crate::repositories::{self, NewRepository, Repository, RepositoryError, Source};
+
+const BODY_LIMIT: u64 = 64 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRepository {
+    name: String,
+    git_url: Option<String>,
+    default_branch: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trigger {
+    sha: String,
+    branch: Option<String>,
+}
+
+pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
+    let create = warp::path!("v1" / "repositories")
+        .and(warp::post())
+        .and(admin_or_service(app.clone()))
+        .and(body::json::<CreateRepository>(BODY_LIMIT))
+        .and(with_app(app.clone()))
+        .then(create)
+        .map(tag("POST /v1/repositories"));
+    let show = warp::path!("v1" / "repositories" / String)
+        .and(warp::get())
+        .and(any_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(|name: String, _actor: Actor, app: App| async move {
+            match repository(&app, &name).await {
+                Ok(repo) => warp::reply::json(&repo).into_response(),
+                Err(e) => e.into_response(),
+            }
+        })
+        .map(tag("GET /v1/repositories/{name}"));
+    let regen = warp::path!("v1" / "repositories" / String / "settings" / "regen-token")
+        .and(warp::post())
+        .and(admin_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(|name: String, actor: Actor, app: App| async move {
+            let repo = match repository(&app, &name).await {
+                Ok(r) => r,
+                Err(e) => return e.into_response(),
+            };
+            match repositories::regenerate_token(&app.db, &repo, &actor.audit()).await {
+                Ok(token) => warp::reply::json(&json!({"new_token": token})).into_response(),
+                Err(e) => ApiError::internal("regenerating an upload token", e).into_response(),
+            }
+        })
+        .map(tag("POST /v1/repositories/{name}/settings/regen-token"));
+    let delete = warp::path!("v1" / "repositories" / String / "settings" / "delete")
+        .and(warp::post())
+        .or(warp::path!("v1" / "repositories" / String).and(warp::delete()))
+        .unify()
+        .and(admin_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(|name: String, actor: Actor, app: App| async move {
+            let repo = match repository(&app, &name).await {
+                Ok(r) => r,
+                Err(e) => return e.into_response(),
+            };
+            match repositories::enqueue_delete(&app, repo.id, &actor.audit()).await {
+                Ok(()) => StatusCode::ACCEPTED.into_response(),
+                Err(e) => ApiError::internal("queueing a repository deletion", e).into_response(),
+            }
+        })
+        .map(tag("DELETE /v1/repositories/{name}"));
+    let trigger = warp::path!("v1" / "repositories" / String / "commits")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(body::json::<Trigger>(BODY_LIMIT))
+        .and(with_app(app))
+        .then(trigger)
+        .map(tag("POST /v1/repositories/{name}/commits"));
+    create
+        .or(show)
+        .unify()
+        .or(regen)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(trigger)
+        .unify()
+        .boxed()
+}
+
+/// Registering repositories is for administrators and automation (service tokens).
+fn admin_or_service(app: App) -> impl Filter<Extract = (Actor,), Error = Rejection> + Clone {
+    any_actor(app).and_then(|actor: Actor| async move {
+        if actor.is_admin() || actor.is_service() {
+            Ok(actor)
+        } else {
+            Err(warp::reject::custom(ApiError::forbidden()))
+        }
+    })
+}
+
+async fn repository(app: &App, name: &str) -> Result<Repository, ApiError> {
+    repositories::find_by_name(&app.db, name)
+        .await
+        .map_err(|e| ApiError::internal("loading a repository", e))?
+        .ok_or_else(ApiError::not_found)
+}
+
+fn repository_error(e: RepositoryError) -> ApiError {
+    match e {
+        RepositoryError::AlreadyExists(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "repositories.already_exists",
+            e.to_string(),
+        ),
+        RepositoryError::InvalidName(_) => {
+            ApiError::bad_request("repositories.invalid_name", e.to_string())
+        }
+        RepositoryError::InvalidBranch(_) => {
+            ApiError::bad_request("repositories.invalid_branch", e.to_string())
+        }
+        RepositoryError::InvalidGitUrl(_) => {
+            ApiError::bad_request("repositories.invalid_git_url", e.to_string())
+        }
+        RepositoryError::Db(e) => ApiError::internal("creating a repository", e),
+    }
+}
+
+async fn create(actor: Actor, input: CreateRepository, app: App) -> Response {
+    let Some(git_url) = input.git_url else {
+        return ApiError::bad_request(
+            "repositories.missing_git_url",
+            "The parameter \"git_url\" is required to register a repository by git URL",
+        )
+        .into_response();
+    };
+    let new = NewRepository {
+        name: input.name.trim().to_string(),
+        description: input.description,
+        default_branch: input.default_branch.unwrap_or_else(|| "main".into()),
+        source: Source::GitUrl(git_url),
+    };
+    match repositories::create(&app.db, &new, &actor.audit()).await {
+        Ok((repo, token)) => {
+            let mut body = serde_json::to_value(&repo).unwrap_or_default();
+            body["token"] = token.into();
+            warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response()
+        }
+        Err(e) => repository_error(e).into_response(),
+    }
+}
+
+/// `POST /v1/repositories/{name}/commits`: a service token (`bearer cos_…`) or the repository's
+/// own upload token (`token crt_…`, as coverage uploads use) announces a pushed commit.
+async fn trigger(
+    name: String,
+    authorization: Option<String>,
+    input: Trigger,
+    app: App,
+) -> Response {
+    let repo = match authorize_trigger(&app, &name, authorization.as_deref()).await {
+        Ok(repo) => repo,
+        Err(e) => return e.into_response(),
+    };
+    match commits::register_push(&app, &repo, input.sha.trim(), input.branch.as_deref()).await {
+        Ok(registered) => {
+            warp::reply::with_status(warp::reply::json(&registered), StatusCode::ACCEPTED)
+                .into_response()
+        }
+        Err(e @ CommitError::InvalidSha(_)) => {
+            ApiError::bad_request("commits.invalid_sha", e.to_string()).into_response()
+        }
+        Err(e @ CommitError::InvalidBranch(_)) => {
+            ApiError::bad_request("commits.invalid_branch", e.to_string()).into_response()
+        }
+        Err(e) => ApiError::internal("registering a push", e).into_response(),
+    }
+}
+
+async fn authorize_trigger(
+    app: &App,
+    name: &str,
+    header: Option<&str>,
+) -> Result<Repository, ApiError> {
+    let header = header.ok_or_else(|| ApiError::from(auth::AuthError::NoAuthorization))?;
+    if let Some(token) = upload_token(header) {
+        let repo = repositories::find_by_upload_token(&app.db, token)
+            .await
+            .map_err(|e| ApiError::internal("checking an upload token", e))?
+            .ok_or_else(ApiError::forbidden)?;
+        // A repository token only speaks for its own repository.
+        return if repo.name.eq_ignore_ascii_case(name) {
+            Ok(repo)
+        } else {
+            Err(ApiError::not_found())
+        };
+    }
+    let actor = auth::authenticate(&app.db, Some(header)).await?;
+    if !actor.is_service() && !actor.is_admin() {
+        return Err(ApiError::forbidden());
+    }
+    repository(app, name).await
+}
+
+/// The token of a `token crt_…` header (scheme case-insensitive, last word), as the original's
+/// upload endpoint accepted it.
+pub fn upload_token(header: &str) -> Option<&str> {
+    let mut words = header.split_whitespace();
+    let scheme = words.next()?;
+    if !scheme.eq_ignore_ascii_case("token") {
+        return None;
+    }
+    words.last()
+}

@@ -1,0 +1,161 @@
+//! The ingestion job: fetch one commit, archive its tree into the blob store, record its
+//! metadata. Idempotent (a completed commit is left alone; blobs are overwritten atomically),
+//! and it always ends the commit in `completed` or `errored` with a reason.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::app::App;
+use crate::git::{GitError, Scratch};
+use crate::queue::{JobContext, JobError, JobHandler};
+use crate::repositories::{self, Repository};
+use crate::storage::BlobKey;
+
+pub const INGEST_JOB: &str = "commit.ingest";
+
+/// Budget for each git step; a server slower than this is treated as unreachable for this try.
+const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn archive_key(repository_id: i64, sha: &str) -> String {
+    format!("{repository_id}/{sha}.tar.zst")
+}
+
+pub fn shasum_key(repository_id: i64, sha: &str) -> String {
+    format!("{repository_id}/{sha}.shasum")
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    commit_id: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CommitRow {
+    repository_id: i64,
+    sha: String,
+    ingest_status: String,
+}
+
+pub struct Ingest(pub App);
+
+#[async_trait::async_trait]
+impl JobHandler for Ingest {
+    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
+        let app = &self.0;
+        let Payload { commit_id } = job.payload_as()?;
+        let row: Option<CommitRow> = sqlx::query_as(
+            "SELECT repository_id, sha::text AS sha, ingest_status FROM commits WHERE id = $1",
+        )
+        .bind(commit_id)
+        .fetch_optional(&app.db)
+        .await
+        .map_err(JobError::retry)?;
+        // The repository (and its commits) may have been deleted since: nothing left to do.
+        let Some(row) = row else { return Ok(()) };
+        if row.ingest_status == "completed" {
+            return Ok(());
+        }
+        let Some(repository) = repositories::find(&app.db, row.repository_id)
+            .await
+            .map_err(JobError::retry)?
+        else {
+            return Ok(());
+        };
+        set_status(app, commit_id, "in_progress", None).await?;
+        match ingest(app, &repository, commit_id, &row.sha).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() && !job.is_last_attempt() => {
+                set_status(app, commit_id, "queued", Some(&e.to_string())).await?;
+                Err(JobError::Retry(e.to_string()))
+            }
+            Err(e) => {
+                // Final: say why on the commit, and acknowledge the job.
+                let reason = if e.is_transient() {
+                    format!("gave up after {} attempts: {e}", job.attempt)
+                } else {
+                    e.to_string()
+                };
+                tracing::warn!(commit_id, sha = %row.sha, %reason, "commit ingestion failed");
+                set_status(app, commit_id, "errored", Some(&reason)).await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn set_status(
+    app: &App,
+    commit_id: i64,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), JobError> {
+    sqlx::query("UPDATE commits SET ingest_status = $2, ingest_error = $3 WHERE id = $1")
+        .bind(commit_id)
+        .bind(status)
+        .bind(error)
+        .execute(&app.db)
+        .await
+        .map_err(JobError::retry)?;
+    Ok(())
+}
+
+/// Where to fetch from and with which credentials.
+async fn remote(
+    _app: &App,
+    repository: &Repository,
+) -> Result<(String, Vec<(String, String)>), GitError> {
+    match &repository.git_url {
+        Some(url) => Ok((url.clone(), Vec::new())),
+        None => Err(GitError::Io(format!(
+            "repository `{}` has no git URL and GitHub mode is not configured",
+            repository.name
+        ))),
+    }
+}
+
+async fn ingest(
+    app: &App,
+    repository: &Repository,
+    commit_id: i64,
+    sha: &str,
+) -> Result<(), GitError> {
+    let scratch = Scratch::new(GIT_TIMEOUT).await?;
+    let (url, auth_env) = remote(app, repository).await?;
+    scratch.fetch(&url, sha, &auth_env, GIT_TIMEOUT).await?;
+    let info = scratch.commit_info(sha, GIT_TIMEOUT).await?;
+    let archive_path = scratch.scratch_file("archive.tar.zst");
+    let archive = scratch.archive(sha, &archive_path, GIT_TIMEOUT).await?;
+    let storage_error =
+        |e: crate::storage::StorageError| GitError::Io(format!("storing the archive: {e}"));
+    let key = BlobKey::new(&archive_key(repository.id, sha)).map_err(storage_error)?;
+    app.storage
+        .put_file(&key, &archive_path)
+        .await
+        .map_err(storage_error)?;
+    // The sidecar goes last: its presence means the archive is complete.
+    let sidecar = BlobKey::new(&shasum_key(repository.id, sha)).map_err(storage_error)?;
+    app.storage
+        .put(&sidecar, Bytes::from(format!("sha256:{}", archive.sha256)))
+        .await
+        .map_err(storage_error)?;
+    sqlx::query(
+        "UPDATE commits SET author_name = $2, author_email = $3, message = $4, committed_at = $5, \
+         archive_size = $6, archive_sha256 = $7, ingest_status = 'completed', ingest_error = NULL, \
+         user_id = COALESCE(user_id, (SELECT user_id FROM user_emails WHERE email = $3::citext)) \
+         WHERE id = $1",
+    )
+    .bind(commit_id)
+    .bind(&info.author_name)
+    .bind(&info.author_email)
+    .bind(&info.message)
+    .bind(info.committed_at)
+    .bind(archive.size as i64)
+    .bind(&archive.sha256)
+    .execute(&app.db)
+    .await
+    .map_err(|e| GitError::Io(format!("recording the commit: {e}")))?;
+    tracing::info!(repository = %repository.name, sha, size = archive.size, "commit ingested");
+    Ok(())
+}

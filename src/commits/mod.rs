@@ -1,0 +1,132 @@
+//! Commits: a push registers the commit and moves its branch; the ingestion job then fetches
+//! exactly that commit and stores its tree as `<repository id>/<sha>.tar.zst` with the SHA-256
+//! sidecar `<repository id>/<sha>.shasum` (written after the archive, so a sidecar always means a
+//! complete archive), and records its metadata.
+
+mod ingest;
+
+pub use ingest::{INGEST_JOB, Ingest, archive_key, shasum_key};
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::app::App;
+use crate::repositories::Repository;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("`{0}` is not a full commit sha (40 or 64 hexadecimal characters)")]
+    InvalidSha(String),
+    #[error("`{0}` is not a valid branch name")]
+    InvalidBranch(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("could not queue the ingestion: {0}")]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// What registering a push did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Registered {
+    pub commit_id: i64,
+    pub sha: String,
+    /// False when the commit was already known (a repeat, or a push of it to another branch).
+    pub new: bool,
+    pub branch: Option<String>,
+}
+
+/// Records a pushed commit (idempotent), points `branch` at it, and queues its ingestion.
+pub async fn register_push(
+    app: &App,
+    repository: &Repository,
+    sha: &str,
+    branch: Option<&str>,
+) -> Result<Registered, CommitError> {
+    if !crate::git::is_full_sha(sha) {
+        return Err(CommitError::InvalidSha(sha.to_string()));
+    }
+    if let Some(b) = branch
+        && !crate::repositories::valid_branch_name(b)
+    {
+        return Err(CommitError::InvalidBranch(b.to_string()));
+    }
+    let sha = sha.to_ascii_lowercase();
+    let mut tx = app.db.begin().await?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO commits (repository_id, sha, author_name, author_email, message) \
+         VALUES ($1, $2, '', '', '') ON CONFLICT (repository_id, sha) DO NOTHING RETURNING id",
+    )
+    .bind(repository.id)
+    .bind(&sha)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (commit_id, new) = match inserted {
+        Some(id) => (id, true),
+        None => (
+            sqlx::query_scalar(
+                "SELECT id FROM commits WHERE repository_id = $1 AND sha = $2::citext",
+            )
+            .bind(repository.id)
+            .bind(&sha)
+            .fetch_one(&mut *tx)
+            .await?,
+            false,
+        ),
+    };
+    if let Some(branch) = branch {
+        sqlx::query(
+            "INSERT INTO branches (repository_id, name, head_commit_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, name) DO UPDATE SET head_commit_id = EXCLUDED.head_commit_id",
+        )
+        .bind(repository.id)
+        .bind(branch)
+        .bind(commit_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    if new || !is_ingested(&app.db, commit_id).await? {
+        app.queue
+            .enqueue_unique(
+                INGEST_JOB,
+                json!({"commit_id": commit_id}),
+                &format!("ingest:{commit_id}"),
+                std::time::Duration::from_secs(30),
+            )
+            .await?;
+    }
+    Ok(Registered {
+        commit_id,
+        sha,
+        new,
+        branch: branch.map(str::to_string),
+    })
+}
+
+/// A branch was deleted on the remote: forget the branch (its history goes with it); the commits
+/// stay, other branches may point at them.
+pub async fn delete_branch(
+    pool: &PgPool,
+    repository_id: i64,
+    branch: &str,
+) -> Result<bool, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM branches WHERE repository_id = $1 AND name = $2::citext")
+            .bind(repository_id)
+            .bind(branch)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+async fn is_ingested(pool: &PgPool, commit_id: i64) -> Result<bool, sqlx::Error> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT ingest_status FROM commits WHERE id = $1")
+            .bind(commit_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(status.as_deref() == Some("completed"))
+}
