@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::github::GitHub;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
@@ -22,6 +23,8 @@ pub struct App {
     pub storage: Arc<dyn BlobStore>,
     pub queue: Queue,
     pub metrics: Arc<Metrics>,
+    /// The GitHub App client; None in standalone mode.
+    pub github: Option<GitHub>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum AppError {
     Kv(#[from] crate::kv::KvError),
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    #[error("GitHub: {0}")]
+    GitHub(#[from] crate::github::GithubError),
 }
 
 impl App {
@@ -42,13 +47,16 @@ impl App {
         let kv = Kv::connect(&config.redis)?;
         let storage = storage::open(&config.storage).await?;
         let queue = Queue::new(kv.clone(), MAIN_QUEUE, config.queue.clone());
+        let metrics = Arc::new(Metrics::new());
+        let github = GitHub::from_config(&config.github, kv.clone(), metrics.clone())?;
         Ok(App {
             config: Arc::new(config),
             db,
             kv,
             storage,
             queue,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            github,
         })
     }
 }

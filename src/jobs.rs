@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::metrics::QueueLabels;
 use crate::queue::Registry;
-use crate::{commits, repositories};
+use crate::{commits, permissions, repositories, statuses, webhooks};
 
 /// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
 pub fn registry(app: &App) -> Registry {
@@ -14,6 +14,26 @@ pub fn registry(app: &App) -> Registry {
         .with(
             repositories::DELETE_JOB,
             Arc::new(repositories::DeleteRepository(app.clone())),
+        )
+        .with(
+            statuses::POST_JOB,
+            Arc::new(statuses::PostStatus(app.clone())),
+        )
+        .with(
+            repositories::INITIALIZE_JOB,
+            Arc::new(repositories::Initialize(app.clone())),
+        )
+        .with(
+            webhooks::ANNOUNCE_JOB,
+            Arc::new(webhooks::AnnounceStatuses(app.clone())),
+        )
+        .with(
+            permissions::SYNC_REPOSITORY_JOB,
+            Arc::new(permissions::SyncRepository(app.clone())),
+        )
+        .with(
+            permissions::SYNC_ALL_JOB,
+            Arc::new(permissions::SyncAll(app.clone())),
         )
 }
 

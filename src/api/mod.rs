@@ -3,6 +3,7 @@
 
 mod admin;
 mod filters;
+mod github;
 mod health;
 mod me;
 mod repositories;
@@ -23,7 +24,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(admin::routes(app.clone()))
         .unify()
-        .or(repositories::routes(app))
+        .or(repositories::routes(app.clone()))
+        .unify()
+        .or(github::routes(app))
         .unify()
         .recover(recover)
         .unify()

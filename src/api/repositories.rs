@@ -141,27 +141,72 @@ fn repository_error(e: RepositoryError) -> ApiError {
 }
 
 async fn create(actor: Actor, input: CreateRepository, app: App) -> Response {
-    let Some(git_url) = input.git_url else {
-        return ApiError::bad_request(
-            "repositories.missing_git_url",
-            "The parameter \"git_url\" is required to register a repository by git URL",
-        )
-        .into_response();
-    };
-    let new = NewRepository {
-        name: input.name.trim().to_string(),
-        description: input.description,
-        default_branch: input.default_branch.unwrap_or_else(|| "main".into()),
-        source: Source::GitUrl(git_url),
-    };
-    match repositories::create(&app.db, &new, &actor.audit()).await {
+    match create_repository(&actor, input, &app).await {
         Ok((repo, token)) => {
             let mut body = serde_json::to_value(&repo).unwrap_or_default();
             body["token"] = token.into();
             warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response()
         }
-        Err(e) => repository_error(e).into_response(),
+        Err(e) => e.into_response(),
     }
+}
+
+/// By git URL (standalone), or from the GitHub App's organisation by name.
+async fn create_repository(
+    actor: &Actor,
+    input: CreateRepository,
+    app: &App,
+) -> Result<(Repository, String), ApiError> {
+    let name = input.name.trim().to_string();
+    let new = match (input.git_url, &app.github) {
+        (Some(git_url), _) => NewRepository {
+            name,
+            description: input.description,
+            default_branch: input.default_branch.unwrap_or_else(|| "main".into()),
+            source: Source::GitUrl(git_url),
+        },
+        (None, Some(github)) => {
+            let found = github.repository(&name).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "github.unavailable",
+                    format!("GitHub: {e}"),
+                )
+            })?;
+            let Some(gh) = found else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "repositories.not_on_github",
+                    "Repository could not be found on GitHub. Check spelling and try again.",
+                ));
+            };
+            NewRepository {
+                name: gh.name,
+                description: gh.description,
+                default_branch: gh.default_branch,
+                source: Source::GitHub { github_id: gh.id },
+            }
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "repositories.missing_git_url",
+                "The parameter \"git_url\" is required to register a repository by git URL",
+            ));
+        }
+    };
+    let (repo, token) = repositories::create(&app.db, &new, &actor.audit())
+        .await
+        .map_err(repository_error)?;
+    if repo.github_id.is_some() {
+        let initial = async {
+            crate::permissions::enqueue_sync_repository(app, repo.id).await?;
+            crate::repositories::enqueue_initialize(app, repo.id).await
+        };
+        if let Err(e) = initial.await {
+            tracing::warn!(error = %e, repository = %repo.name, "could not queue the first sync");
+        }
+    }
+    Ok((repo, token))
 }
 
 /// `POST /v1/repositories/{name}/commits`: a service token (`bearer cos_…`) or the repository's

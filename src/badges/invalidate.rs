@@ -48,9 +48,15 @@ static LOCAL: LazyLock<Mutex<HashMap<String, Vec<Weak<BadgeCache>>>>> =
 
 pub(super) fn register_local(channel: &str, cache: &Arc<BadgeCache>) {
     let mut local = LOCAL.lock().unwrap_or_else(|e| e.into_inner());
-    let caches = local.entry(channel.to_string()).or_default();
-    caches.retain(|w| w.strong_count() > 0);
-    caches.push(Arc::downgrade(cache));
+    // Forget stopped badgers (tests start many in one process).
+    local.retain(|_, caches| {
+        caches.retain(|w| w.strong_count() > 0);
+        !caches.is_empty()
+    });
+    local
+        .entry(channel.to_string())
+        .or_default()
+        .push(Arc::downgrade(cache));
 }
 
 fn drop_locally(channel: &str, message: &Message) {

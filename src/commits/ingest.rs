@@ -103,16 +103,24 @@ async fn set_status(
 
 /// Where to fetch from and with which credentials.
 async fn remote(
-    _app: &App,
+    app: &App,
     repository: &Repository,
 ) -> Result<(String, Vec<(String, String)>), GitError> {
-    match &repository.git_url {
-        Some(url) => Ok((url.clone(), Vec::new())),
-        None => Err(GitError::Io(format!(
+    if let Some(url) = &repository.git_url {
+        return Ok((url.clone(), Vec::new()));
+    }
+    let Some(github) = &app.github else {
+        return Err(GitError::Io(format!(
             "repository `{}` has no git URL and GitHub mode is not configured",
             repository.name
-        ))),
-    }
+        )));
+    };
+    // A token that cannot be had now (GitHub down) is worth retrying: report it as unreachable.
+    let env = github
+        .git_auth_env()
+        .await
+        .map_err(|e| GitError::Unreachable(format!("installation token: {e}")))?;
+    Ok((github.clone_url(&repository.name), env))
 }
 
 async fn ingest(
@@ -157,5 +165,9 @@ async fn ingest(
     .await
     .map_err(|e| GitError::Io(format!("recording the commit: {e}")))?;
     tracing::info!(repository = %repository.name, sha, size = archive.size, "commit ingested");
+    let manifest = scratch.read_file(sha, ".cocov.yaml", GIT_TIMEOUT).await?;
+    crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
+        .await
+        .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;
     Ok(())
 }

@@ -66,8 +66,19 @@ mod tests {
         c.security.cryptographic_key = "ab".repeat(32);
         c.storage.s3.secret_access_key = "s3cr3t".into();
         c.redis.url = "redis://:redispw@127.0.0.1:6379".into();
+        c.github.app_private_key = "LS0tLS1CRUdJTiBSU0Eg".into();
+        c.github.oauth_client_secret = "oauthpw".into();
+        c.github.webhook_secret_key = "hookpw".into();
         let out = render_masked(&c);
-        for secret in ["hunter2", "s3cr3t", "redispw", &"ab".repeat(32)] {
+        for secret in [
+            "hunter2",
+            "s3cr3t",
+            "redispw",
+            &"ab".repeat(32),
+            "LS0tLS1CRUdJTiBSU0Eg",
+            "oauthpw",
+            "hookpw",
+        ] {
             assert!(!out.contains(secret), "{secret} leaked:\n{out}");
         }
         assert!(out.contains("postgres://cocov:********@db/cocov"));

@@ -539,6 +539,131 @@ mod tests {
         assert_eq!(leaves(&written).len(), leaves(&defaults).len());
     }
 
+    fn test_app_key_base64() -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(include_str!("../../tests/fixtures/github/app-key.pem"))
+    }
+
+    #[test]
+    fn github_settings_from_the_original_environment_names() {
+        let key = test_app_key_base64();
+        let c = load_from_env(&env_of(&[
+            ("COCOV_GITHUB_ORG_NAME", "acme"),
+            ("COCOV_GITHUB_APP_ID", "31337"),
+            ("COCOV_GITHUB_APP_PRIVATE_KEY", &key),
+            ("COCOV_GITHUB_APP_INSTALLATION_ID", "4242"),
+            ("COCOV_GITHUB_OAUTH_CLIENT_ID", "Iv1.abc"),
+            ("COCOV_GITHUB_OAUTH_CLIENT_SECRET", "oauth-secret"),
+            ("COCOV_GITHUB_WEBHOOK_SECRET_KEY", "hook-secret"),
+            ("COCOV_ALLOW_OUTSIDE_COLLABORATORS", "FALSE"),
+            ("COCOV_GITHUB_API_URL", "https://ghe.example.com/api/v3"),
+        ]))
+        .unwrap();
+        let g = &c.github;
+        assert!(g.enabled());
+        assert_eq!(
+            (
+                g.org_name.as_str(),
+                g.app_id.as_str(),
+                g.app_installation_id.as_str()
+            ),
+            ("acme", "31337", "4242")
+        );
+        assert_eq!(g.oauth_client_secret, "oauth-secret");
+        assert_eq!(g.webhook_secret_key, "hook-secret");
+        assert!(!g.allow_outside_collaborators);
+        assert_eq!(g.effective_git_base_url(), "https://ghe.example.com");
+    }
+
+    #[test]
+    fn github_mode_is_off_by_default_and_git_url_derives() {
+        let c = load_from_env(&env_of(&[])).unwrap();
+        assert!(!c.github.enabled());
+        assert!(c.github.allow_outside_collaborators);
+        assert_eq!(c.github.effective_git_base_url(), "https://github.com");
+        let mut g = c.github.clone();
+        g.api_url = "http://127.0.0.1:8080".into();
+        assert_eq!(g.effective_git_base_url(), "http://127.0.0.1:8080");
+        g.git_base_url = "https://git.internal/".into();
+        assert_eq!(g.effective_git_base_url(), "https://git.internal");
+    }
+
+    #[test]
+    fn github_mode_requires_its_settings() {
+        let key = test_app_key_base64();
+        let complete = [
+            ("COCOV_GITHUB_APP_ID", "31337"),
+            ("COCOV_GITHUB_ORG_NAME", "acme"),
+            ("COCOV_GITHUB_APP_PRIVATE_KEY", key.as_str()),
+            ("COCOV_GITHUB_APP_INSTALLATION_ID", "4242"),
+            ("COCOV_GITHUB_WEBHOOK_SECRET_KEY", "hook-secret"),
+        ];
+        assert!(load_from_env(&env_of(&complete)).is_ok());
+        for (var, key) in [
+            ("COCOV_GITHUB_ORG_NAME", "github.org_name"),
+            ("COCOV_GITHUB_APP_PRIVATE_KEY", "github.app_private_key"),
+            (
+                "COCOV_GITHUB_APP_INSTALLATION_ID",
+                "github.app_installation_id",
+            ),
+            (
+                "COCOV_GITHUB_WEBHOOK_SECRET_KEY",
+                "github.webhook_secret_key",
+            ),
+        ] {
+            let without: Vec<(&str, &str)> = complete
+                .iter()
+                .copied()
+                .filter(|(v, _)| *v != var)
+                .collect();
+            let e = load_from_env(&env_of(&without)).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert!(e.to_string().contains(&format!("key `{key}`")), "{e}");
+        }
+        let without_secret: Vec<(&str, &str)> = complete[..4].to_vec();
+        let e = load_from_env(&env_of(&without_secret)).unwrap_err();
+        assert!(
+            e.message
+                .contains("GitHub mode refuses to start without a webhook secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn github_private_key_must_be_base64_of_an_rsa_pem() {
+        let with_key = |key: &str| {
+            load_from_env(&env_of(&[
+                ("COCOV_GITHUB_APP_ID", "31337"),
+                ("COCOV_GITHUB_ORG_NAME", "acme"),
+                ("COCOV_GITHUB_APP_PRIVATE_KEY", key),
+                ("COCOV_GITHUB_APP_INSTALLATION_ID", "4242"),
+                ("COCOV_GITHUB_WEBHOOK_SECRET_KEY", "hook-secret"),
+            ]))
+        };
+        let raw_pem = include_str!("../../tests/fixtures/github/app-key.pem");
+        for (bad, says) in [
+            (raw_pem, "base64 of it"),
+            ("%%%", "not valid base64"),
+            ("aGVsbG8=", "PEM RSA private key"),
+        ] {
+            let e = with_key(bad).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("github.app_private_key"));
+            assert_eq!(
+                e.source,
+                Some(ConfigSource::Env {
+                    var: "COCOV_GITHUB_APP_PRIVATE_KEY".into()
+                })
+            );
+            assert!(e.message.contains(says), "{e}");
+        }
+        // A public key is not a private key.
+        use base64::Engine;
+        let public = base64::engine::general_purpose::STANDARD
+            .encode(include_str!("../../tests/fixtures/github/app-key.pub.pem"));
+        assert!(with_key(&public).is_err());
+    }
+
     #[test]
     fn missing_explicit_file_is_an_error() {
         let e = load(Some(Path::new("/nonexistent/cocov.toml"))).unwrap_err();

@@ -20,6 +20,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub security: SecurityConfig,
     pub queue: QueueConfig,
+    pub statuses: StatusesConfig,
     pub github: GithubConfig,
 }
 
@@ -346,6 +347,21 @@ impl GithubConfig {
             Ok(api) if api.host_str() == Some("api.github.com") => "https://github.com".into(),
             Ok(api) => api.origin().ascii_serialization(),
             Err(_) => "https://github.com".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusesConfig {
+    /// A pending commit status with no result after this long ends in `error` with a reason.
+    pub pending_deadline_seconds: u64,
+}
+
+impl Default for StatusesConfig {
+    fn default() -> Self {
+        StatusesConfig {
+            pending_deadline_seconds: 30 * 60,
         }
     }
 }

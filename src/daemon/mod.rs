@@ -111,6 +111,10 @@ pub async fn start(
     }
 
     if config.server.has_role(Role::Worker) {
+        tasks.push(tokio::spawn(sweep_deadlines(
+            app.clone(),
+            shutdown_rx.clone(),
+        )));
         let registry = crate::jobs::registry(&app);
         let consumer = crate::queue::Consumer::new(app.queue.clone(), registry);
         let rx = shutdown_rx.clone();
@@ -218,4 +222,18 @@ async fn wait_for_signal() {
 /// Refreshes the queue gauges just before a scrape.
 pub async fn refresh_queue_metrics(app: &App) {
     crate::jobs::refresh_metrics(app).await;
+}
+
+/// Ends whatever passed its deadline (pending statuses, and later check sets and coverage), so
+/// nothing stays pending even when the component that should have finished it died.
+async fn sweep_deadlines(app: App, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = crate::statuses::sweep_expired(&app).await {
+            tracing::warn!(error = %e, "deadline sweep failed; will retry");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(crate::statuses::sweep_interval(&app)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }

@@ -181,7 +181,7 @@ impl Http {
                         rate_limit_waited += wait;
                         continue;
                     }
-                    if !response.status.is_server_error() {
+                    if true {
                         self.count(operation, outcome_of(response.status));
                         return Ok(response);
                     }
@@ -460,6 +460,29 @@ mod tests {
                 .saturating_mul(1 << attempt.min(16))
                 .min(BACKOFF_MAX);
             assert!(d <= cap && d >= cap / 2, "attempt {attempt}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn urls_stay_on_the_configured_api() {
+        let config = GithubConfig {
+            api_url: "https://ghe.example.com/api/v3/".into(),
+            ..Default::default()
+        };
+        let http = Http::new(&config, Arc::new(Metrics::new())).unwrap();
+        let url = http.url(&["repos", "acme", "my repo", "contents", "a#b?.yml"]);
+        assert_eq!(
+            url.as_str(),
+            "https://ghe.example.com/api/v3/repos/acme/my%20repo/contents/a%23b%3F.yml"
+        );
+        let ok = Url::parse("https://ghe.example.com/api/v3/orgs/acme/repos?page=2").unwrap();
+        assert!(http.is_api_url(&ok));
+        for bad in [
+            "https://evil.example.com/api/v3/orgs/acme/repos?page=2",
+            "http://ghe.example.com/api/v3/orgs/acme/repos?page=2",
+            "https://ghe.example.com/other/orgs/acme/repos?page=2",
+        ] {
+            assert!(!http.is_api_url(&Url::parse(bad).unwrap()), "{bad}");
         }
     }
 

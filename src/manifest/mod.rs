@@ -135,7 +135,8 @@ impl Manifest {
         &self.exclude
     }
 
-    /// The checks to run, with `defaults.checks` merged in (see [`merge`]).
+    /// The checks to run, with `defaults.checks` merged in: envs per name and mounts per
+    /// destination, the check's own winning, the other default mounts appended.
     pub fn effective_checks(&self) -> Vec<CheckSpec> {
         self.checks
             .iter()

@@ -5,7 +5,7 @@
 //! schema order. Mount source and duplicate-destination errors are remembered and raised only
 //! once the whole schema has passed, so that their kinds rank as in the original.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::error::{ManifestError, ManifestErrorKind};
 use super::exclude::ExcludeMatcher;
@@ -239,7 +239,7 @@ impl Validator {
     fn mounts(&mut self, node: &Node, path: &str, place: &str) -> Result<Vec<Mount>> {
         let items = expect_seq(node, path)?;
         let mut mounts = Vec::with_capacity(items.len());
-        let mut destinations: HashMap<String, usize> = HashMap::new();
+        let mut destinations = HashSet::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("{path}.{i}");
             let entries = expect_map(item, &path)?;
@@ -278,10 +278,7 @@ impl Validator {
                     ),
                 ));
             }
-            if destinations
-                .insert(destination_key(destination), i)
-                .is_some()
-            {
+            if !destinations.insert(destination_key(destination)) {
                 self.defer(error_at(
                     ManifestErrorKind::DuplicatedMountDestination,
                     destination_node,

@@ -3,9 +3,11 @@
 //! renaming one orphans nothing.
 
 mod delete;
+mod initialize;
 mod model;
 
 pub use delete::{DELETE_JOB, DeleteRepository, delete_repository_data, enqueue_delete};
+pub use initialize::{INITIALIZE_JOB, Initialize, enqueue_initialize};
 pub use model::{
     NewRepository, Repository, RepositoryError, Source, valid_branch as valid_branch_name,
 };
@@ -80,6 +82,39 @@ pub async fn list(pool: &PgPool) -> Result<Vec<Repository>, sqlx::Error> {
     )))
     .fetch_all(pool)
     .await
+}
+
+pub async fn find_by_github_id(
+    pool: &PgPool,
+    github_id: i64,
+) -> Result<Option<Repository>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM repositories WHERE github_id = $1"
+    )))
+    .bind(github_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Applies a rename, description or default-branch change made on GitHub. Blobs are keyed by
+/// id, so a rename moves nothing.
+pub async fn update_from_github(
+    pool: &PgPool,
+    id: i64,
+    name: &str,
+    default_branch: &str,
+    description: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE repositories SET name = $2, default_branch = $3, description = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(default_branch)
+    .bind(description)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// The repository an upload token belongs to.

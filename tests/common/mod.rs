@@ -3,6 +3,8 @@
 //! the daemon itself.
 #![allow(dead_code)]
 
+pub mod fake_github;
+pub mod git_server;
 pub mod s3_servers;
 
 use std::time::Duration;

@@ -1,0 +1,146 @@
+//! Who may see what, in GitHub mode: each user's level per repository (user, maintainer,
+//! admin) from GitHub's collaborator permissions, kept in `repository_members` by GitHub user id
+//! so it is known before the user ever logs in. Resynced on membership events, on repository
+//! changes and by `cocov admin sync-permissions`.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use crate::app::App;
+use crate::github::permission_level;
+use crate::queue::{JobContext, JobError, JobHandler};
+
+pub const SYNC_REPOSITORY_JOB: &str = "permissions.sync_repository";
+pub const SYNC_ALL_JOB: &str = "permissions.sync_all";
+
+pub async fn enqueue_sync_repository(app: &App, repository_id: i64) -> Result<(), anyhow::Error> {
+    app.queue
+        .enqueue_unique(
+            SYNC_REPOSITORY_JOB,
+            json!({"repository_id": repository_id}),
+            &format!("permissions:{repository_id}"),
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn enqueue_sync_all(app: &App) -> Result<(), anyhow::Error> {
+    app.queue
+        .enqueue_unique(
+            SYNC_ALL_JOB,
+            json!({}),
+            "permissions:all",
+            std::time::Duration::from_secs(5),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Replaces a repository's members with its current GitHub collaborators; returns how many.
+pub async fn sync_repository(app: &App, repository_id: i64) -> Result<usize, anyhow::Error> {
+    let Some(github) = &app.github else {
+        return Ok(0);
+    };
+    let Some(repo) = crate::repositories::find(&app.db, repository_id).await? else {
+        return Ok(0);
+    };
+    if repo.github_id.is_none() {
+        return Ok(0);
+    }
+    let mut collaborators = github.collaborators(&repo.name).await?;
+    if !app.config.github.allow_outside_collaborators {
+        let outside: HashSet<i64> = github
+            .outside_collaborators()
+            .await?
+            .into_iter()
+            .map(|u| u.id)
+            .collect();
+        collaborators.retain(|c| !outside.contains(&c.id));
+    }
+    let levels: HashMap<i64, &'static str> = collaborators
+        .iter()
+        .map(|c| (c.id, permission_level(&c.permissions)))
+        .collect();
+    let mut tx = app.db.begin().await?;
+    let ids: Vec<i64> = levels.keys().copied().collect();
+    sqlx::query(
+        "DELETE FROM repository_members WHERE repository_id = $1 AND github_member_id IS NOT NULL \
+         AND NOT (github_member_id = ANY($2))",
+    )
+    .bind(repository_id)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    for (github_id, level) in &levels {
+        sqlx::query(
+            "INSERT INTO repository_members (repository_id, github_member_id, level) VALUES ($1, $2, $3) \
+             ON CONFLICT (repository_id, github_member_id) DO UPDATE SET level = EXCLUDED.level",
+        )
+        .bind(repository_id)
+        .bind(github_id)
+        .bind(level)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(levels.len())
+}
+
+/// A user removed from the organisation loses every token and session at once, and every
+/// membership.
+pub async fn remove_org_member(app: &App, github_user_id: i64) -> Result<u64, anyhow::Error> {
+    let mut tx = app.db.begin().await?;
+    let revoked = sqlx::query(
+        "DELETE FROM user_tokens WHERE user_id IN (SELECT id FROM users WHERE github_id = $1)",
+    )
+    .bind(github_user_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("DELETE FROM repository_members WHERE github_member_id = $1")
+        .bind(github_user_id)
+        .execute(&mut *tx)
+        .await?;
+    crate::audit::record(
+        &mut *tx,
+        &crate::audit::AuditActor::system(),
+        "user.removed_from_organization",
+        &format!("github_user:{github_user_id}"),
+        json!({"tokens_revoked": revoked}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+pub struct SyncRepository(pub App);
+
+#[async_trait::async_trait]
+impl JobHandler for SyncRepository {
+    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
+        let id = job.payload["repository_id"]
+            .as_i64()
+            .ok_or_else(|| JobError::permanent("no repository_id"))?;
+        sync_repository(&self.0, id).await?;
+        Ok(())
+    }
+}
+
+pub struct SyncAll(pub App);
+
+#[async_trait::async_trait]
+impl JobHandler for SyncAll {
+    async fn handle(&self, _job: &JobContext) -> Result<(), JobError> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM repositories WHERE github_id IS NOT NULL")
+                .fetch_all(&self.0.db)
+                .await
+                .map_err(JobError::retry)?;
+        for id in ids {
+            enqueue_sync_repository(&self.0, id).await?;
+        }
+        Ok(())
+    }
+}

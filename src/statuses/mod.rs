@@ -1,0 +1,210 @@
+//! Commit statuses: the `cocov` (checks) and `cocov/coverage` (gate) contexts. The desired state
+//! is recorded in PostgreSQL and posted to GitHub by a retrying job; every pending status has a
+//! deadline after which the sweeper ends it with a reason, so nothing stays pending.
+
+mod post;
+mod sweep;
+
+pub use post::{POST_JOB, PostStatus};
+pub use sweep::sweep_expired;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::manifest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Context {
+    /// `cocov`: the checks of the commit.
+    Checks,
+    /// `cocov/coverage`: the coverage gate.
+    Coverage,
+}
+
+impl Context {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Context::Checks => "cocov",
+            Context::Coverage => "cocov/coverage",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Context> {
+        match s {
+            "cocov" => Some(Context::Checks),
+            "cocov/coverage" => Some(Context::Coverage),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Success => "success",
+            State::Failure => "failure",
+            State::Error => "error",
+        }
+    }
+}
+
+/// GitHub limits descriptions to 140 characters.
+fn clamp(description: &str) -> String {
+    manifest::truncate_status(description)
+}
+
+/// Whether `set` replaces an existing state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Replace,
+    /// Only when the context has no state yet: announcements never clobber a result.
+    IfAbsent,
+}
+
+/// Records the state a context should show and queues its posting. Setting the same state and
+/// description again changes nothing.
+pub async fn set(
+    app: &App,
+    commit_id: i64,
+    context: Context,
+    state: State,
+    description: &str,
+    target_url: Option<&str>,
+) -> Result<(), anyhow::Error> {
+    write(
+        app,
+        commit_id,
+        context,
+        state,
+        description,
+        target_url,
+        Write::Replace,
+    )
+    .await
+}
+
+async fn write(
+    app: &App,
+    commit_id: i64,
+    context: Context,
+    state: State,
+    description: &str,
+    target_url: Option<&str>,
+    mode: Write,
+) -> Result<(), anyhow::Error> {
+    let deadline =
+        (state == State::Pending).then(|| app.config.statuses.pending_deadline_seconds as f64);
+    let on_conflict = match mode {
+        Write::IfAbsent => "DO NOTHING",
+        Write::Replace => {
+            "DO UPDATE SET state = EXCLUDED.state, description = EXCLUDED.description, \
+             target_url = EXCLUDED.target_url, deadline_at = EXCLUDED.deadline_at, \
+             version = commit_statuses.version + 1 \
+             WHERE (commit_statuses.state, commit_statuses.description, commit_statuses.target_url) \
+             IS DISTINCT FROM (EXCLUDED.state, EXCLUDED.description, EXCLUDED.target_url)"
+        }
+    };
+    let sql = format!(
+        "INSERT INTO commit_statuses (commit_id, context, state, description, target_url, deadline_at) \
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6)) \
+         ON CONFLICT (commit_id, context) {on_conflict} RETURNING version"
+    );
+    let version: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(commit_id)
+        .bind(context.as_str())
+        .bind(state.as_str())
+        .bind(clamp(description))
+        .bind(target_url)
+        .bind(deadline)
+        .fetch_optional(&app.db)
+        .await?;
+    if version.is_some() {
+        app.queue
+            .enqueue(
+                POST_JOB,
+                json!({"commit_id": commit_id, "context": context.as_str()}),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The pending statuses a commit's manifest calls for: `cocov` when it names checks (or an
+/// error naming the problem when it is invalid), `cocov/coverage` when it sets a gate. No
+/// manifest: nothing, as in the original.
+pub async fn announce_from_manifest(
+    app: &App,
+    commit_id: i64,
+    manifest_text: Option<&[u8]>,
+) -> Result<(), anyhow::Error> {
+    let Some(bytes) = manifest_text else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(bytes);
+    match manifest::parse(&text) {
+        Ok(m) => {
+            let (state, text) = if m.checks.is_empty() {
+                (State::Success, "Looking good!")
+            } else {
+                (State::Pending, "Checks are running...")
+            };
+            write(
+                app,
+                commit_id,
+                Context::Checks,
+                state,
+                text,
+                None,
+                Write::IfAbsent,
+            )
+            .await?;
+            if m.min_percent().is_some() {
+                let text = "Waiting for coverage...";
+                write(
+                    app,
+                    commit_id,
+                    Context::Coverage,
+                    State::Pending,
+                    text,
+                    None,
+                    Write::IfAbsent,
+                )
+                .await?;
+            }
+        }
+        Err(e) => {
+            let text = e.status_description_with_location();
+            write(
+                app,
+                commit_id,
+                Context::Checks,
+                State::Error,
+                &text,
+                None,
+                Write::IfAbsent,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// How often the worker role looks for expired pending statuses: often enough that a status ends
+/// close to its deadline, at most every 30 s.
+pub fn sweep_interval(app: &App) -> Duration {
+    Duration::from_secs(app.config.statuses.pending_deadline_seconds / 2)
+        .clamp(Duration::from_secs(1), Duration::from_secs(30))
+}

@@ -1,0 +1,82 @@
+//! GitHub webhook deliveries: signature checked over the raw body before anything is parsed,
+//! de-duplicated by delivery id, then turned into quick database changes and jobs, so GitHub
+//! gets its answer in milliseconds.
+
+mod events;
+
+pub use events::{ANNOUNCE_JOB, AnnounceStatuses, Outcome, handle};
+
+use redis::AsyncCommands;
+
+use crate::app::App;
+use crate::github::{SignatureError, verify_signature};
+use crate::kv::Db;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("GitHub mode is not configured on this instance")]
+    NotConfigured,
+    #[error("{0}")]
+    Signature(SignatureError),
+    #[error("the {0} header is required")]
+    MissingHeader(&'static str),
+    #[error("the payload is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("webhook processing is temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How long a delivery id is remembered (GitHub redelivers within days, not weeks).
+const DELIVERY_TTL_SECONDS: u64 = 2 * 24 * 3600;
+
+/// One delivery, as GitHub sends it.
+pub struct Delivery<'a> {
+    pub signature: Option<&'a str>,
+    pub event: Option<&'a str>,
+    pub delivery_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Verifies, de-duplicates and dispatches a delivery.
+pub async fn receive(app: &App, delivery: Delivery<'_>) -> Result<Outcome, WebhookError> {
+    let github = app.github.as_ref().ok_or(WebhookError::NotConfigured)?;
+    let _ = github;
+    verify_signature(
+        app.config.github.webhook_secret_key.as_bytes(),
+        delivery.body,
+        delivery.signature,
+    )
+    .map_err(WebhookError::Signature)?;
+    let event = delivery
+        .event
+        .ok_or(WebhookError::MissingHeader("X-GitHub-Event"))?;
+    let delivery_id = delivery
+        .delivery_id
+        .ok_or(WebhookError::MissingHeader("X-GitHub-Delivery"))?;
+    let payload: serde_json::Value = serde_json::from_slice(delivery.body)
+        .map_err(|e| WebhookError::InvalidJson(e.to_string()))?;
+    let key = app.kv.key(&format!("github:delivery:{delivery_id}"));
+    let mut conn = app.kv.conn(Db::Primary);
+    let unavailable = |e: redis::RedisError| WebhookError::Unavailable(e.to_string());
+    let first: bool = redis::cmd("SET")
+        .arg(&key)
+        .arg("processing")
+        .arg("NX")
+        .arg("EX")
+        .arg(DELIVERY_TTL_SECONDS)
+        .query_async::<Option<String>>(&mut conn)
+        .await
+        .map_err(unavailable)?
+        .is_some();
+    if !first {
+        return Ok(Outcome::Duplicate);
+    }
+    match handle(app, event, &payload).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            // Let GitHub's redelivery (or a manual one) try again.
+            let _: Result<(), _> = conn.del(&key).await;
+            Err(WebhookError::Unavailable(e.to_string()))
+        }
+    }
+}
