@@ -31,7 +31,9 @@ fn main() {
     write_cobertura(&cobertura, 70 * 1000 * 1000).expect("write cobertura");
     write_lcov(&lcov, 24 * 1000 * 1000).expect("write lcov");
 
-    println!("| report | size | files | lines (total / covered) | best of {RUNS} | throughput | extra peak RSS |");
+    println!(
+        "| report | size | files | lines (total / covered) | best of {RUNS} | throughput | extra peak RSS |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (format, path) in [(Format::Cobertura, &cobertura), (Format::Lcov, &lcov)] {
         let size = std::fs::metadata(path).expect("stat").len();

@@ -20,6 +20,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ServiceTokenCommand,
     },
+    /// Re-read every GitHub repository's collaborators and their permission levels now.
+    SyncPermissions,
     /// Inspect background jobs.
     Jobs {
         #[command(subcommand)]
@@ -116,6 +118,27 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
                     }
                     println!("service token {id} revoked");
                 }
+            }
+            Ok(())
+        }
+        AdminCommand::SyncPermissions => {
+            let app = crate::app::App::build(config).await.map_err(Failure::new)?;
+            if app.github.is_none() {
+                return Err(Failure::new(
+                    "GitHub mode is not configured (github.app_id is empty)",
+                ));
+            }
+            let ids: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, name::text FROM repositories WHERE github_id IS NOT NULL ORDER BY name",
+            )
+            .fetch_all(&app.db)
+            .await
+            .map_err(Failure::new)?;
+            for (id, name) in ids {
+                let members = crate::permissions::sync_repository(&app, id)
+                    .await
+                    .map_err(|e| Failure::new(format!("{name}: {e}")))?;
+                println!("{name}: {members} member(s)");
             }
             Ok(())
         }

@@ -2,8 +2,10 @@
 //! as one clear line and mapped to exit statuses (2 for configuration problems, 1 otherwise).
 
 mod admin;
+mod doctor;
 mod hook;
 mod repo;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,11 @@ pub enum Command {
     },
     /// Print the version and the database schema version this binary expects.
     Version,
+    /// First run (as root): create the database role and database, write them into the
+    /// configuration, migrate, create the first admin. Re-running changes nothing.
+    Setup(setup::SetupArgs),
+    /// Check configuration, PostgreSQL, Redis, storage, GitHub, the sandbox and free disk.
+    Doctor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,5 +148,7 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Admin { command } => admin::run(cli, command).await,
         Command::Repo { command } => repo::run(cli, command).await,
         Command::Hook { command } => hook::run(command).await,
+        Command::Setup(args) => setup::run(cli, args).await,
+        Command::Doctor => doctor::run(cli).await,
     }
 }

@@ -9,6 +9,7 @@
 //! one and 0x00 for a neutral one; standard base64 with padding around the whole byte string.
 
 use std::fmt;
+use std::io::Write as _;
 use std::num::NonZeroU32;
 
 use base64::Engine as _;
@@ -269,7 +270,8 @@ impl FileCoverage {
                     if previous_numeric {
                         out.push(TOKEN_SEPARATOR);
                     }
-                    out.extend_from_slice(n.to_string().as_bytes());
+                    // Writing to a Vec cannot fail.
+                    let _ = write!(out, "{n}");
                 }
             }
             previous_numeric = !matches!(slot, NEUTRAL | IGNORED | 0);

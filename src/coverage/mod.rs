@@ -196,12 +196,20 @@ pub fn parse_with_limits<R: BufRead>(
             line: None,
             message: format!("could not read the report: {e}"),
         })?;
-    let format = detect::detect(&head).ok_or_else(|| ParseError {
-        format: None,
-        line: None,
-        message: format!(
-            "could not detect the coverage format from the content (supported: {SUPPORTED_FORMATS})"
-        ),
+    let format = detect::detect(&head).ok_or_else(|| {
+        let hint = if head.starts_with(&[0x1f, 0x8b]) {
+            "; it looks gzip-compressed, decompress it first"
+        } else {
+            ""
+        };
+        ParseError {
+            format: None,
+            line: None,
+            message: format!(
+                "could not detect the coverage format from the content \
+                 (supported: {SUPPORTED_FORMATS}){hint}"
+            ),
+        }
     })?;
     formats::parse(format, Cursor::new(head).chain(reader), limits)
 }
@@ -236,6 +244,8 @@ mod tests {
         let err = parse(None, &b"hello, world\n"[..]).unwrap_err();
         assert_eq!(err.format, None);
         assert!(err.to_string().contains(SUPPORTED_FORMATS), "{err}");
+        let err = parse(None, &[0x1f, 0x8b, 8, 0, 0][..]).unwrap_err();
+        assert!(err.message.ends_with("decompress it first"), "{err}");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl InstallationTokens {
         self.kv.key("locks:github:installation_token")
     }
 
-    fn from_memory(&self) -> Option<CachedToken> {
+    fn remembered(&self) -> Option<CachedToken> {
         let cached = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         cached.as_ref().filter(|t| t.is_fresh()).cloned()
     }
@@ -182,17 +182,17 @@ impl InstallationTokens {
 
     /// A token with more than 5 minutes left: memory, then Redis, then a new one from GitHub.
     pub async fn get(&self, app: &AppAuth, http: &Http) -> Result<String, GithubError> {
-        if let Some(t) = self.from_memory() {
+        if let Some(t) = self.remembered() {
             return Ok(t.token);
         }
         let _one_at_a_time = self.refreshing.lock().await;
-        if let Some(t) = self.from_memory() {
+        if let Some(t) = self.remembered() {
             return Ok(t.token);
         }
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
             match self.read_redis().await {
-                Ok(Some(t)) if t.is_fresh() && false => {
+                Ok(Some(t)) if t.is_fresh() => {
                     self.remember(&t);
                     return Ok(t.token);
                 }
@@ -207,7 +207,7 @@ impl InstallationTokens {
                 Ok(true) => {
                     // Another host may have stored a token between our read and our lock.
                     let result = match self.read_redis().await {
-                        Ok(Some(t)) if t.is_fresh() && false => {
+                        Ok(Some(t)) if t.is_fresh() => {
                             self.remember(&t);
                             Ok(t.token)
                         }

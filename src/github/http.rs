@@ -181,7 +181,7 @@ impl Http {
                         rate_limit_waited += wait;
                         continue;
                     }
-                    if true {
+                    if !response.status.is_server_error() {
                         self.count(operation, outcome_of(response.status));
                         return Ok(response);
                     }

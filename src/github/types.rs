@@ -83,7 +83,7 @@ impl CommitStatus {
     pub(crate) fn to_body(&self) -> serde_json::Value {
         let mut body = serde_json::json!({ "state": self.state, "context": self.context });
         if !self.description.is_empty() {
-            body["description"] = truncate_chars(&self.description, 150)
+            body["description"] = truncate_chars(&self.description, STATUS_DESCRIPTION_MAX_CHARS)
                 .to_string()
                 .into();
         }
