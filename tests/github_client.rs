@@ -587,6 +587,10 @@ async fn the_git_server_can_be_down_and_slow() {
     let url = git_server.repo_url(ORG, "widgets");
 
     git_server.go_down();
+    assert!(
+        std::net::TcpStream::connect(git_server.addr).is_err(),
+        "connections are refused while down"
+    );
     let (out, _d) = fetch(&url, &sha, &basic("s3cr3t")).await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -466,6 +466,35 @@ async fn a_git_server_that_is_down_ends_the_commit_errored() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_slow_git_server_times_out_and_ends_the_commit_errored() {
+    let e = env(|c| c.git.timeout_seconds = 1).await;
+    let sha = github_repo(&e, 1006, "slowgit", &[("README.md", "hi")]);
+    let id = add_repository(&e, "slowgit").await;
+    e.git.set_delay(Duration::from_secs(3));
+    send(
+        &e,
+        "push",
+        &push_payload(1006, "slowgit", "main", &sha, false),
+    )
+    .await;
+    let error: Option<String> = common::eventually("a final state", Duration::from_secs(60), || async {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT ingest_status, ingest_error FROM commits WHERE repository_id = $1 AND sha = $2::citext",
+        )
+        .bind(id)
+        .bind(&sha)
+        .fetch_optional(&e.t.app().db)
+        .await
+        .unwrap();
+        row.filter(|(s, _)| s == "errored").map(|(_, e)| e)
+    })
+    .await;
+    let error = error.unwrap();
+    assert!(error.contains("did not finish within"), "{error}");
+    e.t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn webhooks_are_refused_when_github_mode_is_off() {
     let t = TestApp::start().await;
     let resp = t

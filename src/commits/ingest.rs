@@ -15,9 +15,6 @@ use crate::storage::BlobKey;
 
 pub const INGEST_JOB: &str = "commit.ingest";
 
-/// Budget for each git step; a server slower than this is treated as unreachable for this try.
-const GIT_TIMEOUT: Duration = Duration::from_secs(120);
-
 pub fn archive_key(repository_id: i64, sha: &str) -> String {
     format!("{repository_id}/{sha}.tar.zst")
 }
@@ -129,12 +126,14 @@ async fn ingest(
     commit_id: i64,
     sha: &str,
 ) -> Result<(), GitError> {
-    let scratch = Scratch::new(GIT_TIMEOUT).await?;
+    // A server slower than this is treated as unreachable for this try.
+    let timeout = Duration::from_secs(app.config.git.timeout_seconds.max(1));
+    let scratch = Scratch::new(timeout).await?;
     let (url, auth_env) = remote(app, repository).await?;
-    scratch.fetch(&url, sha, &auth_env, GIT_TIMEOUT).await?;
-    let info = scratch.commit_info(sha, GIT_TIMEOUT).await?;
+    scratch.fetch(&url, sha, &auth_env, timeout).await?;
+    let info = scratch.commit_info(sha, timeout).await?;
     let archive_path = scratch.scratch_file("archive.tar.zst");
-    let archive = scratch.archive(sha, &archive_path, GIT_TIMEOUT).await?;
+    let archive = scratch.archive(sha, &archive_path, timeout).await?;
     let storage_error =
         |e: crate::storage::StorageError| GitError::Io(format!("storing the archive: {e}"));
     let key = BlobKey::new(&archive_key(repository.id, sha)).map_err(storage_error)?;
@@ -165,7 +164,7 @@ async fn ingest(
     .await
     .map_err(|e| GitError::Io(format!("recording the commit: {e}")))?;
     tracing::info!(repository = %repository.name, sha, size = archive.size, "commit ingested");
-    let manifest = scratch.read_file(sha, ".cocov.yaml", GIT_TIMEOUT).await?;
+    let manifest = scratch.read_file(sha, ".cocov.yaml", timeout).await?;
     crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
         .await
         .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;

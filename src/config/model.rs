@@ -21,6 +21,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub queue: QueueConfig,
     pub statuses: StatusesConfig,
+    pub git: GitConfig,
     pub github: GithubConfig,
 }
 
@@ -362,6 +363,21 @@ impl Default for StatusesConfig {
     fn default() -> Self {
         StatusesConfig {
             pending_deadline_seconds: 30 * 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitConfig {
+    /// Each git command (fetch, archive) is killed after this long; the ingestion is retried.
+    pub timeout_seconds: u64,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            timeout_seconds: 120,
         }
     }
 }

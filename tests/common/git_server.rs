@@ -73,8 +73,10 @@ struct Shared {
     check: TokenCheck,
     delay: Mutex<Duration>,
     requests: Mutex<Vec<GitRequest>>,
-    /// Accept loop and open connections, aborted when the server goes down.
-    tasks: Mutex<Vec<AbortHandle>>,
+    /// The accept loop (it owns the listener).
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Open connections, cut when the server goes down.
+    connections: Mutex<Vec<AbortHandle>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,8 +91,11 @@ pub struct GitServer {
 
 impl Drop for GitServer {
     fn drop(&mut self) {
-        for task in lock(&self.shared.tasks).drain(..) {
-            task.abort();
+        if let Some(accept) = lock(&self.shared.accept).take() {
+            accept.abort();
+        }
+        for connection in lock(&self.shared.connections).drain(..) {
+            connection.abort();
         }
     }
 }
@@ -105,7 +110,8 @@ impl GitServer {
             check,
             delay: Mutex::new(Duration::ZERO),
             requests: Mutex::new(Vec::new()),
-            tasks: Mutex::new(Vec::new()),
+            accept: Mutex::new(None),
+            connections: Mutex::new(Vec::new()),
         });
         let listener = listen("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
@@ -159,15 +165,28 @@ impl GitServer {
         WorkTree::new(&bare)
     }
 
-    /// Stops accepting: new connections are refused and open ones are cut.
+    /// Stops accepting: when this returns, new connections are refused and open ones are cut.
+    /// (Waiting for the listener to close needs the multi-threaded runtime the tests use.)
     pub fn go_down(&self) {
-        for task in lock(&self.shared.tasks).drain(..) {
-            task.abort();
+        let accept = lock(&self.shared.accept).take();
+        if let Some(accept) = accept {
+            accept.abort();
+            let handle = tokio::runtime::Handle::current();
+            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                // The listener closes when the aborted task is dropped; wait for that.
+                let _ = tokio::task::block_in_place(|| handle.block_on(accept));
+            }
+        }
+        for connection in lock(&self.shared.connections).drain(..) {
+            connection.abort();
         }
     }
 
     /// Accepts again on the same port.
     pub fn come_up(&self) {
+        if lock(&self.shared.accept).is_some() {
+            return; // already up
+        }
         spawn_accept(self.shared.clone(), listen(self.addr));
     }
 
@@ -195,12 +214,17 @@ fn http_backend_path() -> PathBuf {
 
 /// A listener on `addr` with SO_REUSEADDR, so `come_up` can rebind the port it left.
 fn listen(addr: SocketAddr) -> tokio::net::TcpListener {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
-    socket
-        .bind(addr)
-        .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-    socket.listen(64).expect("listen")
+    let mut last_error = None;
+    for _ in 0..50 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        match socket.bind(addr).and_then(|()| socket.listen(64)) {
+            Ok(listener) => return listener,
+            Err(e) => last_error = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("cannot listen on {addr}: {last_error:?}");
 }
 
 fn spawn_accept(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
@@ -220,12 +244,12 @@ fn spawn_accept(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
-            let mut tasks = lock(&inner.tasks);
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(connection.abort_handle());
+            let mut connections = lock(&inner.connections);
+            connections.retain(|c| !c.is_finished());
+            connections.push(connection.abort_handle());
         }
     });
-    lock(&shared.tasks).push(task.abort_handle());
+    *lock(&shared.accept) = Some(task);
 }
 
 type Reply = Response<Full<Bytes>>;
