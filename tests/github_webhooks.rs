@@ -239,6 +239,53 @@ async fn a_signed_push_is_ingested_and_gets_pending_statuses() {
     e.t.shutdown().await;
 }
 
+/// The same pipeline with the archive in S3 (s3s-fs, which checks request signatures).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_push_is_archived_in_s3() {
+    let s3 = common::s3_servers::S3Server::s3s_fs().await;
+    let s3_config = s3.config(&common::s3_servers::unique_bucket());
+    let e = env(move |c| {
+        c.storage.mode = cocov::config::StorageMode::S3;
+        c.storage.s3 = s3_config;
+    })
+    .await;
+    let sha = github_repo(&e, 1010, "s3repo", &[(".cocov.yaml", MANIFEST)]);
+    let id = add_repository(&e, "s3repo").await;
+    send(
+        &e,
+        "push",
+        &push_payload(1010, "s3repo", "main", &sha, false),
+    )
+    .await;
+    let digest: String = common::eventually("the archive in S3", Duration::from_secs(30), || async {
+        sqlx::query_scalar("SELECT archive_sha256 FROM commits WHERE repository_id = $1 AND ingest_status = 'completed'")
+            .bind(id)
+            .fetch_optional(&e.t.app().db)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(e.t.app().storage.describe().starts_with("s3"));
+    let archive =
+        e.t.app()
+            .storage
+            .get(&cocov::storage::BlobKey::new(&format!("{id}/{sha}.tar.zst")).unwrap())
+            .await
+            .unwrap();
+    let sidecar =
+        e.t.app()
+            .storage
+            .get(&cocov::storage::BlobKey::new(&format!("{id}/{sha}.shasum")).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(cocov::auth::tokens::hash_bytes(&archive), digest);
+    assert_eq!(
+        String::from_utf8_lossy(&sidecar),
+        format!("sha256:{digest}")
+    );
+    e.t.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_replayed_and_unknown_deliveries_end_in_their_outcomes() {
     let e = env(|_| {}).await;
