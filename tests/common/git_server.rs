@@ -166,20 +166,33 @@ impl GitServer {
     }
 
     /// Stops accepting: when this returns, new connections are refused and open ones are cut.
-    /// (Waiting for the listener to close needs the multi-threaded runtime the tests use.)
+    /// (Waiting for that needs the multi-threaded runtime the tests use.)
     pub fn go_down(&self) {
         let accept = lock(&self.shared.accept).take();
-        if let Some(accept) = accept {
-            accept.abort();
-            let handle = tokio::runtime::Handle::current();
-            if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-                // The listener closes when the aborted task is dropped; wait for that.
-                let _ = tokio::task::block_in_place(|| handle.block_on(accept));
-            }
-        }
         for connection in lock(&self.shared.connections).drain(..) {
             connection.abort();
         }
+        let Some(accept) = accept else { return };
+        accept.abort();
+        let handle = tokio::runtime::Handle::current();
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        let addr = self.addr;
+        tokio::task::block_in_place(|| {
+            // The listener closes when the aborted task is dropped.
+            let _ = handle.block_on(accept);
+            // A child being forked elsewhere in the test process holds a copy of the socket
+            // until it execs (close-on-exec), so refusal can lag by a moment: wait for it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{addr} still accepts connections after going down"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
     }
 
     /// Accepts again on the same port.
