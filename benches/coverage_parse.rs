@@ -5,8 +5,9 @@
 //! Cobertura and a ~24 MB lcov report of realistic shape in a temp dir (deterministic), then runs
 //! each measurement in a child process (this same binary with `--child`), so one run's peak
 //! memory cannot hide another's. A child streams the report from disk through a 64 KiB
-//! BufReader, and reports the wall time and its max RSS before and after parsing
-//! (`getrusage`); the growth is the parser's extra peak memory, the result included.
+//! BufReader, and reports the wall time, the CPU time (user + system, which other load on the
+//! machine does not inflate) and its max RSS before and after parsing (`getrusage`); the growth
+//! is the parser's extra peak memory, the result included.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -25,9 +26,15 @@ fn main() {
         child(&args[i + 1], &args[i + 2]);
         return;
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cobertura = dir.path().join("coverage.xml");
-    let lcov = dir.path().join("lcov.info");
+    // COVERAGE_BENCH_DIR keeps the generated reports (for profiling); by default they go to a
+    // temp dir removed at the end.
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = std::env::var_os("COVERAGE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let cobertura = dir.join("coverage.xml");
+    let lcov = dir.join("lcov.info");
     write_cobertura(&cobertura, 70 * 1000 * 1000).expect("write cobertura");
     write_lcov(&lcov, 24 * 1000 * 1000).expect("write lcov");
 
@@ -38,6 +45,7 @@ fn main() {
     for (format, path) in [(Format::Cobertura, &cobertura), (Format::Lcov, &lcov)] {
         let size = std::fs::metadata(path).expect("stat").len();
         let mut best = f64::MAX;
+        let mut best_cpu = f64::MAX;
         let mut peak_kib = 0i64;
         let mut summary = String::new();
         for _ in 0..RUNS {
@@ -56,37 +64,46 @@ fn main() {
             let seconds: f64 = fields[0].parse().expect("seconds");
             let before: i64 = fields[1].parse().expect("rss before");
             let after: i64 = fields[2].parse().expect("rss after");
+            let cpu: f64 = fields[3].parse().expect("cpu seconds");
             best = best.min(seconds);
+            best_cpu = best_cpu.min(cpu);
             peak_kib = peak_kib.max(after - before);
-            summary = format!("{} | {} / {}", fields[3], fields[4], fields[5]);
+            summary = format!("{} | {} / {}", fields[4], fields[5], fields[6]);
         }
         println!(
-            "| {format} | {:.1} MB | {summary} | {:.0} ms | {:.0} MB/s | {:.1} MB |",
+            "| {format} | {:.1} MB | {summary} | {:.0} ms | {:.0} MB/s | {:.0} MB/s | {:.1} MB |",
             size as f64 / 1e6,
             best * 1000.0,
             size as f64 / 1e6 / best,
+            size as f64 / 1e6 / best_cpu.max(1e-9),
             peak_kib as f64 / 1024.0,
         );
     }
 }
 
-fn max_rss_kib() -> i64 {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
-        .map(|u| u.max_rss())
-        .unwrap_or(0)
+/// (max RSS in KiB, user + system CPU seconds) of this process so far.
+fn usage() -> (i64, f64) {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .expect("getrusage");
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    (
+        u.max_rss(),
+        seconds(u.user_time()) + seconds(u.system_time()),
+    )
 }
 
 fn child(format: &str, path: &str) {
     let format: Format = format.parse().expect("format");
-    let before = max_rss_kib();
+    let (before, cpu_before) = usage();
     let start = Instant::now();
     let reader = BufReader::with_capacity(64 * 1024, File::open(path).expect("open"));
     let report = parse(Some(format), reader).expect("parse");
     let elapsed = start.elapsed().as_secs_f64();
-    let after = max_rss_kib();
+    let (after, cpu_after) = usage();
+    let cpu = cpu_after - cpu_before;
     let totals = report.totals();
     println!(
-        "{elapsed} {before} {after} {} {} {}",
+        "{elapsed} {before} {after} {cpu} {} {} {}",
         report.files.len(),
         totals.lines_total,
         totals.lines_covered

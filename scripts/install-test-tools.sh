@@ -27,7 +27,13 @@ need() {
 ensure_venv() {
     if [[ ! -x "$T/venv/bin/pip" ]]; then
         log "creating Python venv in $T/venv"
-        python3 -m venv "$T/venv"
+        if ! python3 -m venv "$T/venv"; then
+            # Debian's python3 needs its venv module installed separately.
+            log "python3 -m venv failed; installing Debian's python3-venv"
+            rm -rf "$T/venv"
+            if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq python3-venv >/dev/null; else sudo apt-get install -y -qq python3-venv >/dev/null; fi
+            python3 -m venv "$T/venv"
+        fi
     fi
 }
 

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-need_commands git git pg_isready postgresql-client redis-cli redis-tools zstd zstd
+need_commands git git pg_isready postgresql-client redis-cli redis-tools redis-server redis-server \
+    zstd zstd python3 python3 bwrap bubblewrap
 ensure_services
 scripts/install-test-tools.sh
 COCOV_TEST_DATABASE_URL=${COCOV_TEST_DATABASE_URL:-$(superuser_database_url)}

@@ -563,10 +563,17 @@ impl ConfigFile {
     }
 }
 
+/// A value as TOML text without its surrounding spaces and trailing comment.
+fn bare(value: &toml_edit::Value) -> String {
+    let mut v = value.clone();
+    v.decor_mut().clear();
+    v.to_string()
+}
+
 /// Sets `key` to `value`, keeping the spacing and trailing comment the value had.
 fn set_keeping_decor(table: &mut toml_edit::Table, key: &str, value: toml_edit::Value) -> bool {
     match table.get_mut(key).and_then(|i| i.as_value_mut()) {
-        Some(old) if old.to_string().trim() == value.to_string().trim() => false,
+        Some(old) if bare(old) == bare(&value) => false,
         Some(old) => {
             let decor = old.decor().clone();
             *old = value;

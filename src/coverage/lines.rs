@@ -8,6 +8,7 @@
 //! n > 0 (with 0x1E between two consecutive numbers), 0x15 for a missed line, 0x1B for an ignored
 //! one and 0x00 for a neutral one; standard base64 with padding around the whole byte string.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::num::NonZeroU32;
@@ -27,10 +28,12 @@ pub enum Line {
     Hits(u64),
 }
 
-// Lines are stored as one u64 each (half the size of `Line`) because a 70 MB report holds
-// millions of them; the two top values are the non-executable kinds.
-const NEUTRAL: u64 = u64::MAX;
-const IGNORED: u64 = u64::MAX - 1;
+// Lines are stored as one u32 each (a quarter of `Line`) because a large report holds
+// millions of them: the top values mark the non-executable kinds and "look in `big`", where the
+// rare counts that do not fit (gcov's 64-bit counters) are kept exactly.
+const NEUTRAL: u32 = u32::MAX;
+const IGNORED: u32 = u32::MAX - 1;
+const BIG: u32 = u32::MAX - 2;
 /// Largest representable hit count; sums saturate here.
 pub const MAX_HITS: u64 = u64::MAX - 2;
 
@@ -39,36 +42,23 @@ const TOKEN_MISSED: u8 = 0x15;
 const TOKEN_IGNORED: u8 = 0x1B;
 const TOKEN_SEPARATOR: u8 = 0x1E;
 
-fn to_slot(line: Line) -> u64 {
-    match line {
-        Line::Neutral => NEUTRAL,
-        Line::Ignored => IGNORED,
-        Line::Hits(n) => n.min(MAX_HITS),
-    }
-}
-
-fn from_slot(slot: u64) -> Line {
-    match slot {
-        NEUTRAL => Line::Neutral,
-        IGNORED => Line::Ignored,
-        n => Line::Hits(n),
-    }
-}
-
 /// Combines two states of the same line: hits add up, and evidence that the line ran (or was
 /// expected to run) wins over "ignored", which wins over "neutral".
-fn combine(a: u64, b: u64) -> u64 {
+fn combine(a: Line, b: Line) -> Line {
     match (a, b) {
-        (NEUTRAL, x) | (x, NEUTRAL) => x,
-        (IGNORED, x) | (x, IGNORED) => x,
-        (x, y) => x.saturating_add(y).min(MAX_HITS),
+        (Line::Hits(x), Line::Hits(y)) => Line::Hits(x.saturating_add(y).min(MAX_HITS)),
+        (Line::Hits(x), _) | (_, Line::Hits(x)) => Line::Hits(x),
+        (Line::Ignored, _) | (_, Line::Ignored) => Line::Ignored,
+        _ => Line::Neutral,
     }
 }
 
 /// Coverage of one source file.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct FileCoverage {
-    slots: Vec<u64>,
+    slots: Vec<u32>,
+    /// Hit counts ≥ `BIG`, by 0-based index; such slots hold `BIG`.
+    big: BTreeMap<usize, u64>,
 }
 
 impl fmt::Debug for FileCoverage {
@@ -144,8 +134,45 @@ impl FileCoverage {
 
     /// Builds a file from its lines in order (line 1 first).
     pub fn from_lines<I: IntoIterator<Item = Line>>(lines: I) -> Self {
-        Self {
-            slots: lines.into_iter().map(to_slot).collect(),
+        let mut file = Self::new();
+        for (index, line) in lines.into_iter().enumerate() {
+            file.slots.push(NEUTRAL);
+            file.store(index, line);
+        }
+        file
+    }
+
+    fn load(&self, index: usize) -> Line {
+        match self.slots.get(index) {
+            None | Some(&NEUTRAL) => Line::Neutral,
+            Some(&IGNORED) => Line::Ignored,
+            Some(&BIG) => Line::Hits(self.big.get(&index).copied().unwrap_or(MAX_HITS)),
+            Some(&n) => Line::Hits(u64::from(n)),
+        }
+    }
+
+    /// Writes slot `index`, which must exist.
+    fn store(&mut self, index: usize, line: Line) {
+        let slot = match line {
+            Line::Neutral => NEUTRAL,
+            Line::Ignored => IGNORED,
+            Line::Hits(n) => match u32::try_from(n) {
+                Ok(small) if small < BIG => small,
+                _ => {
+                    self.big.insert(index, n.min(MAX_HITS));
+                    BIG
+                }
+            },
+        };
+        if self.slots[index] == BIG && slot != BIG {
+            self.big.remove(&index);
+        }
+        self.slots[index] = slot;
+    }
+
+    fn grow_to(&mut self, len: usize) {
+        if self.slots.len() < len {
+            self.slots.resize(len, NEUTRAL);
         }
     }
 
@@ -162,55 +189,61 @@ impl FileCoverage {
     /// The state of a 1-based line; lines past the end are Neutral, line 0 is None.
     pub fn get(&self, line: u32) -> Option<Line> {
         let index = usize::try_from(line.checked_sub(1)?).ok()?;
-        Some(
-            self.slots
-                .get(index)
-                .map_or(Line::Neutral, |s| from_slot(*s)),
-        )
+        Some(self.load(index))
     }
 
     /// Lines in order, line 1 first.
     pub fn lines(&self) -> impl ExactSizeIterator<Item = Line> + '_ {
-        self.slots.iter().map(|s| from_slot(*s))
-    }
-
-    fn slot_mut(&mut self, line: NonZeroU32) -> &mut u64 {
-        let index = line.get() as usize - 1;
-        if index >= self.slots.len() {
-            self.slots.resize(index + 1, NEUTRAL);
-        }
-        &mut self.slots[index]
+        (0..self.slots.len()).map(|i| self.load(i))
     }
 
     /// Records `hits` executions of `line`; repeated records add up (several classes or blocks
     /// on one line), and a Neutral or Ignored line becomes executable.
     pub fn add_hits(&mut self, line: NonZeroU32, hits: u64) {
-        let slot = self.slot_mut(line);
-        *slot = combine(*slot, hits.min(MAX_HITS));
+        let index = line.get() as usize - 1;
+        self.grow_to(index + 1);
+        // The parsers' hot path: small counts on a fresh or small slot, no map involved.
+        let current = self.slots[index];
+        if let Ok(hits) = u32::try_from(hits) {
+            let sum = match current {
+                NEUTRAL | IGNORED => Some(hits),
+                BIG => None,
+                n => n.checked_add(hits),
+            };
+            if let Some(sum) = sum.filter(|s| *s < BIG) {
+                self.slots[index] = sum;
+                return;
+            }
+        }
+        let merged = combine(self.load(index), Line::Hits(hits));
+        self.store(index, merged);
     }
 
     /// Marks `line` as ignored unless it already has hits.
     pub fn set_ignored(&mut self, line: NonZeroU32) {
-        let slot = self.slot_mut(line);
-        *slot = combine(*slot, IGNORED);
+        let index = line.get() as usize - 1;
+        self.grow_to(index + 1);
+        let merged = combine(self.load(index), Line::Ignored);
+        self.store(index, merged);
     }
 
     /// Extends the file with Neutral lines up to `lines` lines. The original did this for JaCoCo
     /// with the source's newline count, so files without executable code still show up.
     pub fn pad_to(&mut self, lines: u32) {
-        let target = lines as usize;
-        if self.slots.len() < target {
-            self.slots.resize(target, NEUTRAL);
-        }
+        self.grow_to(lines as usize);
+    }
+
+    /// Releases spare capacity left by growing line by line.
+    pub fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
     }
 
     /// Adds another coverage of the same file line by line (hits summed).
     pub fn merge(&mut self, other: &FileCoverage) {
-        if self.slots.len() < other.slots.len() {
-            self.slots.resize(other.slots.len(), NEUTRAL);
-        }
-        for (mine, theirs) in self.slots.iter_mut().zip(&other.slots) {
-            *mine = combine(*mine, *theirs);
+        self.grow_to(other.slots.len());
+        for index in 0..other.slots.len() {
+            let merged = combine(self.load(index), other.load(index));
+            self.store(index, merged);
         }
     }
 
@@ -261,20 +294,30 @@ impl FileCoverage {
     pub fn to_raw_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.slots.len() * 2);
         let mut previous_numeric = false;
-        for &slot in &self.slots {
-            match slot {
-                NEUTRAL => out.push(TOKEN_NEUTRAL),
-                IGNORED => out.push(TOKEN_IGNORED),
-                0 => out.push(TOKEN_MISSED),
-                n => {
+        for line in self.lines() {
+            let numeric = match line {
+                Line::Neutral => {
+                    out.push(TOKEN_NEUTRAL);
+                    false
+                }
+                Line::Ignored => {
+                    out.push(TOKEN_IGNORED);
+                    false
+                }
+                Line::Hits(0) => {
+                    out.push(TOKEN_MISSED);
+                    false
+                }
+                Line::Hits(n) => {
                     if previous_numeric {
                         out.push(TOKEN_SEPARATOR);
                     }
                     // Writing to a Vec cannot fail.
                     let _ = write!(out, "{n}");
+                    true
                 }
-            }
-            previous_numeric = !matches!(slot, NEUTRAL | IGNORED | 0);
+            };
+            previous_numeric = numeric;
         }
         out
     }
@@ -282,13 +325,14 @@ impl FileCoverage {
     /// Parses token bytes. 0x1E only ends a number, wherever it appears, as in the original API;
     /// any byte that is not a token is an error naming its offset.
     pub fn from_raw_bytes(raw: &[u8]) -> Result<Self, WireError> {
-        let mut slots = Vec::new();
+        let mut file = FileCoverage::new();
         let mut number: Option<u64> = None;
-        let push = |slots: &mut Vec<u64>, slot: u64| -> Result<(), WireError> {
-            if slots.len() >= u32::MAX as usize {
+        let push = |file: &mut FileCoverage, line: Line| -> Result<(), WireError> {
+            if file.slots.len() >= u32::MAX as usize {
                 return Err(WireError::TooManyLines { max: u32::MAX });
             }
-            slots.push(slot);
+            file.slots.push(NEUTRAL);
+            file.store(file.slots.len() - 1, line);
             Ok(())
         };
         for (offset, &byte) in raw.iter().enumerate() {
@@ -304,20 +348,20 @@ impl FileCoverage {
                 continue;
             }
             if let Some(n) = number.take() {
-                push(&mut slots, n)?;
+                push(&mut file, Line::Hits(n))?;
             }
             match byte {
                 TOKEN_SEPARATOR => {}
-                TOKEN_NEUTRAL => push(&mut slots, NEUTRAL)?,
-                TOKEN_IGNORED => push(&mut slots, IGNORED)?,
-                TOKEN_MISSED => push(&mut slots, 0)?,
+                TOKEN_NEUTRAL => push(&mut file, Line::Neutral)?,
+                TOKEN_IGNORED => push(&mut file, Line::Ignored)?,
+                TOKEN_MISSED => push(&mut file, Line::Hits(0))?,
                 _ => return Err(WireError::UnexpectedByte { byte, offset }),
             }
         }
         if let Some(n) = number {
-            push(&mut slots, n)?;
+            push(&mut file, Line::Hits(n))?;
         }
-        Ok(Self { slots })
+        Ok(file)
     }
 
     /// The value sent in `POST /v1/reports` `data`: base64 of [`Self::to_raw_bytes`].
@@ -469,6 +513,25 @@ mod tests {
         assert_eq!(c.get(1), Some(Line::Hits(MAX_HITS)));
         assert_eq!(c.get(0), None);
         assert_eq!(c.get(99), Some(Line::Neutral));
+    }
+
+    #[test]
+    fn counts_beyond_u32_stay_exact() {
+        let big = u64::from(u32::MAX) + 10;
+        let mut f = FileCoverage::new();
+        f.add_hits(nz(2), big);
+        f.add_hits(nz(2), 5);
+        f.add_hits(nz(3), u64::from(u32::MAX - 3));
+        f.add_hits(nz(3), 1);
+        assert_eq!(f.get(2), Some(Line::Hits(big + 5)));
+        assert_eq!(f.get(3), Some(Line::Hits(u64::from(u32::MAX - 2))));
+        let back = FileCoverage::decode_wire(&f.encode_wire()).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(back.totals().lines_covered, 2);
+        let mut g = FileCoverage::from_lines([Line::Neutral, Line::Hits(u64::MAX)]);
+        g.merge(&f);
+        assert_eq!(g.get(2), Some(Line::Hits(MAX_HITS)));
+        assert_eq!(g.get(3), f.get(3));
     }
 
     #[test]

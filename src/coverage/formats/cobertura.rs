@@ -18,7 +18,6 @@ const FORMAT: Format = Format::Cobertura;
 /// The class being read: its file and lines so far.
 struct Class {
     filename: String,
-    line: u64,
     coverage: FileCoverage,
 }
 
@@ -26,15 +25,22 @@ fn err(line: u64, message: impl Into<String>) -> ParseError {
     ParseError::new(FORMAT, Some(line), message)
 }
 
+/// Adds the line to a builder error (worked out only when there is an error).
+fn at(mut e: ParseError, line: u64) -> ParseError {
+    e.line = Some(line);
+    e
+}
+
 pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseError> {
     let mut xml = XmlStream::new(reader, FORMAT, limits.max_token_bytes);
+    let mut buf = Vec::with_capacity(4096);
     let mut out = Builder::new(FORMAT, limits);
     let mut root_checked = false;
     let mut class: Option<Class> = None;
     let mut methods_depth = 0usize;
     let mut source: Option<String> = None;
     loop {
-        let (line, event) = xml.next()?;
+        let event = xml.next(&mut buf)?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
@@ -43,7 +49,7 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                 if !root_checked {
                     if name != "coverage" {
                         return Err(err(
-                            line,
+                            xml.line(),
                             format!(
                                 "not a Cobertura report: the root element is <{name}>, \
                                  expected <coverage>"
@@ -56,20 +62,26 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                 match name {
                     "line" if methods_depth == 0 => {
                         if let Some(class) = class.as_mut() {
-                            record_line(e, class, limits).map_err(|m| err(line, m))?;
+                            record_line(e, class, limits).map_err(|m| err(xml.line(), m))?;
                         }
                     }
                     "methods" if !empty => methods_depth += 1,
                     "class" => {
-                        let filename = filename(e).map_err(|m| err(line, m))?;
-                        out.check_path(&filename, Some(line))?;
+                        let filename = filename(e).map_err(|m| err(xml.line(), m))?;
+                        out.check_path(&filename, None)
+                            .map_err(|e| at(e, xml.line()))?;
                         let started = Class {
                             filename,
-                            line,
                             coverage: FileCoverage::new(),
                         };
+                        // A class opened inside another (not valid Cobertura) ends the outer.
+                        if let Some(outer) = class.take() {
+                            out.add_file(outer.filename, outer.coverage, None)
+                                .map_err(|e| at(e, xml.line()))?;
+                        }
                         if empty {
-                            out.add_file(started.filename, started.coverage, Some(line))?;
+                            out.add_file(started.filename, started.coverage, None)
+                                .map_err(|e| at(e, xml.line()))?;
                         } else {
                             class = Some(started);
                         }
@@ -82,14 +94,19 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                 "methods" => methods_depth = methods_depth.saturating_sub(1),
                 "class" => {
                     if let Some(done) = class.take() {
-                        out.add_file(done.filename, done.coverage, Some(done.line))?;
+                        out.add_file(done.filename, done.coverage, None)
+                            .map_err(|e| at(e, xml.line()))?;
                     }
                 }
                 "source" => {
                     if let Some(text) = source.take() {
                         let text = text.trim();
                         if !text.is_empty() {
-                            out.report_mut().sources.push(text.to_string());
+                            let sources = &mut out.report_mut().sources;
+                            if sources.len() >= limits.max_files {
+                                return Err(err(xml.line(), "too many <source> elements"));
+                            }
+                            sources.push(text.to_string());
                         }
                     }
                 }
@@ -98,19 +115,19 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
             Event::Text(ref t) => {
                 if let Some(text) = source.as_mut() {
                     text.push_str(&t.xml10_content());
-                    check_source_len(text, limits).map_err(|m| err(line, m))?;
+                    check_source_len(text, limits).map_err(|m| err(xml.line(), m))?;
                 }
             }
             Event::CData(ref t) => {
                 if let Some(text) = source.as_mut() {
                     text.push_str(&t.xml10_content());
-                    check_source_len(text, limits).map_err(|m| err(line, m))?;
+                    check_source_len(text, limits).map_err(|m| err(xml.line(), m))?;
                 }
             }
             Event::GeneralRef(ref r) => {
                 if let Some(text) = source.as_mut() {
                     // Already validated by the stream; resolve again to get the character.
-                    text.push(resolve_ref(r).map_err(|m| err(line, m))?);
+                    text.push(resolve_ref(r).map_err(|m| err(xml.line(), m))?);
                 }
             }
             Event::Eof => break,

@@ -21,7 +21,6 @@ const FORMAT: Format = Format::Jacoco;
 
 struct SourceFile {
     path: String,
-    line: u64,
     coverage: FileCoverage,
 }
 
@@ -29,14 +28,21 @@ fn err(line: u64, message: impl Into<String>) -> ParseError {
     ParseError::new(FORMAT, Some(line), message)
 }
 
+/// Adds the line to a builder error (worked out only when there is an error).
+fn at(mut e: ParseError, line: u64) -> ParseError {
+    e.line = Some(line);
+    e
+}
+
 pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseError> {
     let mut xml = XmlStream::new(reader, FORMAT, limits.max_token_bytes);
+    let mut buf = Vec::with_capacity(4096);
     let mut out = Builder::new(FORMAT, limits);
     let mut root_checked = false;
     let mut package: Option<String> = None;
     let mut file: Option<SourceFile> = None;
     loop {
-        let (line, event) = xml.next()?;
+        let event = xml.next(&mut buf)?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
@@ -45,7 +51,7 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                 if !root_checked {
                     if name != "report" {
                         return Err(err(
-                            line,
+                            xml.line(),
                             format!(
                                 "not a JaCoCo report: the root element is <{name}>, \
                                  expected <report>"
@@ -58,30 +64,35 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                 match name {
                     "line" => {
                         if let Some(file) = file.as_mut() {
-                            record_line(e, file, limits).map_err(|m| err(line, m))?;
+                            record_line(e, file, limits).map_err(|m| err(xml.line(), m))?;
                         }
                     }
                     "package" if !empty => {
-                        package = Some(attr(e, "package", "name").map_err(|m| err(line, m))?);
+                        package = Some(attr(e, "package", "name").map_err(|m| err(xml.line(), m))?);
                     }
                     "sourcefile" => {
-                        let name = attr(e, "sourcefile", "name").map_err(|m| err(line, m))?;
+                        let name = attr(e, "sourcefile", "name").map_err(|m| err(xml.line(), m))?;
                         let Some(package) = package.as_deref() else {
-                            return Err(err(line, "<sourcefile> outside a <package>"));
+                            return Err(err(xml.line(), "<sourcefile> outside a <package>"));
                         };
                         let path = if package.is_empty() {
                             name
                         } else {
                             format!("{package}/{name}")
                         };
-                        out.check_path(&path, Some(line))?;
+                        out.check_path(&path, None).map_err(|e| at(e, xml.line()))?;
                         let started = SourceFile {
                             path,
-                            line,
                             coverage: FileCoverage::new(),
                         };
+                        // A sourcefile opened inside another (not valid JaCoCo) ends the outer.
+                        if let Some(outer) = file.take() {
+                            out.add_file(outer.path, outer.coverage, None)
+                                .map_err(|e| at(e, xml.line()))?;
+                        }
                         if empty {
-                            out.add_file(started.path, started.coverage, Some(line))?;
+                            out.add_file(started.path, started.coverage, None)
+                                .map_err(|e| at(e, xml.line()))?;
                         } else {
                             file = Some(started);
                         }
@@ -92,7 +103,8 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
             Event::End(ref e) => match e.name().as_ref() {
                 "sourcefile" => {
                     if let Some(done) = file.take() {
-                        out.add_file(done.path, done.coverage, Some(done.line))?;
+                        out.add_file(done.path, done.coverage, None)
+                            .map_err(|e| at(e, xml.line()))?;
                     }
                 }
                 "package" => package = None,

@@ -30,11 +30,12 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
             let Some(record) = current.as_mut() else {
                 return Err(error("DA before SF".into()));
             };
-            let mut fields = value.split(|&b| b == b',');
-            let number = fields.next().unwrap_or_default();
-            let hits = fields
-                .next()
+            // DA:<line>,<hits>[,<checksum>]
+            let comma = memchr::memchr(b',', value)
                 .ok_or_else(|| error(format!("malformed DA record `{}`", excerpt(line))))?;
+            let number = &value[..comma];
+            let rest = &value[comma + 1..];
+            let hits = memchr::memchr(b',', rest).map_or(rest, |end| &rest[..end]);
             let number = line_number(number.trim_ascii(), limits).map_err(&error)?;
             let hits = hit_count(hits.trim_ascii()).map_err(&error)?;
             record.coverage.add_hits(number, hits);

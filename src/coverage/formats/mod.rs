@@ -81,6 +81,8 @@ impl<'l> Builder<'l> {
         line: Option<u64>,
     ) -> Result<(), ParseError> {
         self.check_path(&path, line)?;
+        let mut file = file;
+        file.shrink_to_fit();
         let added = u64::from(file.len());
         if let Some(existing) = self.report.files.get_mut(&path) {
             let before = u64::from(existing.len());
@@ -209,7 +211,7 @@ where
         }
         let mut rest = buf;
         if !carry.is_empty() {
-            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', rest) else {
                 carry.extend_from_slice(rest);
                 if carry.len() > max_len {
                     return Err(too_long(number + 1));
@@ -226,7 +228,7 @@ where
             carry.clear();
             rest = &rest[end + 1..];
         }
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             number += 1;
             if end > max_len {
                 return Err(too_long(number));

@@ -25,13 +25,40 @@ impl std::fmt::Display for TokenTooLong {
 
 impl std::error::Error for TokenTooLong {}
 
-/// A BufRead that counts consumed newlines (for error lines) and refuses to feed more than
-/// `max_token` bytes to the parser between two `mark()`s, which caps quick-xml's event buffer.
+/// A BufRead that knows the line it has reached (for error messages) and refuses to feed more
+/// than `max_token` bytes to the parser between two `mark()`s, which caps quick-xml's event
+/// buffer.
+///
+/// Newlines are counted once per buffer fill, in one vectorised pass, rather than on every
+/// `consume` (quick-xml consumes a few dozen bytes at a time); the line inside the current fill
+/// is worked out only when an error needs it.
 struct Tracked<R> {
     inner: R,
+    /// Newlines in fills that were consumed entirely.
     newlines: u64,
+    /// Newlines in the current fill as first seen, and how much of it is still unconsumed.
+    fill_newlines: u64,
+    fill_remaining: usize,
     since_mark: usize,
     max_token: usize,
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl<R: BufRead> Tracked<R> {
+    /// The 1-based line of the next unconsumed byte.
+    fn line(&mut self) -> u64 {
+        let mut line = self.newlines + 1;
+        if self.fill_remaining > 0 {
+            // Still buffered, so this does no I/O.
+            if let Ok(rest) = self.inner.fill_buf() {
+                line += self.fill_newlines.saturating_sub(count_newlines(rest));
+            }
+        }
+        line
+    }
 }
 
 impl<R: BufRead> Read for Tracked<R> {
@@ -52,15 +79,19 @@ impl<R: BufRead> BufRead for Tracked<R> {
         if self.since_mark > self.max_token {
             return Err(io::Error::other(TokenTooLong));
         }
-        self.inner.fill_buf()
+        let buf = self.inner.fill_buf()?;
+        if self.fill_remaining == 0 && !buf.is_empty() {
+            self.fill_newlines = count_newlines(buf);
+            self.fill_remaining = buf.len();
+        }
+        Ok(buf)
     }
 
     fn consume(&mut self, amt: usize) {
-        if amt > 0 {
-            // The bytes being consumed are still in the inner buffer, so this does no I/O.
-            if let Ok(buf) = self.inner.fill_buf() {
-                let seen = &buf[..amt.min(buf.len())];
-                self.newlines += seen.iter().filter(|&&b| b == b'\n').count() as u64;
+        if self.fill_remaining > 0 {
+            self.fill_remaining = self.fill_remaining.saturating_sub(amt);
+            if self.fill_remaining == 0 {
+                self.newlines += self.fill_newlines;
             }
         }
         self.since_mark = self.since_mark.saturating_add(amt);
@@ -70,7 +101,6 @@ impl<R: BufRead> BufRead for Tracked<R> {
 
 pub(crate) struct XmlStream<R> {
     reader: quick_xml::Reader<Tracked<R>>,
-    buf: Vec<u8>,
     format: Format,
     max_token: usize,
     depth: usize,
@@ -82,12 +112,13 @@ impl<R: BufRead> XmlStream<R> {
         let tracked = Tracked {
             inner,
             newlines: 0,
+            fill_newlines: 0,
+            fill_remaining: 0,
             since_mark: 0,
             max_token,
         };
         Self {
             reader: quick_xml::Reader::from_reader(tracked),
-            buf: Vec::with_capacity(4096),
             format,
             max_token,
             depth: 0,
@@ -95,26 +126,34 @@ impl<R: BufRead> XmlStream<R> {
         }
     }
 
-    /// The next event with the line it ended on. `Eof` is returned only after a complete root
-    /// element; entity references are already checked (see [`resolve_ref`]).
-    pub(crate) fn next(&mut self) -> Result<(u64, Event<'_>), ParseError> {
-        self.buf.clear();
+    /// The 1-based line the parser has reached (the end of the last event).
+    pub(crate) fn line(&mut self) -> u64 {
+        self.reader.get_mut().line()
+    }
+
+    fn fail(&mut self, message: impl Into<String>) -> ParseError {
+        ParseError::new(self.format, Some(self.line()), message)
+    }
+
+    /// The next event, read into `buf` (cleared first; the caller keeps it between calls so it
+    /// is allocated once). `Eof` is returned only after a complete root element; entity
+    /// references are already checked (see [`resolve_ref`]).
+    pub(crate) fn next<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, ParseError> {
+        buf.clear();
         self.reader.get_mut().since_mark = 0;
-        let event = self.reader.read_event_into(&mut self.buf);
-        let line = self.reader.get_ref().newlines + 1;
+        let event = self.reader.read_event_into(buf);
         // A reader that hands over everything in one fill (a byte slice) never trips the
         // check in `fill_buf`, so the event's size is checked here as well.
         if self.reader.get_ref().since_mark > self.max_token {
-            return Err(describe(
-                self.format,
-                line,
-                self.max_token,
-                quick_xml::Error::Io(std::sync::Arc::new(io::Error::other(TokenTooLong))),
-            ));
+            let message = token_too_long(self.max_token);
+            return Err(self.fail(message));
         }
         let event = match event {
             Ok(event) => event,
-            Err(e) => return Err(describe(self.format, line, self.max_token, e)),
+            Err(e) => {
+                let message = describe(self.max_token, e);
+                return Err(self.fail(message));
+            }
         };
         match &event {
             Event::Start(_) => {
@@ -124,26 +163,24 @@ impl<R: BufRead> XmlStream<R> {
             Event::Empty(_) => self.root_seen = true,
             Event::End(_) => self.depth = self.depth.saturating_sub(1),
             Event::GeneralRef(r) => {
-                resolve_ref(r).map_err(|m| ParseError::new(self.format, Some(line), m))?;
+                if let Err(message) = resolve_ref(r) {
+                    return Err(self.fail(message));
+                }
             }
             Event::Eof if self.depth > 0 => {
-                return Err(ParseError::new(
-                    self.format,
-                    Some(line),
-                    "truncated: the document ends inside an element",
-                ));
+                return Err(self.fail("truncated: the document ends inside an element"));
             }
             Event::Eof if !self.root_seen => {
-                return Err(ParseError::new(
-                    self.format,
-                    Some(line),
-                    "empty document: no root element",
-                ));
+                return Err(self.fail("empty document: no root element"));
             }
             _ => {}
         }
-        Ok((line, event))
+        Ok(event)
     }
+}
+
+fn token_too_long(max_token: usize) -> String {
+    format!("an XML tag, text, comment or DOCTYPE is longer than {max_token} bytes")
 }
 
 fn entity_message(name: &str) -> String {
@@ -186,11 +223,11 @@ pub(crate) fn attr_text<'a>(attr: &Attribute<'a>) -> Result<Cow<'a, str>, String
         })
 }
 
-fn describe(format: Format, line: u64, max_token: usize, e: quick_xml::Error) -> ParseError {
-    let message = match e {
+fn describe(max_token: usize, e: quick_xml::Error) -> String {
+    match e {
         quick_xml::Error::Io(io) => {
             if io.get_ref().is_some_and(|inner| inner.is::<TokenTooLong>()) {
-                format!("an XML tag, text, comment or DOCTYPE is longer than {max_token} bytes")
+                token_too_long(max_token)
             } else {
                 format!("could not read the report: {io}")
             }
@@ -199,8 +236,7 @@ fn describe(format: Format, line: u64, max_token: usize, e: quick_xml::Error) ->
         quick_xml::Error::Syntax(e) => format!("malformed or truncated XML: {e}"),
         quick_xml::Error::Encoding(e) => format!("the report is not UTF-8: {e}"),
         other => format!("malformed XML: {other}"),
-    };
-    ParseError::new(format, Some(line), message)
+    }
 }
 
 #[cfg(test)]
@@ -209,9 +245,10 @@ mod tests {
 
     fn drain(xml: &str, max_token: usize) -> Result<usize, ParseError> {
         let mut stream = XmlStream::new(xml.as_bytes(), Format::Cobertura, max_token);
+        let mut buf = Vec::new();
         let mut events = 0;
         loop {
-            let (_, event) = stream.next()?;
+            let event = stream.next(&mut buf)?;
             if matches!(event, Event::Eof) {
                 return Ok(events);
             }
@@ -220,18 +257,31 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_tracked() {
-        let mut s = XmlStream::new(&b"<a>\n\n<b/>\n</a>"[..], Format::Jacoco, 1024);
-        let mut seen = Vec::new();
-        loop {
-            let (line, event) = s.next().unwrap();
-            match event {
-                Event::Eof => break,
-                Event::Empty(e) => seen.push((e.name().as_ref().to_string(), line)),
-                _ => {}
+    fn lines_are_tracked_across_buffer_fills() {
+        let xml = "<a>\n\n<b/>\n<c>\n</c>\n\n\n<b/></a>\n";
+        // Tiny fills make events straddle them; one big fill is the other extreme.
+        for capacity in [1, 3, 7, 4096] {
+            let reader = std::io::BufReader::with_capacity(capacity, xml.as_bytes());
+            let mut s = XmlStream::new(reader, Format::Jacoco, 1024);
+            let mut buf = Vec::new();
+            let mut seen = Vec::new();
+            loop {
+                let event = s.next(&mut buf).unwrap();
+                match event {
+                    Event::Eof => break,
+                    Event::Empty(e) => {
+                        let name = e.name().as_ref().to_string();
+                        seen.push((name, s.line()));
+                    }
+                    _ => {}
+                }
             }
+            assert_eq!(
+                seen,
+                [("b".to_string(), 3), ("b".to_string(), 8)],
+                "{capacity}"
+            );
         }
-        assert_eq!(seen, [("b".to_string(), 3)]);
     }
 
     #[test]

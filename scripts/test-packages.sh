@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# End-to-end package test (slow; not part of `cargo test`). As root:
+#   1. builds the .deb and the .rpm (scripts/package.sh) and checks their files, control data
+#      and scripts (dpkg-deb -c/-I, rpm -qpl/-qpc/--scripts/-R);
+#   2. `systemd-analyze verify` on the unit;
+#   3. installs the .deb into a clean Debian 12 root (debootstrap minbase, cached once in
+#      ~/.cache/cocov-test-debroot, copied per run), runs `cocov --version`, `config check`,
+#      `doctor`, then `cocov setup` twice against the host's PostgreSQL (a throw-away database
+#      and role; the chroot shares the network) and `doctor` again;
+#   4. starts `cocov serve` as the unit would: as user cocov, with the unit's environment and
+#      its sandboxing applied by hand (systemd is not PID 1 here): ProtectSystem=strict with
+#      ReadWritePaths=/var/lib/cocov, ProtectHome, PrivateTmp, PrivateDevices, ProtectHostname,
+#      LoadCredential, NoNewPrivileges, an empty capability bounding set, and the unit's
+#      SystemCallFilter and RestrictAddressFamilies as a seccomp filter; waits for READY=1,
+#      WATCHDOG=1 and /readyz, runs a bubblewrap sandbox (true, then shellcheck on a file)
+#      under the same settings, and stops the daemon with SIGTERM;
+#   5. upgrades to a newer package revision (config, key and data kept), then `dpkg -r` and
+#      `dpkg --purge`, checking what each leaves.
+# Debian packages it installs when missing: rpm debootstrap systemd bubblewrap shellcheck
+# python3-seccomp postgresql-client redis-tools curl socat (plus PostgreSQL and Redis).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+if [ "$(id -u)" -ne 0 ]; then
+    log "run as root: it uses chroot, mount namespaces and setpriv"
+    exit 1
+fi
+need_commands rpm rpm debootstrap debootstrap systemd-analyze systemd bwrap bubblewrap \
+    shellcheck shellcheck psql postgresql-client redis-cli redis-tools curl curl socat socat
+/usr/bin/python3 -c 'import seccomp' 2>/dev/null || apt_install python3-seccomp
+ensure_services
+
+t0=$SECONDS
+phase() { log "[$((SECONDS - t0)) s] $*"; }
+fail() {
+    printf 'FAIL %s\n' "$*" >&2
+    exit 1
+}
+pass() { printf 'ok   %s\n' "$*"; }
+# expect TEXT REGEX WHAT: fails unless TEXT has a line matching REGEX.
+expect() { grep -Eq -- "$2" <<<"$1" || fail "$3"$'\n'"$1"; }
+
+work=$(mktemp -d /tmp/cocov-test-packages.XXXXXX)
+root=$work/root
+name=cocov_pkgtest_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
+prefix="$name:"
+admin_url=$(superuser_database_url)
+pids=()
+cleanup() {
+    local status=$?
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    if [ -d "$root" ]; then
+        for m in var/cache/apt/archives dev/pts dev proc; do
+            umount -l "$root/$m" 2>/dev/null || true
+        done
+    fi
+    psql "$admin_url" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+    psql "$admin_url" -qc "DROP ROLE IF EXISTS $name" >/dev/null 2>&1 || true
+    redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
+    if findmnt -rn -o TARGET | grep -q "^$work"; then
+        log "mounts left under $work; not removing it"
+    else
+        rm -rf "$work"
+    fi
+    [ "$status" -eq 0 ] && log "all package checks passed in $((SECONDS - t0)) s"
+    exit "$status"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------------------------------------
+phase "building the packages"
+mapfile -t artifacts < <(scripts/package.sh)
+deb=${artifacts[0]}
+rpm_file=${artifacts[1]}
+version=$(dpkg-deb -f "$deb" Version)
+next_version="${version%-*}-$((${version##*-} + 1))"
+PATH="$HOME/.cargo/bin:$PATH" cargo deb --no-build --locked --deb-version "$next_version" \
+    --output "$work/cocov-next.deb" >/dev/null
+pass "built $deb, $rpm_file and revision $next_version"
+
+# ---------------------------------------------------------------------------------------------
+phase "inspecting the .deb"
+contents=$(dpkg-deb -c "$deb")
+for f in usr/bin/cocov etc/cocov/cocov.toml usr/lib/systemd/system/cocov.service \
+    usr/share/cocov/plugins/README; do
+    expect "$contents" " \./$f\$" ".deb lacks /$f"
+done
+expect "$contents" '^-rw-r----- root/root .* \./etc/cocov/cocov\.toml$' "the config is not 0640"
+expect "$contents" '^-rwxr-xr-x root/root .* \./usr/bin/cocov$' "the binary is not 0755"
+depends=$(dpkg-deb -f "$deb" Depends)
+for d in git bubblewrap adduser init-system-helpers; do
+    expect "${depends//, /$'\n'}" "^$d( |\$)" "Depends lacks $d: $depends"
+done
+[ "$(dpkg-deb -f "$deb" Recommends)" = "postgresql, redis-server" ] || fail "Recommends"
+[ "$(dpkg-deb -I "$deb" conffiles)" = "/etc/cocov/cocov.toml" ] || fail "conffiles"
+postinst=$(dpkg-deb -I "$deb" postinst)
+expect "$postinst" 'adduser --quiet --system' "postinst does not create the user"
+expect "$postinst" '/etc/cocov/secret.key' "postinst does not create the key"
+expect "$postinst" "deb-systemd-helper enable 'cocov.service'|deb-systemd-helper enable cocov.service" \
+    "postinst does not enable the unit"
+expect "$(dpkg-deb -I "$deb" prerm)" "deb-systemd-invoke stop" "prerm does not stop the unit"
+expect "$(dpkg-deb -I "$deb" postrm)" 'rm -rf /var/lib/cocov' "postrm does not purge data"
+pass ".deb: files, modes, Depends ($depends), conffiles, scripts"
+
+# ---------------------------------------------------------------------------------------------
+phase "inspecting the .rpm"
+rpm_list=$(rpm -qpl "$rpm_file")
+deb_list=$(dpkg-deb -c "$deb" | awk '$1 ~ /^-/ {print substr($NF, 2)}' | grep -v '^/usr/share/doc/cocov/copyright$' | sort)
+[ "$(sort <<<"$rpm_list")" = "$deb_list" ] ||
+    fail "the .rpm and the .deb list different files:"$'\n'"$(diff <(sort <<<"$rpm_list") <(echo "$deb_list"))"
+[ "$(rpm -qpc "$rpm_file")" = "/etc/cocov/cocov.toml" ] || fail "rpm config files"
+modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm_file")
+expect "$modes" '^-rw-r----- root cocov /etc/cocov/cocov.toml$' "rpm config is not root:cocov 0640"
+scripts=$(rpm -qp --scripts "$rpm_file")
+for s in preinstall postinstall preuninstall postuninstall; do
+    expect "$scripts" "^$s scriptlet" "rpm lacks a $s scriptlet"
+done
+expect "$scripts" 'useradd --system' "rpm %pre does not create the user"
+expect "$scripts" 'systemctl --no-reload preset cocov.service' "rpm %post does not preset"
+expect "$scripts" 'disable --now cocov.service' "rpm %preun does not stop on erase"
+expect "$scripts" 'try-restart cocov.service' "rpm %postun does not restart on upgrade"
+requires=$(rpm -qpR "$rpm_file")
+for r in git bubblewrap; do expect "$requires" "^$r\$" "rpm does not require $r"; done
+recommends=$(rpm -qp --recommends "$rpm_file")
+for r in postgresql-server redis; do expect "$recommends" "^$r\$" "rpm does not recommend $r"; done
+pass ".rpm: same files as the .deb, %config(noreplace), root:cocov 0640, 4 scriptlets, requires"
+
+# ---------------------------------------------------------------------------------------------
+phase "systemd-analyze verify"
+mkdir -p "$work/unit"
+sed "s#/usr/bin/cocov#$PWD/target/release/cocov#g" systemd/cocov.service >"$work/unit/cocov.service"
+said=$(systemd-analyze verify "$work/unit/cocov.service" 2>&1) || fail "systemd-analyze: $said"
+[ -z "$said" ] || fail "systemd-analyze verify is not clean: $said"
+pass "systemd-analyze verify: clean"
+
+# ---------------------------------------------------------------------------------------------
+cache=${COCOV_DEBROOT_CACHE:-$HOME/.cache/cocov-test-debroot}
+if [ ! -f "$cache/bookworm/.cocov-complete" ]; then
+    phase "debootstrap minbase bookworm into $cache (once)"
+    mkdir -p "$cache"
+    rm -rf "$cache/bookworm.tmp"
+    debootstrap --variant=minbase bookworm "$cache/bookworm.tmp" http://deb.debian.org/debian >&2
+    touch "$cache/bookworm.tmp/.cocov-complete"
+    mv "$cache/bookworm.tmp" "$cache/bookworm"
+fi
+phase "copying the Debian root"
+cp -a "$cache/bookworm" "$root"
+mkdir -p "$cache/apt-archives/partial"
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+mount --bind /dev/pts "$root/dev/pts"
+mount --bind "$cache/apt-archives" "$root/var/cache/apt/archives"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+in_root() {
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+
+phase "dpkg -i, then apt-get -f install for the dependencies"
+cp "$deb" "$root/tmp/cocov.deb"
+cp "$work/cocov-next.deb" "$root/tmp/cocov-next.deb"
+if in_root dpkg -i /tmp/cocov.deb >"$work/dpkg-i.log" 2>&1; then
+    log "dpkg -i succeeded without dependencies?"
+fi
+in_root apt-get update -qq >/dev/null
+t_install=$SECONDS
+in_root apt-get -f install -y -qq >"$work/apt-f.log" 2>&1 || fail "apt-get -f install: $(cat "$work/apt-f.log")"
+# shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+[ "$(in_root dpkg-query -W -f '${Status}' cocov)" = "install ok installed" ] || fail "cocov not installed"
+pass "installed with its dependencies in $((SECONDS - t_install)) s"
+in_root apt-get install -y -qq shellcheck >/dev/null 2>&1 || fail "apt-get install shellcheck in the root"
+
+# What the maintainer scripts did.
+st() { in_root stat -c '%U:%G %a' "$1"; }
+[ "$(st /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "config: $(st /etc/cocov/cocov.toml)"
+[ "$(st /etc/cocov/secret.key)" = "root:root 600" ] || fail "key: $(st /etc/cocov/secret.key)"
+grep -Eqx '[0-9a-f]{64}' "$root/etc/cocov/secret.key" || fail "the key is not 64 hex characters"
+[ "$(st /var/lib/cocov)" = "cocov:cocov 750" ] || fail "/var/lib/cocov: $(st /var/lib/cocov)"
+[ "$(st /var/lib/cocov/storage)" = "cocov:cocov 750" ] || fail "storage: $(st /var/lib/cocov/storage)"
+expect "$(in_root getent passwd cocov)" '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\):/var/lib/cocov:/usr/sbin/nologin$' \
+    "the cocov user"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/cocov.service" ] || fail "unit not enabled"
+key_sum=$(md5sum <"$root/etc/cocov/secret.key")
+pass "user cocov, /var/lib/cocov 0750, config root:cocov 0640, key root 0600, unit enabled"
+
+said_version=$(in_root cocov --version) || fail "cocov --version"
+expect "$said_version" "^cocov ${version%-*}\$" "cocov --version: $said_version"
+out=$(in_root cocov config check) || fail "cocov config check: $out"
+expect "$out" 'configuration is valid \(/etc/cocov/cocov.toml' "config check: $out"
+pass "cocov --version ($said_version); cocov config check"
+log "cocov doctor before setup (failures are expected here):"
+in_root cocov doctor >&2 || true
+
+# ---------------------------------------------------------------------------------------------
+phase "cocov setup (database $name on the host's PostgreSQL)"
+setup() {
+    in_root cocov setup --database-name "$name" --database-user "$name" --superuser-url "$admin_url"
+}
+out=$(setup) || fail "cocov setup: $out"
+printf '%s\n' "$out" >&2
+expect "$out" "^database role $name: created" "setup: role"
+expect "$out" "^database $name: created, owned by $name" "setup: database"
+expect "$out" "^configuration /etc/cocov/cocov.toml: \[database\]" "setup: config"
+expect "$out" '^personal access token \(shown once\): cop_' "setup: admin"
+[ "$(st /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "config after setup: $(st /etc/cocov/cocov.toml)"
+config_sum=$(md5sum <"$root/etc/cocov/cocov.toml")
+out=$(setup) || fail "cocov setup (again): $out"
+expect "$out" "^database role $name: exists, unchanged" "setup again: role"
+expect "$out" "^database $name: exists, unchanged" "setup again: database"
+expect "$out" '^configuration /etc/cocov/cocov.toml: unchanged' "setup again: config"
+expect "$out" '^admin user: 1 user\(s\) exist, none created' "setup again: admin"
+[ "$(md5sum <"$root/etc/cocov/cocov.toml")" = "$config_sum" ] || fail "setup changed the config again"
+pass "cocov setup: created role, database, config and admin; a second run changed nothing"
+
+out=$(in_root env COCOV_REDIS_KEY_PREFIX="$prefix" cocov doctor 2>&1) || fail "cocov doctor: $out"
+printf '%s\n' "$out" >&2
+expect "$out" '^ok   bubblewrap sandbox starts as cocov' "doctor: sandbox as cocov"
+pass "cocov doctor: every check passes"
+
+# ---------------------------------------------------------------------------------------------
+phase "running as the unit would"
+# The unit's SystemCallFilter, expanded by this systemd, as an allow list.
+expand() {
+    systemd-analyze syscall-filter "$1" | sed -n 's/^    \([^#][^ ]*\).*/\1/p' | while read -r s; do
+        case $s in @*) expand "$s" ;; *) echo "$s" ;; esac
+    done
+}
+read -ra allow <<<"$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' systemd/cocov.service | tr '\n' ' ')"
+read -ra deny <<<"$(sed -n 's/^SystemCallFilter=~//p' systemd/cocov.service | tr '\n' ' ')"
+families=$(sed -n 's/^RestrictAddressFamilies=//p' systemd/cocov.service)
+for f in "${allow[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/allow"
+for f in "${deny[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/deny"
+comm -23 "$work/allow" "$work/deny" >"$work/syscalls"
+log "seccomp: $(wc -l <"$work/syscalls") system calls allowed; socket() for $families"
+
+cat >"$work/seccomp-exec.py" <<'PY'
+# Loads the unit's system call filter (allow list, EPERM otherwise) and its address-family
+# restriction, sets no_new_privs (libseccomp does), then execs the command.
+import errno, os, socket, sys
+import seccomp
+syscalls, families, argv = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in open(syscalls).read().split():
+    if name in ("socket", "socketcall"):
+        continue
+    try:
+        f.add_rule(seccomp.ALLOW, name)
+    except Exception:
+        pass  # not a system call on this architecture
+for fam in families:
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, getattr(socket, fam)))
+f.load()
+os.execvp(argv[0], argv)
+PY
+
+cat >"$work/as-unit.sh" <<'SH'
+#!/bin/sh
+# Run inside `unshare -m -u --propagation private`: applies cocov.service's sandboxing to the
+# Debian root $1, then runs the rest of the arguments there as user cocov.
+set -eu
+root=$1 work=$2 families=$3
+shift 3
+# LoadCredential=secret.key:/etc/cocov/secret.key -> /run/credentials/cocov.service/secret.key
+cred=$root/run/credentials/cocov.service
+mkdir -p "$cred"
+mount -t tmpfs -o mode=0700,nosuid,nodev,noexec tmpfs "$cred"
+cp "$root/etc/cocov/secret.key" "$cred/secret.key"
+chroot "$root" chown -R cocov:cocov /run/credentials/cocov.service
+chmod 0400 "$cred/secret.key"
+mount -o remount,ro "$cred"
+# ProtectSystem=strict + ReadWritePaths=/var/lib/cocov: all read-only but the state directory
+# and the API file systems.
+umount "$root/var/cache/apt/archives"
+mount --rbind "$root" "$root"
+mount --bind "$root/var/lib/cocov" "$root/var/lib/cocov"
+mount -o remount,bind,ro "$root"
+# PrivateTmp=yes
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/var/tmp"
+# ProtectHome=yes: empty and inaccessible
+for d in home root; do mount -t tmpfs -o ro,mode=000 tmpfs "$root/$d"; done
+# PrivateDevices=yes: a fresh /dev with the pseudo devices only
+mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev"
+for n in null zero full random urandom tty; do
+    touch "$root/dev/$n"
+    mount --bind "/dev/$n" "$root/dev/$n"
+done
+mkdir "$root/dev/pts" "$root/dev/shm"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
+ln -s /proc/self/fd "$root/dev/fd"
+# Negative control: what ProtectKernelTunables= would do (it must break the sandbox).
+if [ "${AS_UNIT_PROTECT_KERNEL_TUNABLES:-}" = 1 ]; then
+    mount --bind "$root/proc/sys" "$root/proc/sys"
+    mount -o remount,bind,ro "$root/proc/sys"
+fi
+# ProtectHostname=yes is the UTS namespace unshare made. Then: seccomp (SystemCallFilter,
+# RestrictAddressFamilies, NoNewPrivileges), User=cocov, CapabilityBoundingSet= (empty).
+exec /usr/bin/python3 "$work/seccomp-exec.py" "$work/syscalls" "$families" \
+    chroot "$root" setpriv --reuid=cocov --regid=cocov --init-groups --inh-caps=-all \
+    --bounding-set=-all --no-new-privs -- "$@"
+SH
+chmod 755 "$work/as-unit.sh"
+# The unit's environment (systemd sets HOME, USER, LOGNAME, SHELL from the user).
+unit_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/var/lib/cocov USER=cocov
+    LOGNAME=cocov SHELL=/usr/sbin/nologin COCOV_CONFIG=/etc/cocov/cocov.toml
+    COCOV_SECURITY_CRYPTOGRAPHIC_KEY_FILE=/run/credentials/cocov.service/secret.key)
+as_unit() { unshare -m -u --propagation private -- "$work/as-unit.sh" "$root" "$work" "$families" "$@"; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+api_port=$(free_port)
+badger_port=$(free_port)
+
+# ExecStartPre=
+out=$(as_unit "${unit_env[@]}" /usr/bin/cocov config check 2>&1) || fail "ExecStartPre (config check) as the unit: $out"
+expect "$out" 'cryptographic_key_file = "/run/credentials/cocov.service/secret.key"' "credential path"
+pass "ExecStartPre=cocov config check, as cocov under the unit's sandboxing"
+
+# The notification socket systemd would own: READY=1, STATUS=, WATCHDOG=1 arrive here.
+socat -u UNIX-RECV:"$root/run/cocov-notify.sock" - >"$work/notify.log" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$root/run/cocov-notify.sock" ] && break; sleep 0.1; done
+chmod 666 "$root/run/cocov-notify.sock"
+
+t_start=$SECONDS
+# Not through the as_unit function: `$!` must be the process that becomes cocov (every step
+# execs), so that SIGTERM reaches the daemon as systemd's would.
+unshare -m -u --propagation private -- "$work/as-unit.sh" "$root" "$work" "$families" \
+    "${unit_env[@]}" NOTIFY_SOCKET=/run/cocov-notify.sock WATCHDOG_USEC=2000000 \
+    COCOV_REDIS_KEY_PREFIX="$prefix" COCOV_BIND_ADDRESS="127.0.0.1:$api_port" \
+    COCOV_BADGER_BIND_PORT="$badger_port" /usr/bin/cocov serve 2>"$work/serve.log" &
+serve_pid=$!
+pids+=("$serve_pid")
+ready=""
+for _ in $(seq 300); do
+    if curl -fsS "http://127.0.0.1:$api_port/readyz" >"$work/readyz" 2>/dev/null; then ready=1; break; fi
+    kill -0 "$serve_pid" 2>/dev/null || fail "cocov serve exited: $(cat "$work/serve.log")"
+    sleep 0.2
+done
+[ -n "$ready" ] || fail "/readyz did not answer 200 within 60 s: $(cat "$work/serve.log")"
+pass "cocov serve ready in $((SECONDS - t_start)) s as the unit would run it: $(cat "$work/readyz")"
+sleep 3
+notes=$(tr '\n' ' ' <"$work/notify.log")
+expect "$notes" 'READY=1' "no READY=1 on the notify socket: $notes"
+expect "$notes" 'WATCHDOG=1' "no WATCHDOG=1 on the notify socket: $notes"
+pass "sd_notify: READY=1 and WATCHDOG=1 received"
+
+# A check's sandbox, under the same settings, while the daemon runs.
+mkdir -p "$root/var/lib/cocov/work/src"
+# shellcheck disable=SC2016 # the file's content, with an unquoted $1 for shellcheck to find
+printf '#!/bin/sh\necho $1\n' >"$root/var/lib/cocov/work/src/check-me.sh"
+in_root chown -R cocov:cocov /var/lib/cocov/work
+bwrap=(/usr/bin/bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr
+    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc
+    --dev /dev --tmpfs /tmp --uid 65534 --gid 65534 --hostname sandbox)
+out=$(as_unit "${unit_env[@]}" "${bwrap[@]}" /usr/bin/true 2>&1) || fail "bwrap under the unit's settings: $out"
+set +e
+out=$(as_unit "${unit_env[@]}" "${bwrap[@]}" --ro-bind /var/lib/cocov/work/src /src --chdir /src \
+    /usr/bin/shellcheck -f gcc check-me.sh 2>&1)
+status=$?
+set -e
+[ "$status" -eq 1 ] || fail "shellcheck in the sandbox exited $status: $out"
+expect "$out" 'check-me.sh:2:6: .*SC2086' "shellcheck did not report SC2086: $out"
+pass "bubblewrap sandbox under the unit's settings: /usr/bin/true, and shellcheck found SC2086"
+set +e
+out=$(AS_UNIT_PROTECT_KERNEL_TUNABLES=1 as_unit "${unit_env[@]}" "${bwrap[@]}" /usr/bin/true 2>&1)
+status=$?
+set -e
+[ "$status" -ne 0 ] || fail "the negative control passed: the emulation is not applied"
+pass "negative control: with ProtectKernelTunables the sandbox fails ($out)"
+
+kill -TERM "$serve_pid"
+status=0
+wait "$serve_pid" || status=$?
+[ "$status" -eq 0 ] || fail "cocov serve exited $status after SIGTERM: $(tail -5 "$work/serve.log")"
+expect "$(tr '\n' ' ' <"$work/notify.log")" 'STOPPING=1' "no STOPPING=1"
+pass "SIGTERM: drained and exited 0"
+
+# ---------------------------------------------------------------------------------------------
+phase "upgrade to $next_version"
+echo kept >"$root/var/lib/cocov/storage/upgrade-marker"
+in_root dpkg -i /tmp/cocov-next.deb >"$work/upgrade.log" 2>&1 || fail "upgrade: $(cat "$work/upgrade.log")"
+# shellcheck disable=SC2016 # a dpkg-query format
+[ "$(in_root dpkg-query -W -f '${Version}' cocov)" = "$next_version" ] || fail "not upgraded"
+[ "$(md5sum <"$root/etc/cocov/cocov.toml")" = "$config_sum" ] || fail "the upgrade replaced the config"
+[ "$(st /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "config after upgrade: $(st /etc/cocov/cocov.toml)"
+[ "$(md5sum <"$root/etc/cocov/secret.key")" = "$key_sum" ] || fail "the upgrade replaced the key"
+[ -f "$root/var/lib/cocov/storage/upgrade-marker" ] || fail "the upgrade lost data"
+pass "upgrade: config (as setup wrote it), key and data kept"
+
+# ---------------------------------------------------------------------------------------------
+phase "dpkg -r, then dpkg --purge"
+in_root dpkg -r cocov >"$work/remove.log" 2>&1 || fail "dpkg -r: $(cat "$work/remove.log")"
+for f in /etc/cocov/cocov.toml /etc/cocov/secret.key /var/lib/cocov/storage/upgrade-marker; do
+    [ -e "$root$f" ] || fail "dpkg -r removed $f"
+done
+in_root getent passwd cocov >/dev/null || fail "dpkg -r removed the user"
+[ ! -e "$root/usr/bin/cocov" ] || fail "dpkg -r left /usr/bin/cocov"
+pass "dpkg -r: binary gone; config, key, data and user kept"
+
+in_root dpkg --purge cocov >"$work/purge.log" 2>&1 || fail "dpkg --purge: $(cat "$work/purge.log")"
+cat "$work/purge.log" >&2
+for f in /etc/cocov /var/lib/cocov /usr/lib/systemd/system/cocov.service \
+    /etc/systemd/system/multi-user.target.wants/cocov.service; do
+    [ ! -e "$root$f" ] || fail "purge left $f"
+done
+in_root getent passwd cocov >/dev/null && fail "purge left the user"
+in_root getent group cocov >/dev/null && fail "purge left the group"
+in_root dpkg-statoverride --list | grep -q cocov && fail "purge left a statoverride"
+left=$(find "$root/etc" "$root/var" "$root/usr" -name '*cocov*' ! -path "$root/var/cache/apt/*" 2>/dev/null)
+[ -z "$left" ] || fail "purge left: $left"
+pass "dpkg --purge: nothing named cocov left; the database $name and its role stay in PostgreSQL"
+psql "$admin_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -qx 1 ||
+    fail "the database should outlive the package"
