@@ -39,9 +39,10 @@ fn main() {
     write_lcov(&lcov, 24 * 1000 * 1000).expect("write lcov");
 
     println!(
-        "| report | size | files | lines (total / covered) | best of {RUNS} | throughput | extra peak RSS |"
+        "| report | size | files | lines (total / covered) | best of {RUNS} (wall) \
+         | throughput (wall) | throughput (CPU time) | extra peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (format, path) in [(Format::Cobertura, &cobertura), (Format::Lcov, &lcov)] {
         let size = std::fs::metadata(path).expect("stat").len();
         let mut best = f64::MAX;

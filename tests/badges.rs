@@ -200,6 +200,60 @@ async fn revalidation_gets_304_until_the_number_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn clients_that_accept_gzip_get_the_precompressed_badge_with_its_own_tag() {
+    use std::io::Read;
+    let t = start().await;
+    let pool = &t.app().db;
+    let repo = repository(pool, "zipped", "main").await;
+    branch(pool, repo, "main", Some(97.0), Some(4)).await;
+    let plain = get(&t, "/zipped/coverage", None).await;
+    assert_svg(&plain, COVERAGE_97);
+    assert_eq!(plain.header("vary"), "accept-encoding");
+    assert_eq!(plain.header("content-encoding"), "");
+
+    let url = format!("{}/zipped/coverage", t.badger_base);
+    let zipped = t
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip, deflate, br, zstd")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(zipped.status(), StatusCode::OK);
+    let header = |r: &reqwest::Response, n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(header(&zipped, "content-encoding"), "gzip");
+    assert_eq!(
+        header(&zipped, "content-type"),
+        "image/svg+xml;charset=utf-8"
+    );
+    let tag = header(&zipped, "etag");
+    assert_ne!(tag, plain.header("etag"), "one strong tag per encoding");
+    let bytes = zipped.bytes().await.expect("body");
+    let mut svg = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut svg)
+        .expect("a gzip body");
+    assert_eq!(svg, COVERAGE_97);
+
+    let revalidated = t
+        .client
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cached_badges_are_served_without_postgresql() {
     let t = start().await;
     let pool = &t.app().db;

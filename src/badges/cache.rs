@@ -29,24 +29,45 @@ pub struct CacheKey {
     pub kind: Kind,
 }
 
-/// A rendered badge and its strong validator.
+/// A rendered badge and its strong validator, plus the same badge gzip-compressed once here:
+/// the listener's compression middleware would otherwise gzip or zstd every hit again for
+/// clients that accept it (browsers, image proxies), at a fifth of the throughput.
 #[derive(Debug)]
 pub struct Rendered {
     pub svg: Bytes,
     /// `"<first 128 bits of the SVG's SHA-256, hex>"`: equal bodies, equal tags, on every host.
     pub etag: HeaderValue,
+    /// The gzip representation and its own tag (a strong tag names one encoding); `None` only
+    /// if compression failed, and then every client gets the plain SVG.
+    pub gzip: Option<(Bytes, HeaderValue)>,
 }
 
 impl Rendered {
     pub fn new(svg: String) -> Rendered {
-        let digest = Sha256::digest(svg.as_bytes());
-        let tag = format!("\"{}\"", hex::encode(&digest[..16]));
+        let digest = hex::encode(&Sha256::digest(svg.as_bytes())[..16]);
+        // Quotes, hex digits and `-` are always a valid header value; the fallback is unreachable.
+        let tag =
+            |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static("\"0\""));
+        let gzip = match gzip(svg.as_bytes()) {
+            Ok(bytes) => Some((Bytes::from(bytes), tag(format!("\"{digest}-gzip\"")))),
+            Err(e) => {
+                tracing::warn!(error = %e, "badge could not be gzip-compressed");
+                None
+            }
+        };
         Rendered {
-            // Quotes and hex digits are always a valid header value; the fallback is unreachable.
-            etag: HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"0\"")),
+            etag: tag(format!("\"{digest}\"")),
             svg: Bytes::from(svg),
+            gzip,
         }
     }
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data)?;
+    encoder.finish()
 }
 
 /// What the cache answers for a key.
@@ -423,5 +444,20 @@ mod tests {
             tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34,
             "{tag}"
         );
+    }
+
+    #[test]
+    fn the_gzip_representation_decodes_to_the_svg_and_has_its_own_tag() {
+        use std::io::Read;
+        let svg = Badge::coverage(Some(97.0)).render();
+        let rendered = Rendered::new(svg.clone());
+        let (gz, gz_tag) = rendered.gzip.as_ref().expect("gzip");
+        assert!(gz.len() < rendered.svg.len());
+        let mut decoded = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut decoded)
+            .expect("gunzip");
+        assert_eq!(decoded, svg);
+        assert_ne!(gz_tag, &rendered.etag);
     }
 }

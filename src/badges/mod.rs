@@ -5,7 +5,8 @@
 //! cached (no PostgreSQL, no rendering); a miss loads the repository's branch numbers with one
 //! query and caches both badges. Each badge carries a strong `ETag` and `Cache-Control: no-cache`,
 //! so proxies such as GitHub's camo revalidate on every view and get a body-less 304 while the
-//! number is unchanged. The modules that change the numbers call [`invalidate`].
+//! number is unchanged. Clients that accept gzip get a copy compressed once at render time.
+//! The modules that change the numbers call [`invalidate`].
 
 mod cache;
 mod invalidate;
@@ -17,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, RETRY_AFTER};
+use http::header::{CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, RETRY_AFTER, VARY};
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use warp::Filter;
@@ -36,7 +37,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 /// How long "no such repository" is remembered, so scanners cannot hammer PostgreSQL; short,
 /// because creating a repository also clears it through [`invalidate`].
 pub const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Most cached badges (about 1.5 KB each).
+/// Most cached badges (about 2 KB each: the SVG and its gzip form).
 pub const CACHE_MAX_ENTRIES: usize = 4096;
 
 const SVG_CONTENT_TYPE: &str = "image/svg+xml;charset=utf-8";
@@ -97,27 +98,45 @@ fn badge_route(state: &Arc<State>, kind: Kind, name: &'static str) -> BoxedFilte
         .and(warp::path::end())
         .and(warp::query::<BadgeQuery>())
         .and(warp::header::optional::<String>("if-none-match"))
+        .and(warp::header::optional::<String>("accept-encoding"))
         .and(warp::ext::optional::<PeerAddr>())
-        .and_then(move |repository, query, if_none_match, peer| {
-            let state = state.clone();
-            async move {
-                Ok::<_, Infallible>(
-                    badge(&state, kind, repository, query, if_none_match, peer).await,
-                )
-            }
-        })
+        .and_then(
+            move |repository, query, if_none_match, accept_encoding, peer| {
+                let state = state.clone();
+                async move {
+                    let request = Request {
+                        repository,
+                        query,
+                        if_none_match,
+                        accept_encoding,
+                        peer,
+                    };
+                    Ok::<_, Infallible>(badge(&state, kind, request).await)
+                }
+            },
+        )
         .map(tag(name))
         .boxed()
 }
 
-async fn badge(
-    state: &State,
-    kind: Kind,
+/// What a badge request carries.
+struct Request {
+    /// The raw (still percent-encoded) path segment.
     repository: String,
     query: BadgeQuery,
     if_none_match: Option<String>,
+    accept_encoding: Option<String>,
     peer: Option<PeerAddr>,
-) -> Response {
+}
+
+async fn badge(state: &State, kind: Kind, request: Request) -> Response {
+    let Request {
+        repository,
+        query,
+        if_none_match,
+        accept_encoding,
+        peer,
+    } = request;
     // Before anything else, so a limited client costs no lookup, query or render. (Requests
     // without a peer address only come from in-process callers; the server always sets one.)
     if let Some(PeerAddr(addr)) = peer
@@ -155,7 +174,11 @@ async fn badge(
         }
     };
     match answer {
-        Answer::Badge(rendered) => svg_response(&rendered, if_none_match.as_deref()),
+        Answer::Badge(rendered) => svg_response(
+            &rendered,
+            if_none_match.as_deref(),
+            accepts_gzip(accept_encoding.as_deref()),
+        ),
         Answer::UnknownRepository => not_found(),
     }
 }
@@ -188,20 +211,55 @@ async fn load(
     })
 }
 
-/// 200 with the SVG, or 304 when `If-None-Match` names its tag.
-fn svg_response(rendered: &Rendered, if_none_match: Option<&str>) -> Response {
-    let mut response = if if_none_match.is_some_and(|v| etag_matches(v, &rendered.etag)) {
+/// 200 with the SVG (gzip-encoded when the client takes it), or 304 when `If-None-Match` names
+/// the tag of the representation it would get.
+fn svg_response(rendered: &Rendered, if_none_match: Option<&str>, gzip: bool) -> Response {
+    let (body, etag, encoded) = match (&rendered.gzip, gzip) {
+        (Some((bytes, tag)), true) => (bytes, tag, true),
+        _ => (&rendered.svg, &rendered.etag, false),
+    };
+    let mut response = if if_none_match.is_some_and(|v| etag_matches(v, etag)) {
         let mut r = Response::default();
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        let mut r = Response::new(rendered.svg.clone().into());
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(SVG_CONTENT_TYPE));
+        let mut r = Response::new(body.clone().into());
+        let headers = r.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(SVG_CONTENT_TYPE));
+        if encoded {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         r
     };
-    response.headers_mut().insert(ETAG, rendered.etag.clone());
+    let headers = response.headers_mut();
+    headers.insert(ETAG, etag.clone());
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     no_cache(response)
+}
+
+/// Whether `Accept-Encoding` admits gzip: listed (or `x-gzip`, or `*` when gzip is not listed)
+/// with a non-zero q-value. Clients that send nothing get the plain SVG, as HTTP wants.
+fn accepts_gzip(header: Option<&str>) -> bool {
+    let Some(header) = header else { return false };
+    let mut wildcard = false;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let q_positive = parts
+            .filter_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .or_else(|| p.trim().strip_prefix("Q="))
+            })
+            .all(|q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0));
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            return q_positive;
+        }
+        if coding == "*" {
+            wildcard = q_positive;
+        }
+    }
+    wildcard
 }
 
 /// `If-None-Match` uses the weak comparison (RFC 9110 §13.1.2): a `W/` prefix is ignored, a list
@@ -283,6 +341,23 @@ mod tests {
         assert!(!etag_matches("\"abd\"", &tag));
         assert!(!etag_matches("abc", &tag));
         assert!(!etag_matches("", &tag));
+    }
+
+    #[test]
+    fn accept_encoding_negotiation() {
+        assert!(!accepts_gzip(None));
+        assert!(!accepts_gzip(Some("")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(Some("zstd, br")));
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("gzip, deflate, br, zstd")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("x-gzip")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0")));
+        assert!(!accepts_gzip(Some("gzip;q=0.0, *")));
+        assert!(!accepts_gzip(Some("*;q=0")));
+        assert!(!accepts_gzip(Some("gzip;q=nonsense")));
     }
 
     #[test]

@@ -170,7 +170,13 @@ impl FileCoverage {
         self.slots[index] = slot;
     }
 
+    #[inline]
     fn grow_to(&mut self, len: usize) {
+        // Parsers mostly add the next line or one a few further: push instead of resize's
+        // memset for those.
+        while self.slots.len() < len && len - self.slots.len() <= 4 {
+            self.slots.push(NEUTRAL);
+        }
         if self.slots.len() < len {
             self.slots.resize(len, NEUTRAL);
         }
@@ -199,6 +205,7 @@ impl FileCoverage {
 
     /// Records `hits` executions of `line`; repeated records add up (several classes or blocks
     /// on one line), and a Neutral or Ignored line becomes executable.
+    #[inline]
     pub fn add_hits(&mut self, line: NonZeroU32, hits: u64) {
         let index = line.get() as usize - 1;
         self.grow_to(index + 1);

@@ -9,7 +9,7 @@ use std::io::BufRead;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::xml::{XmlStream, attr_text, resolve_ref};
+use super::xml::{RawAttrs, XmlStream, resolve_ref, unescape};
 use super::{Builder, hit_count, line_number};
 use crate::coverage::{FileCoverage, Format, Limits, ParseError, Report};
 
@@ -149,25 +149,25 @@ fn check_source_len(text: &str, limits: &Limits) -> Result<(), String> {
 }
 
 fn filename(e: &BytesStart<'_>) -> Result<String, String> {
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| format!("malformed attribute in <class>: {err}"))?;
-        if attr.key.as_ref() == "filename" {
-            return Ok(attr_text(&attr)?.into_owned());
+    let mut attrs = RawAttrs::new(e);
+    while let Some((key, value)) = attrs.next_attr()? {
+        if key == "filename" {
+            return Ok(unescape(value)?.into_owned());
         }
     }
     Err("<class> without a filename attribute".into())
 }
 
-// The hot loop: one call per <line>. Attribute values are borrowed from the event buffer and
-// parsed in place, so a line costs no allocation.
+// The hot loop: one call per <line>. Values are parsed where they lie in the event buffer, so
+// a line costs no allocation.
 fn record_line(e: &BytesStart<'_>, class: &mut Class, limits: &Limits) -> Result<(), String> {
     let mut number = None;
     let mut hits = None;
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| format!("malformed attribute in <line>: {err}"))?;
-        match attr.key.as_ref() {
-            "number" => number = Some(line_number(attr_text(&attr)?.as_bytes(), limits)?),
-            "hits" => hits = Some(hit_count(attr_text(&attr)?.as_bytes())?),
+    let mut attrs = RawAttrs::new(e);
+    while let Some((key, value)) = attrs.next_attr()? {
+        match key {
+            "number" => number = Some(line_number(unescape(value)?.as_bytes(), limits)?),
+            "hits" => hits = Some(hit_count(unescape(value)?.as_bytes())?),
             _ => {}
         }
     }

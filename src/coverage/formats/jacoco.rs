@@ -13,7 +13,7 @@ use std::io::BufRead;
 
 use quick_xml::events::{BytesStart, Event};
 
-use super::xml::{XmlStream, attr_text};
+use super::xml::{RawAttrs, XmlStream, unescape};
 use super::{Builder, hit_count, line_number};
 use crate::coverage::{FileCoverage, Format, Limits, ParseError, Report};
 
@@ -118,10 +118,10 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
 }
 
 fn attr(e: &BytesStart<'_>, element: &str, key: &str) -> Result<String, String> {
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| format!("malformed attribute in <{element}>: {err}"))?;
-        if attr.key.as_ref() == key {
-            return Ok(attr_text(&attr)?.into_owned());
+    let mut attrs = RawAttrs::new(e);
+    while let Some((name, value)) = attrs.next_attr()? {
+        if name == key {
+            return Ok(unescape(value)?.into_owned());
         }
     }
     Err(format!("<{element}> without a {key} attribute"))
@@ -130,14 +130,14 @@ fn attr(e: &BytesStart<'_>, element: &str, key: &str) -> Result<String, String> 
 fn record_line(e: &BytesStart<'_>, file: &mut SourceFile, limits: &Limits) -> Result<(), String> {
     let mut nr = None;
     let mut ci = None;
-    for attr in e.attributes().with_checks(false) {
-        let attr = attr.map_err(|err| format!("malformed attribute in <line>: {err}"))?;
-        match attr.key.as_ref() {
-            "nr" => nr = Some(line_number(attr_text(&attr)?.as_bytes(), limits)?),
-            "ci" => ci = Some(hit_count(attr_text(&attr)?.as_bytes())?),
+    let mut attrs = RawAttrs::new(e);
+    while let Some((key, value)) = attrs.next_attr()? {
+        match key {
+            "nr" => nr = Some(line_number(unescape(value)?.as_bytes(), limits)?),
+            "ci" => ci = Some(hit_count(unescape(value)?.as_bytes())?),
             // Validated so a corrupt report is not half-read, though only ci decides coverage.
             "mi" | "mb" | "cb" => {
-                hit_count(attr_text(&attr)?.as_bytes())?;
+                hit_count(unescape(value)?.as_bytes())?;
             }
             _ => {}
         }

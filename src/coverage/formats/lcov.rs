@@ -7,6 +7,7 @@
 //! (the original replaced the first record).
 
 use std::io::BufRead;
+use std::num::NonZeroU32;
 
 use super::{Builder, excerpt, for_each_line, hit_count, line_number};
 use crate::coverage::{FileCoverage, Format, Limits, ParseError, Report};
@@ -24,8 +25,16 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
     let mut current: Option<Record> = None;
     for_each_line(reader, FORMAT, limits.max_token_bytes, |n, raw| {
         let error = |message: String| ParseError::new(FORMAT, Some(n), message);
+        // DA is nearly every line of a real report: a well-formed one is read in one pass.
+        if let (Some(record), Some((number, hits))) = (current.as_mut(), fast_da(raw))
+            && number <= limits.max_line_number
+            && let Some(number) = NonZeroU32::new(number)
+        {
+            record.coverage.add_hits(number, hits);
+            return Ok(());
+        }
         let line = raw.trim_ascii();
-        // DA is nearly every line of a real report, so it is checked first.
+        // Anything else starting with DA: gets the careful parse and its precise message.
         if let Some(value) = line.strip_prefix(b"DA:") {
             let Some(record) = current.as_mut() else {
                 return Err(error("DA before SF".into()));
@@ -76,6 +85,49 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
     Ok(out.finish())
 }
 
+/// `DA:<digits>,<digits>` optionally followed by `,<checksum>`, with no spaces: the shape every
+/// tool writes. Anything else returns None and takes the careful path.
+#[inline]
+fn fast_da(line: &[u8]) -> Option<(u32, u64)> {
+    let rest = line.strip_prefix(b"DA:")?;
+    let mut i = 0;
+    let mut number: u32 = 0;
+    while let Some(&b) = rest.get(i) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        // Nine digits cannot overflow a u32; longer numbers take the careful path.
+        if i == 9 {
+            return None;
+        }
+        number = number * 10 + u32::from(d);
+        i += 1;
+    }
+    if i == 0 || rest.get(i) != Some(&b',') {
+        return None;
+    }
+    let start = i + 1;
+    let mut j = start;
+    let mut hits: u64 = 0;
+    while let Some(&b) = rest.get(j) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if j - start == 18 {
+            return None;
+        }
+        hits = hits * 10 + u64::from(d);
+        j += 1;
+    }
+    match rest.get(j) {
+        _ if j == start => None,
+        None | Some(b',') => Some((number, hits)),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +166,31 @@ mod tests {
         assert_eq!(report.files["./b.c"].get(1), Some(Line::Hits(0)));
         let t = report.totals();
         assert_eq!((t.lines_total, t.lines_covered), (4, 2));
+    }
+
+    #[test]
+    fn fast_da_accepts_only_the_plain_shape() {
+        assert_eq!(fast_da(b"DA:12,3"), Some((12, 3)));
+        assert_eq!(fast_da(b"DA:12,0,Xy+/=="), Some((12, 0)));
+        assert_eq!(
+            fast_da(b"DA:123456789,18446744073709551"),
+            Some((123456789, 18446744073709551))
+        );
+        for slow in [
+            &b"DA:1234567890,1"[..],
+            b"DA:1,1234567890123456789",
+            b"DA: 1,1",
+            b"DA:1,-1",
+            b"DA:-1,1",
+            b"DA:1,",
+            b"DA:,1",
+            b"DA:1",
+            b"DA:1,1 ",
+            b"DA:1,1\r",
+            b"FN:1,1",
+        ] {
+            assert_eq!(fast_da(slow), None, "{}", String::from_utf8_lossy(slow));
+        }
     }
 
     #[test]

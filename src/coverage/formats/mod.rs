@@ -127,9 +127,22 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 }
 
 /// Strict unsigned decimal: digits only, no sign, no spaces, no overflow.
+#[inline]
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
+    }
+    // Up to 19 digits cannot overflow a u64, so the common case needs no checked arithmetic.
+    if s.len() <= 19 {
+        let mut value: u64 = 0;
+        for &b in s {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            value = value * 10 + u64::from(digit);
+        }
+        return Some(value);
     }
     let mut value: u64 = 0;
     for &b in s {
@@ -143,6 +156,7 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
 }
 
 /// A 1-based line number within `limits.max_line_number`.
+#[inline]
 pub(crate) fn line_number(s: &[u8], limits: &Limits) -> Result<NonZeroU32, String> {
     if s.first() == Some(&b'-') && parse_u64(&s[1..]).is_some() {
         return Err(format!("negative line number `{}`", excerpt(s)));
@@ -161,6 +175,7 @@ pub(crate) fn line_number(s: &[u8], limits: &Limits) -> Result<NonZeroU32, Strin
 }
 
 /// A non-negative hit count.
+#[inline]
 pub(crate) fn hit_count(s: &[u8]) -> Result<u64, String> {
     if s.first() == Some(&b'-') && parse_u64(&s[1..]).is_some() {
         return Err(format!("negative hit count `{}`", excerpt(s)));
@@ -211,7 +226,7 @@ where
         }
         let mut rest = buf;
         if !carry.is_empty() {
-            let Some(end) = memchr::memchr(b'\n', rest) else {
+            let Some(end) = find_newline(rest) else {
                 carry.extend_from_slice(rest);
                 if carry.len() > max_len {
                     return Err(too_long(number + 1));
@@ -228,7 +243,7 @@ where
             carry.clear();
             rest = &rest[end + 1..];
         }
-        while let Some(end) = memchr::memchr(b'\n', rest) {
+        while let Some(end) = find_newline(rest) {
             number += 1;
             if end > max_len {
                 return Err(too_long(number));
@@ -242,6 +257,17 @@ where
         carry.extend_from_slice(rest);
         reader.consume(filled);
     }
+}
+
+/// Position of the next `\n`. Report lines are short, so a plain scan of the first bytes
+/// usually finds it before memchr's setup would pay off.
+#[inline]
+fn find_newline(s: &[u8]) -> Option<usize> {
+    let head = s.len().min(24);
+    if let Some(i) = s[..head].iter().position(|&b| b == b'\n') {
+        return Some(i);
+    }
+    memchr::memchr(b'\n', &s[head..]).map(|i| i + head)
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
