@@ -6,7 +6,9 @@
 #   3. installs the .deb into a clean Debian 12 root (debootstrap minbase, cached once in
 #      ~/.cache/cocov-test-debroot, copied per run), runs `cocov --version`, `config check`,
 #      `doctor`, then `cocov setup` twice against the host's PostgreSQL (a throw-away database
-#      and role; the chroot shares the network) and `doctor` again;
+#      and role; the root shares the network) and `doctor` again. Commands that start a
+#      sandbox enter the root with pivot_root in a mount namespace, not chroot: the kernel
+#      refuses user namespaces (so bubblewrap) to chrooted processes;
 #   4. starts `cocov serve` as the unit would: as user cocov, with the unit's environment and
 #      its sandboxing applied by hand (systemd is not PID 1 here): ProtectSystem=strict with
 #      ReadWritePaths=/var/lib/cocov, ProtectHome, PrivateTmp, PrivateDevices, ProtectHostname,
@@ -16,6 +18,7 @@
 #      under the same settings, and stops the daemon with SIGTERM;
 #   5. upgrades to a newer package revision (config, key and data kept), then `dpkg -r` and
 #      `dpkg --purge`, checking what each leaves.
+# COCOV_TEST_DEB=… COCOV_TEST_RPM=… test packages built before instead of building them.
 # Debian packages it installs when missing: rpm debootstrap systemd bubblewrap shellcheck
 # python3-seccomp postgresql-client redis-tools curl socat (plus PostgreSQL and Redis).
 set -euo pipefail
@@ -69,13 +72,21 @@ cleanup() {
 trap cleanup EXIT
 
 # ---------------------------------------------------------------------------------------------
-phase "building the packages"
-mapfile -t artifacts < <(scripts/package.sh)
-deb=${artifacts[0]}
-rpm_file=${artifacts[1]}
+if [ -n "${COCOV_TEST_DEB:-}" ] && [ -n "${COCOV_TEST_RPM:-}" ]; then
+    phase "using the packages given: $COCOV_TEST_DEB $COCOV_TEST_RPM"
+    artifacts=("$COCOV_TEST_DEB" "$COCOV_TEST_RPM")
+else
+    phase "building the packages"
+    mapfile -t artifacts < <(scripts/package.sh)
+fi
+# Copies: building the next revision below removes target/debian's earlier .deb.
+cp "${artifacts[0]}" "${artifacts[1]}" "$work/"
+deb=$work/$(basename "${artifacts[0]}")
+rpm_file=$work/$(basename "${artifacts[1]}")
 version=$(dpkg-deb -f "$deb" Version)
 next_version="${version%-*}-$((${version##*-} + 1))"
-PATH="$HOME/.cargo/bin:$PATH" cargo deb --no-build --locked --deb-version "$next_version" \
+# The same build as a newer package revision, for the upgrade test (--fast: lighter xz).
+PATH="$HOME/.cargo/bin:$PATH" cargo deb --no-build --locked --fast --deb-version "$next_version" \
     --output "$work/cocov-next.deb" >/dev/null
 pass "built $deb, $rpm_file and revision $next_version"
 
@@ -86,8 +97,8 @@ for f in usr/bin/cocov etc/cocov/cocov.toml usr/lib/systemd/system/cocov.service
     usr/share/cocov/plugins/README; do
     expect "$contents" " \./$f\$" ".deb lacks /$f"
 done
-expect "$contents" '^-rw-r----- root/root .* \./etc/cocov/cocov\.toml$' "the config is not 0640"
-expect "$contents" '^-rwxr-xr-x root/root .* \./usr/bin/cocov$' "the binary is not 0755"
+expect "$contents" '^-rw-r----- (root/root|0/0) .* \./etc/cocov/cocov\.toml$' "the config is not 0640"
+expect "$contents" '^-rwxr-xr-x (root/root|0/0) .* \./usr/bin/cocov$' "the binary is not 0755"
 depends=$(dpkg-deb -f "$deb" Depends)
 for d in git bubblewrap adduser init-system-helpers; do
     expect "${depends//, /$'\n'}" "^$d( |\$)" "Depends lacks $d: $depends"
@@ -97,6 +108,10 @@ done
 postinst=$(dpkg-deb -I "$deb" postinst)
 expect "$postinst" 'adduser --quiet --system' "postinst does not create the user"
 expect "$postinst" '/etc/cocov/secret.key' "postinst does not create the key"
+[ "$(grep -c 'Automatically added by cargo-deb' <<<"$postinst")" -eq 2 ] ||
+    fail "postinst: the systemd snippets were merged more than once"
+[ "$(grep -n 'Automatically added' <<<"$postinst" | head -1 | cut -d: -f1)" -gt \
+    "$(grep -n '^set -e' <<<"$postinst" | cut -d: -f1)" ] || fail "postinst: snippet before set -e"
 expect "$postinst" "deb-systemd-helper enable 'cocov.service'|deb-systemd-helper enable cocov.service" \
     "postinst does not enable the unit"
 expect "$(dpkg-deb -I "$deb" prerm)" "deb-systemd-invoke stop" "prerm does not stop the unit"
@@ -146,6 +161,7 @@ if [ ! -f "$cache/bookworm/.cocov-complete" ]; then
 fi
 phase "copying the Debian root"
 cp -a "$cache/bookworm" "$root"
+mkdir "$root/.oldroot" "$root/usr/local/lib/pkgtest-helpers"
 mkdir -p "$cache/apt-archives/partial"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
@@ -156,6 +172,119 @@ in_root() {
     chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
         DEBIAN_FRONTEND=noninteractive "$@"
 }
+
+# Entering the root: in_root chroots (dpkg, apt, stat); in_root_ns pivots into it in a fresh
+# mount namespace, for whatever starts a sandbox (the kernel refuses user namespaces to chrooted
+# processes); as_unit does that too and applies cocov.service's sandboxing, running the command
+# as user cocov.
+helpers=$root/usr/local/lib/pkgtest-helpers
+# The unit's SystemCallFilter, expanded by this systemd, as an allow list.
+expand() {
+    systemd-analyze syscall-filter "$1" | sed -n 's/^    \([^#][^ ]*\).*/\1/p' | while read -r s; do
+        case $s in @*) expand "$s" ;; *) echo "$s" ;; esac
+    done
+}
+read -ra allow <<<"$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' systemd/cocov.service | tr '\n' ' ')"
+read -ra deny <<<"$(sed -n 's/^SystemCallFilter=~//p' systemd/cocov.service | tr '\n' ' ')"
+families=$(sed -n 's/^RestrictAddressFamilies=//p' systemd/cocov.service)
+for f in "${allow[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/allow"
+for f in "${deny[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/deny"
+comm -23 "$work/allow" "$work/deny" >"$helpers/syscalls"
+log "seccomp: $(wc -l <"$helpers/syscalls") system calls allowed; socket() for $families"
+
+cat >"$helpers/seccomp-exec.py" <<'PY'
+# Loads the unit's system call filter (allow list, EPERM otherwise) and its address-family
+# restriction, sets no_new_privs (libseccomp does), then execs the command.
+import errno, os, socket, sys
+import seccomp
+syscalls, families, argv = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
+f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
+for name in open(syscalls).read().split():
+    if name in ("socket", "socketcall"):
+        continue
+    try:
+        f.add_rule(seccomp.ALLOW, name)
+    except Exception:
+        pass  # not a system call on this architecture
+for fam in families:
+    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, getattr(socket, fam)))
+f.load()
+os.execvp(argv[0], argv)
+PY
+
+cat >"$work/enter-root.sh" <<'SH'
+#!/bin/sh
+# Run inside `unshare -m -u --propagation private`: enters the Debian root $1 with pivot_root
+# and runs the other arguments there. With AS_UNIT=1 it first applies cocov.service's
+# sandboxing and runs the command as user cocov.
+set -eu
+root=$1
+shift
+umount "$root/var/cache/apt/archives"
+if [ "${AS_UNIT:-}" = 1 ]; then
+    # LoadCredential=secret.key:/etc/cocov/secret.key
+    cred=$root/run/credentials/cocov.service
+    mkdir -p "$cred"
+    mount -t tmpfs -o mode=0700,nosuid,nodev,noexec tmpfs "$cred"
+    cp "$root/etc/cocov/secret.key" "$cred/secret.key"
+    chroot "$root" chown -R cocov:cocov /run/credentials/cocov.service
+    chmod 0400 "$cred/secret.key"
+    mount -o remount,ro "$cred"
+    # PrivateTmp=yes
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/var/tmp"
+    # ProtectHome=yes: empty and inaccessible
+    for d in home root; do mount -t tmpfs -o ro,mode=000 tmpfs "$root/$d"; done
+    # PrivateDevices=yes: a fresh /dev with the pseudo devices only
+    mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev"
+    for n in null zero full random urandom tty; do
+        touch "$root/dev/$n"
+        mount --bind "/dev/$n" "$root/dev/$n"
+    done
+    mkdir "$root/dev/pts" "$root/dev/shm"
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
+    ln -s /proc/self/fd "$root/dev/fd"
+    # Negative control: what ProtectKernelTunables= would do (it must break the sandbox).
+    if [ "${AS_UNIT_PROTECT_KERNEL_TUNABLES:-}" = 1 ]; then
+        mount --bind "$root/proc/sys" "$root/proc/sys"
+        mount -o remount,bind,ro "$root/proc/sys"
+    fi
+fi
+mount --rbind "$root" "$root"
+if [ "${AS_UNIT:-}" = 1 ]; then
+    # ProtectSystem=strict + ReadWritePaths=/var/lib/cocov: read-only but for the state
+    # directory and the API file systems.
+    mount --bind "$root/var/lib/cocov" "$root/var/lib/cocov"
+    mount -o remount,bind,ro "$root"
+fi
+cd "$root"
+pivot_root . .oldroot
+umount -l /.oldroot
+cd /
+if [ "${AS_UNIT:-}" = 1 ]; then
+    # ProtectHostname=yes is unshare's UTS namespace. Then SystemCallFilter=,
+    # RestrictAddressFamilies=, NoNewPrivileges=yes, User=cocov, CapabilityBoundingSet= (empty).
+    exec /usr/bin/python3 /usr/local/lib/pkgtest-helpers/seccomp-exec.py \
+        /usr/local/lib/pkgtest-helpers/syscalls "$AS_UNIT_FAMILIES" \
+        setpriv --reuid=cocov --regid=cocov --init-groups --inh-caps=-all --bounding-set=-all \
+        --no-new-privs -- "$@"
+fi
+exec "$@"
+SH
+chmod 755 "$work/enter-root.sh"
+in_root_ns() {
+    unshare -m -u --propagation private -- "$work/enter-root.sh" "$root" \
+        /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
+}
+# The unit's environment (systemd sets HOME, USER, LOGNAME, SHELL from the user).
+unit_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/var/lib/cocov USER=cocov
+    LOGNAME=cocov SHELL=/usr/sbin/nologin COCOV_CONFIG=/etc/cocov/cocov.toml
+    COCOV_SECURITY_CRYPTOGRAPHIC_KEY_FILE=/run/credentials/cocov.service/secret.key)
+as_unit() {
+    AS_UNIT=1 AS_UNIT_FAMILIES="$families" unshare -m -u --propagation private -- \
+        "$work/enter-root.sh" "$root" "${unit_env[@]}" "$@"
+}
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 phase "dpkg -i, then apt-get -f install for the dependencies"
 cp "$deb" "$root/tmp/cocov.deb"
@@ -169,7 +298,9 @@ in_root apt-get -f install -y -qq >"$work/apt-f.log" 2>&1 || fail "apt-get -f in
 # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
 [ "$(in_root dpkg-query -W -f '${Status}' cocov)" = "install ok installed" ] || fail "cocov not installed"
 pass "installed with its dependencies in $((SECONDS - t_install)) s"
-in_root apt-get install -y -qq shellcheck >/dev/null 2>&1 || fail "apt-get install shellcheck in the root"
+# The check's linter, and libseccomp's Python binding for applying the unit's filter.
+in_root apt-get install -y -qq shellcheck python3-seccomp >/dev/null 2>&1 ||
+    fail "apt-get install shellcheck python3-seccomp in the root"
 
 # What the maintainer scripts did.
 st() { in_root stat -c '%U:%G %a' "$1"; }
@@ -178,7 +309,7 @@ st() { in_root stat -c '%U:%G %a' "$1"; }
 grep -Eqx '[0-9a-f]{64}' "$root/etc/cocov/secret.key" || fail "the key is not 64 hex characters"
 [ "$(st /var/lib/cocov)" = "cocov:cocov 750" ] || fail "/var/lib/cocov: $(st /var/lib/cocov)"
 [ "$(st /var/lib/cocov/storage)" = "cocov:cocov 750" ] || fail "storage: $(st /var/lib/cocov/storage)"
-expect "$(in_root getent passwd cocov)" '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\):/var/lib/cocov:/usr/sbin/nologin$' \
+expect "$(in_root getent passwd cocov)" '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\)(,*):/var/lib/cocov:/usr/sbin/nologin$' \
     "the cocov user"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/cocov.service" ] || fail "unit not enabled"
 key_sum=$(md5sum <"$root/etc/cocov/secret.key")
@@ -190,7 +321,7 @@ out=$(in_root cocov config check) || fail "cocov config check: $out"
 expect "$out" 'configuration is valid \(/etc/cocov/cocov.toml' "config check: $out"
 pass "cocov --version ($said_version); cocov config check"
 log "cocov doctor before setup (failures are expected here):"
-in_root cocov doctor >&2 || true
+in_root_ns cocov doctor >&2 || true
 
 # ---------------------------------------------------------------------------------------------
 phase "cocov setup (database $name on the host's PostgreSQL)"
@@ -213,105 +344,17 @@ expect "$out" '^admin user: 1 user\(s\) exist, none created' "setup again: admin
 [ "$(md5sum <"$root/etc/cocov/cocov.toml")" = "$config_sum" ] || fail "setup changed the config again"
 pass "cocov setup: created role, database, config and admin; a second run changed nothing"
 
-out=$(in_root env COCOV_REDIS_KEY_PREFIX="$prefix" cocov doctor 2>&1) || fail "cocov doctor: $out"
+out=$(in_root_ns env COCOV_REDIS_KEY_PREFIX="$prefix" cocov doctor 2>&1) || fail "cocov doctor: $out"
 printf '%s\n' "$out" >&2
 expect "$out" '^ok   bubblewrap sandbox starts as cocov' "doctor: sandbox as cocov"
 pass "cocov doctor: every check passes"
 
 # ---------------------------------------------------------------------------------------------
 phase "running as the unit would"
-# The unit's SystemCallFilter, expanded by this systemd, as an allow list.
-expand() {
-    systemd-analyze syscall-filter "$1" | sed -n 's/^    \([^#][^ ]*\).*/\1/p' | while read -r s; do
-        case $s in @*) expand "$s" ;; *) echo "$s" ;; esac
-    done
-}
-read -ra allow <<<"$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' systemd/cocov.service | tr '\n' ' ')"
-read -ra deny <<<"$(sed -n 's/^SystemCallFilter=~//p' systemd/cocov.service | tr '\n' ' ')"
-families=$(sed -n 's/^RestrictAddressFamilies=//p' systemd/cocov.service)
-for f in "${allow[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/allow"
-for f in "${deny[@]}"; do case $f in @*) expand "$f" ;; *) echo "$f" ;; esac; done | sort -u >"$work/deny"
-comm -23 "$work/allow" "$work/deny" >"$work/syscalls"
-log "seccomp: $(wc -l <"$work/syscalls") system calls allowed; socket() for $families"
-
-cat >"$work/seccomp-exec.py" <<'PY'
-# Loads the unit's system call filter (allow list, EPERM otherwise) and its address-family
-# restriction, sets no_new_privs (libseccomp does), then execs the command.
-import errno, os, socket, sys
-import seccomp
-syscalls, families, argv = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-f = seccomp.SyscallFilter(defaction=seccomp.ERRNO(errno.EPERM))
-for name in open(syscalls).read().split():
-    if name in ("socket", "socketcall"):
-        continue
-    try:
-        f.add_rule(seccomp.ALLOW, name)
-    except Exception:
-        pass  # not a system call on this architecture
-for fam in families:
-    f.add_rule(seccomp.ALLOW, "socket", seccomp.Arg(0, seccomp.EQ, getattr(socket, fam)))
-f.load()
-os.execvp(argv[0], argv)
-PY
-
-cat >"$work/as-unit.sh" <<'SH'
-#!/bin/sh
-# Run inside `unshare -m -u --propagation private`: applies cocov.service's sandboxing to the
-# Debian root $1, then runs the rest of the arguments there as user cocov.
-set -eu
-root=$1 work=$2 families=$3
-shift 3
-# LoadCredential=secret.key:/etc/cocov/secret.key -> /run/credentials/cocov.service/secret.key
-cred=$root/run/credentials/cocov.service
-mkdir -p "$cred"
-mount -t tmpfs -o mode=0700,nosuid,nodev,noexec tmpfs "$cred"
-cp "$root/etc/cocov/secret.key" "$cred/secret.key"
-chroot "$root" chown -R cocov:cocov /run/credentials/cocov.service
-chmod 0400 "$cred/secret.key"
-mount -o remount,ro "$cred"
-# ProtectSystem=strict + ReadWritePaths=/var/lib/cocov: all read-only but the state directory
-# and the API file systems.
-umount "$root/var/cache/apt/archives"
-mount --rbind "$root" "$root"
-mount --bind "$root/var/lib/cocov" "$root/var/lib/cocov"
-mount -o remount,bind,ro "$root"
-# PrivateTmp=yes
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/tmp"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/var/tmp"
-# ProtectHome=yes: empty and inaccessible
-for d in home root; do mount -t tmpfs -o ro,mode=000 tmpfs "$root/$d"; done
-# PrivateDevices=yes: a fresh /dev with the pseudo devices only
-mount -t tmpfs -o mode=755,nosuid tmpfs "$root/dev"
-for n in null zero full random urandom tty; do
-    touch "$root/dev/$n"
-    mount --bind "/dev/$n" "$root/dev/$n"
-done
-mkdir "$root/dev/pts" "$root/dev/shm"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$root/dev/shm"
-ln -s /proc/self/fd "$root/dev/fd"
-# Negative control: what ProtectKernelTunables= would do (it must break the sandbox).
-if [ "${AS_UNIT_PROTECT_KERNEL_TUNABLES:-}" = 1 ]; then
-    mount --bind "$root/proc/sys" "$root/proc/sys"
-    mount -o remount,bind,ro "$root/proc/sys"
-fi
-# ProtectHostname=yes is the UTS namespace unshare made. Then: seccomp (SystemCallFilter,
-# RestrictAddressFamilies, NoNewPrivileges), User=cocov, CapabilityBoundingSet= (empty).
-exec /usr/bin/python3 "$work/seccomp-exec.py" "$work/syscalls" "$families" \
-    chroot "$root" setpriv --reuid=cocov --regid=cocov --init-groups --inh-caps=-all \
-    --bounding-set=-all --no-new-privs -- "$@"
-SH
-chmod 755 "$work/as-unit.sh"
-# The unit's environment (systemd sets HOME, USER, LOGNAME, SHELL from the user).
-unit_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/var/lib/cocov USER=cocov
-    LOGNAME=cocov SHELL=/usr/sbin/nologin COCOV_CONFIG=/etc/cocov/cocov.toml
-    COCOV_SECURITY_CRYPTOGRAPHIC_KEY_FILE=/run/credentials/cocov.service/secret.key)
-as_unit() { unshare -m -u --propagation private -- "$work/as-unit.sh" "$root" "$work" "$families" "$@"; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 api_port=$(free_port)
 badger_port=$(free_port)
-
 # ExecStartPre=
-out=$(as_unit "${unit_env[@]}" /usr/bin/cocov config check 2>&1) || fail "ExecStartPre (config check) as the unit: $out"
+out=$(as_unit /usr/bin/cocov config check 2>&1) || fail "ExecStartPre (config check) as the unit: $out"
 expect "$out" 'cryptographic_key_file = "/run/credentials/cocov.service/secret.key"' "credential path"
 pass "ExecStartPre=cocov config check, as cocov under the unit's sandboxing"
 
@@ -324,8 +367,8 @@ chmod 666 "$root/run/cocov-notify.sock"
 t_start=$SECONDS
 # Not through the as_unit function: `$!` must be the process that becomes cocov (every step
 # execs), so that SIGTERM reaches the daemon as systemd's would.
-unshare -m -u --propagation private -- "$work/as-unit.sh" "$root" "$work" "$families" \
-    "${unit_env[@]}" NOTIFY_SOCKET=/run/cocov-notify.sock WATCHDOG_USEC=2000000 \
+AS_UNIT=1 AS_UNIT_FAMILIES="$families" unshare -m -u --propagation private -- \
+    "$work/enter-root.sh" "$root" "${unit_env[@]}" NOTIFY_SOCKET=/run/cocov-notify.sock WATCHDOG_USEC=2000000 \
     COCOV_REDIS_KEY_PREFIX="$prefix" COCOV_BIND_ADDRESS="127.0.0.1:$api_port" \
     COCOV_BADGER_BIND_PORT="$badger_port" /usr/bin/cocov serve 2>"$work/serve.log" &
 serve_pid=$!
@@ -352,9 +395,9 @@ in_root chown -R cocov:cocov /var/lib/cocov/work
 bwrap=(/usr/bin/bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr
     --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc
     --dev /dev --tmpfs /tmp --uid 65534 --gid 65534 --hostname sandbox)
-out=$(as_unit "${unit_env[@]}" "${bwrap[@]}" /usr/bin/true 2>&1) || fail "bwrap under the unit's settings: $out"
+out=$(as_unit "${bwrap[@]}" /usr/bin/true 2>&1) || fail "bwrap under the unit's settings: $out"
 set +e
-out=$(as_unit "${unit_env[@]}" "${bwrap[@]}" --ro-bind /var/lib/cocov/work/src /src --chdir /src \
+out=$(as_unit "${bwrap[@]}" --ro-bind /var/lib/cocov/work/src /src --chdir /src \
     /usr/bin/shellcheck -f gcc check-me.sh 2>&1)
 status=$?
 set -e
@@ -362,7 +405,7 @@ set -e
 expect "$out" 'check-me.sh:2:6: .*SC2086' "shellcheck did not report SC2086: $out"
 pass "bubblewrap sandbox under the unit's settings: /usr/bin/true, and shellcheck found SC2086"
 set +e
-out=$(AS_UNIT_PROTECT_KERNEL_TUNABLES=1 as_unit "${unit_env[@]}" "${bwrap[@]}" /usr/bin/true 2>&1)
+out=$(AS_UNIT_PROTECT_KERNEL_TUNABLES=1 as_unit "${bwrap[@]}" /usr/bin/true 2>&1)
 status=$?
 set -e
 [ "$status" -ne 0 ] || fail "the negative control passed: the emulation is not applied"

@@ -318,7 +318,18 @@ fn maintainer_scripts_are_present_and_valid_shell() {
     for name in ["postinst", "prerm", "postrm"] {
         let path = repo(deb_dir).join(name);
         let body = std::fs::read_to_string(&path).unwrap();
-        assert!(body.contains("#DEBHELPER#"), "{name} lacks #DEBHELPER#");
+        // cargo-deb replaces every occurrence, comments included: once, on its own line, after
+        // the package's own steps (the enable snippet needs nothing of them, but a snippet in a
+        // comment above `set -e` would run before everything).
+        assert_eq!(
+            body.matches("#DEBHELPER#").count(),
+            1,
+            "{name}: #DEBHELPER# once"
+        );
+        assert!(
+            body.lines().any(|l| l == "#DEBHELPER#"),
+            "{name}: #DEBHELPER# on its own line"
+        );
         assert!(
             body.starts_with("#!/bin/sh\n"),
             "{name} needs a /bin/sh shebang"
@@ -508,6 +519,53 @@ async fn setup_creates_role_database_config_and_admin_once() {
         .unwrap();
     assert_eq!(again, stored, "the role's password must not change");
     let _ = admin.close().await;
+}
+
+/// The default path: psql as the local `postgres` user over the socket, and a configuration
+/// file that does not exist yet. Needs root and a local server (skipped otherwise).
+#[tokio::test(flavor = "multi_thread")]
+async fn setup_through_the_local_postgres_user() {
+    let local = nix::unistd::geteuid().is_root()
+        && nix::unistd::User::from_name("postgres")
+            .ok()
+            .flatten()
+            .is_some()
+        && Command::new("runuser").arg("--help").output().is_ok();
+    if !local {
+        eprintln!("skipped: needs root and a local `postgres` user");
+        return;
+    }
+    let names = SetupNames::new();
+    let name = &names.name;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cocov.toml");
+    let setup = || {
+        run(cocov().arg("--config").arg(&config).args([
+            "setup",
+            "--database-name",
+            name,
+            "--database-user",
+            name,
+        ]))
+    };
+    let first = setup();
+    let said = text(&first.stdout);
+    assert!(first.status.success(), "{said}{}", text(&first.stderr));
+    assert!(
+        said.contains(&format!("database role {name}: created")),
+        "{said}"
+    );
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.starts_with("# cocov configuration, written by `cocov setup`"));
+    let loaded = cocov::config::load(Some(&config)).unwrap();
+    assert_eq!(loaded.database.name, *name);
+    assert_eq!(loaded.database.host, "127.0.0.1");
+    let second = setup();
+    assert!(second.status.success());
+    assert!(
+        text(&second.stdout).contains(&format!("configuration {}: unchanged", config.display()))
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), written);
 }
 
 /// `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` for `password` with `stored`'s salt.

@@ -406,34 +406,9 @@ fn service_user() -> Option<nix::unistd::User> {
 }
 
 /// The arguments of a minimal sandbox: what the worker does for each check, minus the checkout.
-const SANDBOX_ARGS: &[&str] = &[
-    "--unshare-all",
-    "--die-with-parent",
-    "--new-session",
-    "--ro-bind",
-    "/usr",
-    "/usr",
-    "--symlink",
-    "usr/bin",
-    "/bin",
-    "--symlink",
-    "usr/lib",
-    "/lib",
-    "--symlink",
-    "usr/lib64",
-    "/lib64",
-    "--proc",
-    "/proc",
-    "--dev",
-    "/dev",
-    "--tmpfs",
-    "/tmp",
-    "--uid",
-    "65534",
-    "--gid",
-    "65534",
-    "/usr/bin/true",
-];
+const SANDBOX_ARGS: &str = "--unshare-all --die-with-parent --new-session --ro-bind /usr /usr \
+    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc \
+    --dev /dev --tmpfs /tmp --uid 65534 --gid 65534 /usr/bin/true";
 
 /// Starts a bubblewrap sandbox the way the daemon would: as the service user (as `nobody`
 /// when that user does not exist yet), with no_new_privs set as the unit sets it. As root, bwrap
@@ -446,7 +421,7 @@ async fn sandbox() -> Check {
         );
     };
     let mut cmd = std::process::Command::new(&bwrap);
-    cmd.args(SANDBOX_ARGS)
+    cmd.args(SANDBOX_ARGS.split_whitespace())
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -510,12 +485,27 @@ async fn sandbox() -> Check {
         sysctl("user/max_user_namespaces").as_deref(),
         sysctl("kernel/unprivileged_userns_clone").as_deref(),
         sysctl("kernel/apparmor_restrict_unprivileged_userns").as_deref(),
+        in_chroot(),
     );
     Check::fail(format!("bubblewrap as {who}: {err}"), hint)
 }
 
+/// Whether our root differs from PID 1's: the kernel refuses to create user namespaces for a
+/// chrooted process (EPERM), so bubblewrap cannot work there whatever the sysctls say.
+fn in_chroot() -> bool {
+    match (std::fs::metadata("/proc/1/root/."), std::fs::metadata("/")) {
+        (Ok(init), Ok(ours)) => (init.dev(), init.ino()) != (ours.dev(), ours.ino()),
+        _ => false,
+    }
+}
+
 /// Why unprivileged user namespaces may be unavailable, from the sysctls that control them.
-fn userns_hint(max: Option<&str>, debian_clone: Option<&str>, apparmor: Option<&str>) -> String {
+fn userns_hint(
+    max: Option<&str>,
+    debian_clone: Option<&str>,
+    apparmor: Option<&str>,
+    chrooted: bool,
+) -> String {
     if max == Some("0") {
         "user namespaces are disabled: sysctl -w user.max_user_namespaces=15000 (persist it in \
          /etc/sysctl.d/)"
@@ -527,6 +517,10 @@ fn userns_hint(max: Option<&str>, debian_clone: Option<&str>, apparmor: Option<&
     } else if apparmor == Some("1") {
         "AppArmor restricts unprivileged user namespaces: give /usr/bin/bwrap a profile with \
          `userns,` (or sysctl kernel.apparmor_restrict_unprivileged_userns=0)"
+            .into()
+    } else if chrooted {
+        "this process runs in a chroot, where the kernel refuses user namespaces: run cocov \
+         outside the chroot"
             .into()
     } else {
         "bubblewrap needs unprivileged user namespaces; see the error above".into()
@@ -644,9 +638,13 @@ mod tests {
 
     #[test]
     fn userns_hints_name_the_sysctl_to_change() {
-        assert!(userns_hint(Some("0"), None, None).contains("user.max_user_namespaces"));
-        assert!(userns_hint(Some("100"), Some("0"), None).contains("unprivileged_userns_clone"));
-        assert!(userns_hint(Some("100"), None, Some("1")).contains("AppArmor"));
+        assert!(userns_hint(Some("0"), None, None, false).contains("user.max_user_namespaces"));
+        assert!(
+            userns_hint(Some("100"), Some("0"), None, false).contains("unprivileged_userns_clone")
+        );
+        assert!(userns_hint(Some("100"), None, Some("1"), false).contains("AppArmor"));
+        assert!(userns_hint(Some("100"), Some("1"), Some("0"), true).contains("chroot"));
+        assert!(userns_hint(Some("100"), None, None, false).contains("see the error above"));
     }
 
     #[test]

@@ -27,6 +27,11 @@ use crate::audit::AuditActor;
 use crate::auth::users;
 use crate::config::{self, DatabaseConfig};
 
+/// The top of a configuration file that setup creates (rather than edits).
+const NEW_FILE_HEADER: &str = "# cocov configuration, written by `cocov setup`. Every key, its \
+                               default and meaning: /usr/share/doc/cocov/README.md and \
+                               etc/cocov.toml in the sources.\n";
+
 /// The group that may read the configuration (the daemon's), created by the package.
 const SERVICE_GROUP: &str = "cocov";
 
@@ -469,12 +474,7 @@ impl ConfigFile {
     fn read(path: &Path) -> Result<ConfigFile, Failure> {
         let (text, existed) = match std::fs::read_to_string(path) {
             Ok(text) => (text, true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-                "# cocov configuration, written by `cocov setup`; see /usr/share/doc/cocov for \
-                 every key.\n"
-                    .to_string(),
-                false,
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), false),
             Err(e) => return Err(Failure::new(format!("cannot read {}: {e}", path.display()))),
         };
         let doc = text.parse().map_err(|e| Failure {
@@ -496,7 +496,11 @@ impl ConfigFile {
     fn set_database(&mut self, db: &DatabaseConfig) -> bool {
         let root = self.doc.as_table_mut();
         if !root.contains_key("database") {
-            root.insert("database", toml_edit::table());
+            let mut table = toml_edit::Table::new();
+            if !self.existed && root.is_empty() {
+                table.decor_mut().set_prefix(NEW_FILE_HEADER);
+            }
+            root.insert("database", toml_edit::Item::Table(table));
         }
         let Some(table) = root.get_mut("database").and_then(|i| i.as_table_mut()) else {
             return false;
@@ -651,5 +655,25 @@ mod tests {
             !file.set_database(&db),
             "a second identical write changes nothing"
         );
+    }
+
+    #[test]
+    fn a_new_file_starts_with_its_header() {
+        let mut file = ConfigFile {
+            doc: toml_edit::DocumentMut::new(),
+            existed: false,
+        };
+        assert!(file.set_database(&DatabaseConfig::default()));
+        let out = file.doc.to_string();
+        assert!(
+            out.starts_with("# cocov configuration, written by `cocov setup`"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\n[database]\nhost = \"127.0.0.1\"\nport = 5432\n"),
+            "{out}"
+        );
+        let parsed: crate::config::Config = toml::from_str(&out).unwrap();
+        assert_eq!(parsed.database.name, "cocov");
     }
 }
