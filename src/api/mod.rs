@@ -1,12 +1,17 @@
 //! The JSON API. Handlers are thin: parse, authorize, call the domain module, render. Every
 //! route is tagged with its name for metrics; every failure is a JSON `{"code","message"}`.
 
+mod access;
 mod admin;
+mod branches;
+mod commits;
 mod filters;
 mod github;
 mod health;
 mod me;
 mod repositories;
+mod repository_reads;
+mod stats;
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -25,6 +30,14 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(admin::routes(app.clone()))
         .unify()
         .or(repositories::routes(app.clone()))
+        .unify()
+        .or(repository_reads::routes(app.clone()))
+        .unify()
+        .or(branches::routes(app.clone()))
+        .unify()
+        .or(commits::routes(app.clone()))
+        .unify()
+        .or(stats::routes(app.clone()))
         .unify()
         .or(github::routes(app))
         .unify()

@@ -1,5 +1,5 @@
-//! Repositories: registration by git URL (standalone), lookup, upload-token regeneration,
-//! deletion, and the standalone push trigger.
+//! Repositories: registration by git URL (standalone), upload-token regeneration, deletion,
+//! and the standalone push trigger. Reading them is in `repository_reads`.
 
 use http::StatusCode;
 use serde::Deserialize;
@@ -40,17 +40,6 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .then(create)
         .map(tag("POST /v1/repositories"));
-    let show = warp::path!("v1" / "repositories" / String)
-        .and(warp::get())
-        .and(any_actor(app.clone()))
-        .and(with_app(app.clone()))
-        .then(|name: String, _actor: Actor, app: App| async move {
-            match repository(&app, &name).await {
-                Ok(repo) => warp::reply::json(&repo).into_response(),
-                Err(e) => e.into_response(),
-            }
-        })
-        .map(tag("GET /v1/repositories/{name}"));
     let regen = warp::path!("v1" / "repositories" / String / "settings" / "regen-token")
         .and(warp::post())
         .and(admin_actor(app.clone()))
@@ -91,8 +80,6 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .then(trigger)
         .map(tag("POST /v1/repositories/{name}/commits"));
     create
-        .or(show)
-        .unify()
         .or(regen)
         .unify()
         .or(delete)

@@ -4,8 +4,10 @@
 //! complete archive), and records its metadata.
 
 mod ingest;
+mod read;
 
 pub use ingest::{INGEST_JOB, Ingest, archive_key, shasum_key};
+pub use read::{CommitUser, CommitView, condensed_status, find_by_sha, list_for_branch, view};
 
 use serde::Serialize;
 use serde_json::json;
@@ -75,15 +77,17 @@ pub async fn register_push(
         ),
     };
     if let Some(branch) = branch {
-        sqlx::query(
+        let branch_id: i64 = sqlx::query_scalar(
             "INSERT INTO branches (repository_id, name, head_commit_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, name) DO UPDATE SET head_commit_id = EXCLUDED.head_commit_id",
+             ON CONFLICT (repository_id, name) DO UPDATE SET head_commit_id = EXCLUDED.head_commit_id \
+             RETURNING id",
         )
         .bind(repository.id)
         .bind(branch)
         .bind(commit_id)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        read::record_push(&mut tx, repository.id, branch_id, commit_id).await?;
     }
     tx.commit().await?;
     if new || !is_ingested(&app.db, commit_id).await? {

@@ -5,11 +5,15 @@
 mod delete;
 mod initialize;
 mod model;
+mod visibility;
 
 pub use delete::{DELETE_JOB, DeleteRepository, delete_repository_data, enqueue_delete};
 pub use initialize::{INITIALIZE_JOB, Initialize, enqueue_initialize};
 pub use model::{
     NewRepository, Repository, RepositoryError, Source, valid_branch as valid_branch_name,
+};
+pub use visibility::{
+    RepositorySummary, Viewer, find_visible, list_visible, summary, visible_condition,
 };
 
 use sqlx::PgPool;
