@@ -422,3 +422,87 @@ async fn clients_over_the_rate_limit_get_429_before_any_lookup() {
     assert_eq!(get(&t, "/health", None).await.status, StatusCode::OK);
     t.shutdown().await;
 }
+
+/// A commit heading `main` of `repo`, as a push leaves it.
+async fn head_commit(pool: &PgPool, repo: i64, sha: &str) -> i64 {
+    let commit: i64 = sqlx::query_scalar(
+        "INSERT INTO commits (repository_id, sha, author_name, author_email, message)
+         VALUES ($1, $2, 'a', 'a@example.com', 'm') RETURNING id",
+    )
+    .bind(repo)
+    .bind(sha)
+    .fetch_one(pool)
+    .await
+    .expect("insert commit");
+    sqlx::query(
+        "UPDATE branches SET head_commit_id = $2 WHERE repository_id = $1 AND name = 'main'",
+    )
+    .bind(repo)
+    .bind(commit)
+    .execute(pool)
+    .await
+    .expect("branch head");
+    commit
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_that_changes_a_number_refreshes_the_badge_within_a_second() {
+    use cocov::statuses::{self, Context, State};
+    let t = start().await;
+    let pool = &t.app().db;
+    let repo = repository(pool, "statused", "main").await;
+    branch(pool, repo, "main", Some(97.0), Some(4)).await;
+    let commit = head_commit(pool, repo, &"a".repeat(40)).await;
+
+    let coverage = get(&t, "/statused/coverage", None).await;
+    assert_svg(&coverage, COVERAGE_97);
+    let issues = get(&t, "/statused/issues", None).await;
+    assert_svg(&issues, ISSUES_4);
+    let (coverage_tag, issues_tag) = (coverage.header("etag"), issues.header("etag"));
+
+    // What the coverage and checks modules do: write the commit's new numbers, then set the
+    // status that reports them. Nothing else tells the badger.
+    branch(pool, repo, "main", Some(100.0), Some(4)).await;
+    statuses::set(
+        t.app(),
+        commit,
+        Context::Coverage,
+        State::Success,
+        "100.0% covered",
+        None,
+    )
+    .await
+    .expect("coverage status");
+    let started = std::time::Instant::now();
+    eventually("the new coverage badge", Duration::from_secs(1), || async {
+        let got = get(&t, "/statused/coverage", Some(coverage_tag)).await;
+        (got.status == StatusCode::OK && got.body == COVERAGE_100).then_some(())
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    branch(pool, repo, "main", Some(100.0), Some(0)).await;
+    statuses::set(
+        t.app(),
+        commit,
+        Context::Checks,
+        State::Success,
+        "No issues detected",
+        None,
+    )
+    .await
+    .expect("checks status");
+    eventually("the new issues badge", Duration::from_secs(1), || async {
+        let got = get(&t, "/statused/issues", Some(issues_tag)).await;
+        (got.status == StatusCode::OK && got.body.contains(">0</text>")).then_some(())
+    })
+    .await;
+    // The unchanged badge still revalidates to 304 with its tag.
+    let again = get(&t, "/statused/coverage", None).await;
+    let tag = again.header("etag").to_string();
+    assert_eq!(
+        get(&t, "/statused/coverage", Some(&tag)).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+    t.shutdown().await;
+}

@@ -108,6 +108,28 @@ pub async fn invalidate(
     }
 }
 
+/// Call after a commit's numbers may have changed (a status was set for it): invalidates the
+/// badges of every branch whose head it is. Failures are logged; the TTL is the safety net.
+pub async fn invalidate_commit(app: &App, commit_id: i64) {
+    let heads: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
+        "SELECT r.id, r.name::text, b.name::text FROM branches b \
+         JOIN repositories r ON r.id = b.repository_id WHERE b.head_commit_id = $1",
+    )
+    .bind(commit_id)
+    .fetch_all(&app.db)
+    .await;
+    match heads {
+        Ok(heads) => {
+            for (repository_id, repository, branch) in heads {
+                invalidate(app, repository_id, &repository, Some(&branch)).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, commit_id, "badge invalidation: branches not found; badges refresh within their TTL");
+        }
+    }
+}
+
 /// Aborts the subscriber when the badge routes (which own this) are dropped.
 pub(super) struct Subscriber(tokio::task::AbortHandle);
 

@@ -28,7 +28,9 @@ use warp::reply::{Reply, Response};
 use crate::app::App;
 use crate::http::{ApiError, PeerAddr, recover, tag};
 use cache::{Answer, BadgeCache, CacheKey, Limits, Loaded, Rendered};
-pub use invalidate::{CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate};
+pub use invalidate::{
+    CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate, invalidate_commit,
+};
 use rate_limit::{Decision, RateLimiter};
 pub use svg::{Badge, Kind};
 

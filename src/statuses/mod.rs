@@ -74,8 +74,8 @@ enum Write {
     IfAbsent,
 }
 
-/// Records the state a context should show and queues its posting. Setting the same state and
-/// description again changes nothing.
+/// Records the state a context should show and queues its posting, and refreshes the badges of
+/// the branches the commit heads. Setting the same state and description again posts nothing.
 pub async fn set(
     app: &App,
     commit_id: i64,
@@ -93,7 +93,11 @@ pub async fn set(
         target_url,
         Write::Replace,
     )
-    .await
+    .await?;
+    // A result comes with new numbers for the commit (issues, coverage), written before the
+    // status; the badges of the branches it heads must show them now, not after their TTL.
+    crate::badges::invalidate_commit(app, commit_id).await;
+    Ok(())
 }
 
 async fn write(
