@@ -9,6 +9,7 @@ mod filters;
 mod github;
 mod health;
 mod me;
+mod openapi;
 mod repositories;
 mod repository_reads;
 mod stats;
@@ -25,6 +26,8 @@ pub use filters::{admin_actor, any_actor, with_app};
 /// Every route of the API listener.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     health::routes(app.clone())
+        .or(openapi::routes())
+        .unify()
         .or(me::routes(app.clone()))
         .unify()
         .or(admin::routes(app.clone()))

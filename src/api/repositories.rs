@@ -55,23 +55,20 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
             }
         })
         .map(tag("POST /v1/repositories/{name}/settings/regen-token"));
-    let delete = warp::path!("v1" / "repositories" / String / "settings" / "delete")
-        .and(warp::post())
-        .or(warp::path!("v1" / "repositories" / String).and(warp::delete()))
-        .unify()
+    // The original's `POST …/settings/delete` and the REST form; each tagged on its own so
+    // metrics and the OpenAPI check see both.
+    let delete = warp::path!("v1" / "repositories" / String)
+        .and(warp::delete())
         .and(admin_actor(app.clone()))
         .and(with_app(app.clone()))
-        .then(|name: String, actor: Actor, app: App| async move {
-            let repo = match repository(&app, &name).await {
-                Ok(r) => r,
-                Err(e) => return e.into_response(),
-            };
-            match repositories::enqueue_delete(&app, repo.id, &actor.audit()).await {
-                Ok(()) => StatusCode::ACCEPTED.into_response(),
-                Err(e) => ApiError::internal("queueing a repository deletion", e).into_response(),
-            }
-        })
+        .then(delete_repository)
         .map(tag("DELETE /v1/repositories/{name}"));
+    let settings_delete = warp::path!("v1" / "repositories" / String / "settings" / "delete")
+        .and(warp::post())
+        .and(admin_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(delete_repository)
+        .map(tag("POST /v1/repositories/{name}/settings/delete"));
     let trigger = warp::path!("v1" / "repositories" / String / "commits")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
@@ -84,9 +81,23 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .unify()
         .or(delete)
         .unify()
+        .or(settings_delete)
+        .unify()
         .or(trigger)
         .unify()
         .boxed()
+}
+
+/// Queues the deletion of the repository with all its data (a job); 202.
+async fn delete_repository(name: String, actor: Actor, app: App) -> Response {
+    let repo = match repository(&app, &name).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match repositories::enqueue_delete(&app, repo.id, &actor.audit()).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => ApiError::internal("queueing a repository deletion", e).into_response(),
+    }
 }
 
 /// Registering repositories is for administrators and automation (service tokens).
