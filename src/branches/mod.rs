@@ -48,21 +48,37 @@ pub async fn find_id(
         .await
 }
 
+#[derive(sqlx::FromRow)]
+struct BranchRow {
+    id: i64,
+    name: String,
+    coverage: Option<f64>,
+    issues: Option<i32>,
+    head_commit_id: Option<i64>,
+}
+
 /// One branch with its head commit.
 pub async fn find(
     pool: &PgPool,
     repository: &Repository,
     name: &str,
 ) -> Result<Option<BranchView>, sqlx::Error> {
-    let row: Option<(i64, String, Option<f64>, Option<i32>, Option<i64>)> = sqlx::query_as(
-        "SELECT id, name::text, coverage, issues, head_commit_id FROM branches \
+    let row: Option<BranchRow> = sqlx::query_as(
+        "SELECT id, name::text AS name, coverage, issues, head_commit_id FROM branches \
          WHERE repository_id = $1 AND name = $2::citext",
     )
     .bind(repository.id)
     .bind(name)
     .fetch_optional(pool)
     .await?;
-    let Some((id, name, coverage, issues, head_id)) = row else {
+    let Some(BranchRow {
+        id,
+        name,
+        coverage,
+        issues,
+        head_commit_id: head_id,
+    }) = row
+    else {
         return Ok(None);
     };
     let head = match head_id {
