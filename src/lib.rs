@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod paging;
 pub mod permissions;
 pub mod queue;
+pub mod report;
 pub mod repositories;
 pub mod stats;
 pub mod statuses;

@@ -5,11 +5,13 @@ mod access;
 mod admin;
 mod branches;
 mod commits;
+mod coverage;
 mod filters;
 mod github;
 mod health;
 mod me;
 mod openapi;
+mod reports;
 mod repositories;
 mod repository_reads;
 mod stats;
@@ -41,6 +43,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(commits::routes(app.clone()))
         .unify()
         .or(stats::routes(app.clone()))
+        .unify()
+        .or(coverage::routes(app.clone()).or(reports::routes(app.clone())).unify())
         .unify()
         .or(github::routes(app))
         .unify()

@@ -5,6 +5,7 @@ mod admin;
 mod doctor;
 mod hook;
 mod repo;
+mod report;
 mod setup;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub enum Command {
         #[command(subcommand)]
         command: hook::HookCommand,
     },
+    /// The CI coverage reporter: `prepare` before the tests, `submit` after them.
+    Report(report::ReportArgs),
     /// Print the version and the database schema version this binary expects.
     Version,
     /// First run (as root): create the database role and database, write them into the
@@ -148,6 +151,7 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Admin { command } => admin::run(cli, command).await,
         Command::Repo { command } => repo::run(cli, command).await,
         Command::Hook { command } => hook::run(command).await,
+        Command::Report(args) => report::run(args).await,
         Command::Setup(args) => setup::run(cli, args).await,
         Command::Doctor => doctor::run(cli).await,
     }

@@ -168,5 +168,7 @@ async fn ingest(
     crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
         .await
         .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;
+    // Coverage uploaded before the commit arrived (held in coverage_uploads) applies now.
+    crate::coverage::apply_early_uploads(app, commit_id).await;
     Ok(())
 }

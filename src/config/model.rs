@@ -21,6 +21,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub queue: QueueConfig,
     pub statuses: StatusesConfig,
+    pub coverage: CoverageConfig,
     pub git: GitConfig,
     pub github: GithubConfig,
 }
@@ -363,6 +364,26 @@ impl Default for StatusesConfig {
     fn default() -> Self {
         StatusesConfig {
             pending_deadline_seconds: 30 * 60,
+        }
+    }
+}
+
+/// Coverage uploads: how much report a raw upload may expand to, and how long an upload for a
+/// commit not yet known is held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoverageConfig {
+    /// Largest report accepted once decompressed (bytes); larger ones (or gzip bombs) get 413.
+    pub max_report_bytes: u64,
+    /// An upload for a commit that has not arrived yet is kept this long, then dropped.
+    pub early_upload_hold_seconds: u64,
+}
+
+impl Default for CoverageConfig {
+    fn default() -> Self {
+        CoverageConfig {
+            max_report_bytes: 256 * 1024 * 1024,
+            early_upload_hold_seconds: 2 * 60 * 60,
         }
     }
 }

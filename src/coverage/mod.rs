@@ -13,9 +13,15 @@
 
 pub mod detect;
 pub mod formats;
+pub mod gate;
 pub mod lines;
 pub mod merge;
 pub mod paths;
+pub mod read;
+pub mod store;
+pub mod submit;
+pub mod tree;
+pub mod upload;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +29,8 @@ use std::io::{BufRead, Cursor, Read};
 use std::str::FromStr;
 
 pub use lines::{Block, BlockKind, FileCoverage, Line, Totals, WireError};
+pub use submit::{Diagnostic, SubmitError, apply_early_uploads, expire_early_uploads, submit};
+pub use upload::{Compression, Mode, RawError, Upload};
 
 /// The supported report formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,0 +1,291 @@
+//! Coverage uploads with a repository token (`Authorization: token crt_…`):
+//!
+//! * `POST /v1/reports`: the original reporter's JSON, `{commit_sha, data: {path: base64 line
+//!   map}}` (optionally `mode`), 204 when accepted;
+//! * `POST /v1/reports/raw?commit_sha=&format=&mode=`: one report file as the body (plain, gzip
+//!   or zstd), parsed here; answers the diagnostic (200 applied, 202 held for a commit not yet
+//!   ingested).
+//!
+//! Both validate in the request: an upload that matches no file of its commit is a 422 naming
+//! the unmatched paths, and nothing is stored.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use warp::Filter;
+use warp::reply::{Reply, Response};
+
+use super::with_app;
+use crate::app::App;
+use crate::auth::AuthError;
+use crate::auth::tokens::{self, TokenKind};
+use crate::coverage::{self, Compression, Format, Mode, RawError, SubmitError, Upload};
+use crate::http::{ApiError, body, tag};
+use crate::repositories::{self, Repository};
+
+pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
+    let limit = app.config.server.request_body_limit_bytes;
+    let wire = warp::path!("v1" / "reports")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(body::bytes(limit))
+        .and(with_app(app.clone()))
+        .then(wire_upload)
+        .map(tag("POST /v1/reports"));
+    let raw = warp::path!("v1" / "reports" / "raw")
+        .and(warp::post())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("content-encoding"))
+        .and(body::bytes(limit))
+        .and(with_app(app))
+        .then(raw_upload)
+        .map(tag("POST /v1/reports/raw"));
+    wire.or(raw).unify().boxed()
+}
+
+/// The repository whose upload token the request carries.
+async fn uploader(app: &App, header: Option<&str>) -> Result<Repository, ApiError> {
+    let header = header.ok_or_else(|| ApiError::from(AuthError::NoAuthorization))?;
+    let token = super::repositories::upload_token(header)
+        .filter(|t| tokens::well_formed(t, TokenKind::RepositoryUpload))
+        .ok_or_else(|| ApiError::from(AuthError::InvalidToken))?;
+    // An unknown repository token is a 403, as the original answered.
+    repositories::find_by_upload_token(&app.db, token)
+        .await
+        .map_err(|e| ApiError::internal("checking an upload token", e))?
+        .ok_or_else(ApiError::forbidden)
+}
+
+fn compression(header: Option<&str>) -> Result<Compression, ApiError> {
+    Compression::from_content_encoding(header).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "report.unsupported_encoding",
+            "Content-Encoding must be gzip, zstd or absent",
+        )
+    })
+}
+
+fn raw_error(e: RawError) -> ApiError {
+    match e {
+        RawError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report.too_large",
+            e.to_string(),
+        ),
+        RawError::Parse(p) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "report.invalid_report",
+            p.to_string(),
+        ),
+    }
+}
+
+fn submit_error(e: SubmitError) -> Response {
+    match e {
+        SubmitError::InvalidSha(_) => {
+            ApiError::bad_request("report.invalid_commit_sha", e.to_string()).into_response()
+        }
+        SubmitError::NoMatch(ref diagnostic) => {
+            let body = json!({
+                "code": "report.no_matching_files",
+                "message": e.to_string(),
+                "diagnostic": diagnostic,
+            });
+            warp::reply::with_status(warp::reply::json(&body), StatusCode::UNPROCESSABLE_ENTITY)
+                .into_response()
+        }
+        SubmitError::Tree(_) | SubmitError::Db(_) => {
+            ApiError::internal("storing coverage", e).into_response()
+        }
+    }
+}
+
+/// Decompresses a body (JSON uploads may be compressed too), at most `max` bytes of it.
+fn decompressed(body: &Bytes, compression: Compression, max: u64) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match compression {
+        Compression::None => return Ok(body.to_vec()),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(&body[..])
+                .map_err(|e| ApiError::bad_request("report.invalid_body", e.to_string()))?,
+        ),
+    };
+    let mut out = Vec::new();
+    reader.take(max + 1).read_to_end(&mut out).map_err(|e| {
+        ApiError::bad_request(
+            "report.invalid_body",
+            format!("The body could not be decompressed: {e}"),
+        )
+    })?;
+    if out.len() as u64 > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report.too_large",
+            format!("the report is larger than {max} bytes once decompressed"),
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct WireReport {
+    commit_sha: Option<String>,
+    data: Option<Value>,
+    mode: Option<String>,
+}
+
+fn missing(param: &str) -> ApiError {
+    ApiError::bad_request(
+        format!("report.missing_{param}"),
+        format!("The parameter \"{param}\" is required"),
+    )
+}
+
+fn parse_mode(raw: Option<&str>) -> Result<Mode, ApiError> {
+    match raw {
+        None => Ok(Mode::default()),
+        Some(m) => Mode::parse(m).ok_or_else(|| {
+            ApiError::bad_request(
+                "report.invalid_mode",
+                format!("Invalid \"mode\" `{m}`: use merge or replace"),
+            )
+        }),
+    }
+}
+
+async fn wire_upload(
+    authorization: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    app: App,
+) -> Response {
+    match wire_upload_inner(authorization, encoding, body, &app).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn wire_upload_inner(
+    authorization: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    app: &App,
+) -> Result<Response, ApiError> {
+    let repository = uploader(app, authorization.as_deref()).await?;
+    let compression = compression(encoding.as_deref())?;
+    let max = app.config.coverage.max_report_bytes;
+    let json = tokio::task::spawn_blocking(move || decompressed(&body, compression, max))
+        .await
+        .map_err(|e| ApiError::internal("decompressing an upload", e))??;
+    let report: WireReport = body::parse_json(&json)?;
+    let sha = report
+        .commit_sha
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| missing("commit_sha"))?;
+    let data = match report.data {
+        None | Some(Value::Null) => return Err(missing("data")),
+        Some(Value::Object(map)) if map.is_empty() => return Err(missing("data")),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "report.invalid_data",
+                "\"data\" must be an object of file path → base64 line data",
+            ));
+        }
+    };
+    let mode = parse_mode(report.mode.as_deref())?;
+    let upload = Upload::from_wire(&data, mode).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "report.invalid_data",
+            e.to_string(),
+        )
+    })?;
+    Ok(
+        match coverage::submit(app, &repository, &sha, upload).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => submit_error(e),
+        },
+    )
+}
+
+async fn raw_upload(
+    query: String,
+    authorization: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    app: App,
+) -> Response {
+    match raw_upload_inner(query, authorization, encoding, body, &app).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raw_upload_inner(
+    query: String,
+    authorization: Option<String>,
+    encoding: Option<String>,
+    body: Bytes,
+    app: &App,
+) -> Result<Response, ApiError> {
+    let repository = uploader(app, authorization.as_deref()).await?;
+    let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let sha = params
+        .get("commit_sha")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| missing("commit_sha"))?
+        .clone();
+    let format = match params.get("format").filter(|f| !f.trim().is_empty()) {
+        None => None,
+        Some(f) => Some(
+            f.parse::<Format>()
+                .map_err(|e| ApiError::bad_request("report.invalid_format", e))?,
+        ),
+    };
+    let mode = parse_mode(params.get("mode").map(String::as_str))?;
+    let compression = compression(encoding.as_deref())?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "report.missing_data",
+            "The request body must be the coverage report",
+        ));
+    }
+    let max = app.config.coverage.max_report_bytes;
+    let report = tokio::task::spawn_blocking(move || {
+        coverage::upload::parse_raw(&body[..], compression, format, max)
+    })
+    .await
+    .map_err(|e| ApiError::internal("parsing a coverage report", e))?
+    .map_err(raw_error)?;
+    if report.files.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "report.empty",
+            format!("The {} report names no source files", report.format),
+        ));
+    }
+    let upload = Upload::from_report(report, mode);
+    Ok(
+        match coverage::submit(app, &repository, &sha, upload).await {
+            Ok(diagnostic) => {
+                let status = if diagnostic.status == "held" {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                };
+                warp::reply::with_status(warp::reply::json(&diagnostic), status).into_response()
+            }
+            Err(e) => submit_error(e),
+        },
+    )
+}
