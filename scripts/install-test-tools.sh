@@ -71,11 +71,42 @@ install_moto() { pip_tool moto_server 'moto[server]'; }
 # Pinned: a plain `cargo install s3s-fs` picks 0.17, which needs rustc 1.96; 0.14.1 is tested.
 install_s3s_fs() { cargo_tool s3s-fs s3s-fs 0.14.1 --features binary; }
 
+# The linters the built-in plugin definitions run, for tests/checks.rs. Debian's packages where
+# Debian has them; ruff and bandit from PyPI into a virtualenv made with Debian's python3 (so it
+# runs inside the sandbox, which sees /usr only) at a path every user may traverse (the sandbox
+# runs as `nobody` when the tests run as root).
+LINTERS="${COCOV_TEST_LINTERS:-/opt/cocov-test-linters}"
+install_linters() {
+    local missing=()
+    for pkg in bubblewrap shellcheck cppcheck yamllint; do
+        local bin="$pkg"; [[ "$pkg" == bubblewrap ]] && bin=bwrap
+        command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        log "apt-get install ${missing[*]}"
+        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq "${missing[@]}" >/dev/null; else sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+    fi
+    if [[ -x "$LINTERS/bin/ruff" && -x "$LINTERS/bin/bandit" ]]; then
+        log "ruff and bandit already installed ($LINTERS)"
+        return
+    fi
+    if [ ! -x "$LINTERS/bin/pip" ]; then
+        /usr/bin/python3 -m venv "$LINTERS" 2>/dev/null || {
+            if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq python3-venv >/dev/null; else sudo apt-get install -y -qq python3-venv >/dev/null; fi
+            /usr/bin/python3 -m venv "$LINTERS"
+        }
+    fi
+    log "pip install ruff bandit into $LINTERS"
+    "$LINTERS/bin/pip" install --disable-pip-version-check --quiet 'ruff==0.17.6' 'bandit==1.9.4'
+    chmod -R a+rX "$LINTERS"
+}
+
 main() {
     mkdir -p "$T"
     log "tools directory: $T"
     install_moto
     install_s3s_fs
+    install_linters
     log "done"
 }
 

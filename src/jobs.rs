@@ -5,12 +5,13 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::metrics::QueueLabels;
 use crate::queue::Registry;
-use crate::{commits, permissions, repositories, statuses, webhooks};
+use crate::{checks, commits, permissions, repositories, statuses, webhooks};
 
 /// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
 pub fn registry(app: &App) -> Registry {
     Registry::new()
         .with(commits::INGEST_JOB, Arc::new(commits::Ingest(app.clone())))
+        .with(checks::RUN_JOB, Arc::new(checks::RunChecks(app.clone())))
         .with(
             repositories::DELETE_JOB,
             Arc::new(repositories::DeleteRepository(app.clone())),

@@ -4,16 +4,19 @@
 mod access;
 mod admin;
 mod branches;
+mod checks;
 mod commits;
 mod coverage;
 mod filters;
 mod github;
 mod health;
+mod issues;
 mod me;
 mod openapi;
 mod reports;
 mod repositories;
 mod repository_reads;
+mod secrets;
 mod stats;
 
 use warp::Filter;
@@ -44,7 +47,15 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(stats::routes(app.clone()))
         .unify()
-        .or(coverage::routes(app.clone()).or(reports::routes(app.clone())).unify())
+        .or(coverage::routes(app.clone())
+            .or(reports::routes(app.clone()))
+            .unify())
+        .unify()
+        .or(checks::routes(app.clone())
+            .or(issues::routes(app.clone()))
+            .unify())
+        .unify()
+        .or(secrets::routes(app.clone()))
         .unify()
         .or(github::routes(app))
         .unify()

@@ -168,6 +168,9 @@ async fn ingest(
     crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
         .await
         .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;
+    crate::checks::schedule(app, commit_id, manifest.as_deref())
+        .await
+        .map_err(|e| GitError::Io(format!("scheduling checks: {e}")))?;
     // Coverage uploaded before the commit arrived (held in coverage_uploads) applies now.
     crate::coverage::apply_early_uploads(app, commit_id).await;
     Ok(())

@@ -24,6 +24,7 @@ pub struct Config {
     pub coverage: CoverageConfig,
     pub git: GitConfig,
     pub github: GithubConfig,
+    pub worker: WorkerConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.
@@ -400,5 +401,62 @@ impl Default for GitConfig {
         GitConfig {
             timeout_seconds: 120,
         }
+    }
+}
+
+/// The checks runner: where plugins are defined, how each runs in its sandbox, and the limits
+/// that make every check end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// One TOML file per plugin; a file here replaces the built-in definition of the same name.
+    pub plugins_dir: PathBuf,
+    /// Where extracted commits and per-check copies live while a check set runs.
+    pub work_dir: PathBuf,
+    /// Extra host directories (`:`-separated) bound read-only into every sandbox at the same
+    /// path and put first on its PATH, for linters installed outside /usr (e.g. a virtualenv).
+    pub tool_paths: String,
+    /// Default wall-clock limit of one check; a plugin definition may set its own.
+    pub check_timeout_seconds: u64,
+    /// A check set not finished this long after it was queued ends `errored`.
+    pub check_set_deadline_seconds: u64,
+    /// Default memory limit (MiB) of one check; a plugin definition may set its own.
+    pub memory_mb: u64,
+    /// Processes (and threads) a check may run at once.
+    pub max_processes: u64,
+    /// Largest file a check may write (MiB).
+    pub max_file_size_mb: u64,
+    /// Cap on a check's output file and on its captured stdout and stderr (MiB each).
+    pub max_output_mb: u64,
+    /// Cap on the unpacked size of a commit (MiB) and on its number of entries.
+    pub max_tree_mb: u64,
+    pub max_tree_entries: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            plugins_dir: PathBuf::from("/etc/cocov/plugins.d"),
+            work_dir: PathBuf::from("/var/lib/cocov/work"),
+            tool_paths: String::new(),
+            check_timeout_seconds: 600,
+            check_set_deadline_seconds: 3600,
+            memory_mb: 2048,
+            max_processes: 256,
+            max_file_size_mb: 512,
+            max_output_mb: 32,
+            max_tree_mb: 2048,
+            max_tree_entries: 200_000,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn tool_paths(&self) -> Vec<PathBuf> {
+        self.tool_paths
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .collect()
     }
 }

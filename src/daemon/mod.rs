@@ -228,6 +228,9 @@ pub async fn refresh_queue_metrics(app: &App) {
 /// nothing stays pending even when the component that should have finished it died.
 async fn sweep_deadlines(app: App, mut shutdown: watch::Receiver<bool>) {
     loop {
+        if let Err(e) = crate::checks::sweep_expired(&app).await {
+            tracing::warn!(error = %e, "check set deadline sweep failed; will retry");
+        }
         if let Err(e) = crate::statuses::sweep_expired(&app).await {
             tracing::warn!(error = %e, "deadline sweep failed; will retry");
         }

@@ -5,6 +5,7 @@
 
 pub mod fake_github;
 pub mod git_server;
+pub mod origin;
 pub mod s3_servers;
 
 use std::time::Duration;
@@ -135,7 +136,21 @@ pub fn test_config(db: &TestDb, redis: &TestRedis, storage_dir: &std::path::Path
     config.server.bind_address = "127.0.0.1:0".parse().unwrap();
     config.badger.bind_port = 0;
     config.server.shutdown_grace_seconds = 5;
+    // Under /tmp, so a sandbox running as `nobody` can reach its copy of the source.
+    config.worker.work_dir = std::env::temp_dir().join("cocov-test-work");
+    config.worker.tool_paths = linters_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     config
+}
+
+/// The virtualenv with the PyPI linters (ruff, bandit) that `scripts/install-test-tools.sh`
+/// makes, when it exists.
+pub fn linters_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(
+        std::env::var("COCOV_TEST_LINTERS").unwrap_or_else(|_| "/opt/cocov-test-linters".into()),
+    );
+    dir.join("bin/ruff").exists().then_some(dir)
 }
 
 /// Polls `check` until it returns Some, failing the test with `what` after `deadline`.

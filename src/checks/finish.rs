@@ -1,0 +1,179 @@
+//! Ending a check set: its final state from its checks, the commit's issue count, the branch
+//! history, and the `cocov` status.
+
+use crate::app::App;
+use crate::statuses::{self, Context, State};
+
+use super::model::{CheckStatus, find_set, list_checks};
+
+/// Ends the set once; later calls (a second worker, the sweeper) change nothing. Checks still
+/// unfinished end `canceled` when the set was canceled, else `errored`.
+pub async fn finish(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
+    let Some(set) = find_set(&app.db, check_set_id).await? else {
+        return Ok(());
+    };
+    if set.status().is_finished() {
+        return Ok(());
+    }
+    let (leftover, leftover_output) = if set.canceling {
+        ("canceled", None)
+    } else {
+        ("errored", Some("the check set ended before this check ran"))
+    };
+    let mut tx = app.db.begin().await?;
+    sqlx::query(
+        "UPDATE checks SET status = $2, error_output = $3, updated_at = now(), \
+         started_at = COALESCE(started_at, now()), finished_at = now() \
+         WHERE check_set_id = $1 AND status IN ('waiting', 'in_progress')",
+    )
+    .bind(check_set_id)
+    .bind(leftover)
+    .bind(leftover_output)
+    .execute(&mut *tx)
+    .await?;
+    let checks = list_checks(&mut *tx, check_set_id).await?;
+    let errored: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status() == CheckStatus::Errored)
+        .collect();
+    let status = if set.canceling {
+        "canceled"
+    } else if !errored.is_empty() {
+        "errored"
+    } else {
+        "completed"
+    };
+    let ended = sqlx::query(
+        "UPDATE check_sets SET status = $2, finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND status IN ('waiting', 'queued', 'in_progress')",
+    )
+    .bind(check_set_id)
+    .bind(status)
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(());
+    }
+    tx.commit().await?;
+
+    let (state, description) = match status {
+        "canceled" => (State::Failure, "Checks were canceled".to_string()),
+        "errored" => (State::Error, errored_description(&errored)),
+        _ => {
+            let count = refresh_issue_count(app, set.commit_id).await?;
+            issue_count_status(count)
+        }
+    };
+    let url = target_url(app, set.commit_id, status == "completed").await?;
+    statuses::set(
+        app,
+        set.commit_id,
+        Context::Checks,
+        state,
+        &description,
+        url.as_deref(),
+    )
+    .await?;
+    tracing::info!(
+        check_set_id,
+        commit_id = set.commit_id,
+        status,
+        "check set finished"
+    );
+    Ok(())
+}
+
+fn errored_description(errored: &[&super::Check]) -> String {
+    match errored {
+        [one] => {
+            let first_line = one
+                .error_output
+                .as_deref()
+                .and_then(|o| o.lines().find(|l| !l.trim().is_empty()))
+                .unwrap_or("no output");
+            format!("{} errored: {first_line}", one.plugin_name)
+        }
+        many => format!("{} checks errored", many.len()),
+    }
+}
+
+/// `success` "No issues found" or `failure` "N issues found".
+pub fn issue_count_status(count: i64) -> (State, String) {
+    match count {
+        0 => (State::Success, "No issues found".into()),
+        1 => (State::Failure, "1 issue found".into()),
+        n => (State::Failure, format!("{n} issues found")),
+    }
+}
+
+/// Stores the commit's active issue count on it and on the branches it heads, with a history
+/// point per branch. Returns the count.
+pub async fn refresh_issue_count(app: &App, commit_id: i64) -> Result<i64, anyhow::Error> {
+    let count = crate::issues::count_active(&app.db, commit_id).await?;
+    let mut tx = app.db.begin().await?;
+    sqlx::query("UPDATE commits SET issues_count = $2, updated_at = now() WHERE id = $1")
+        .bind(commit_id)
+        .bind(count as i32)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "WITH heads AS (UPDATE branches SET issues = $2, updated_at = now() \
+                        WHERE head_commit_id = $1 RETURNING id, repository_id) \
+         INSERT INTO issue_histories (repository_id, branch_id, commit_id, quantity) \
+         SELECT repository_id, id, $1, $2 FROM heads",
+    )
+    .bind(commit_id)
+    .bind(count as i32)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+/// Re-posts the `cocov` status after issues were ignored or made active again, when the set had
+/// completed (an errored or canceled set keeps its status).
+pub async fn refresh_status(app: &App, commit_id: i64) -> Result<(), anyhow::Error> {
+    let completed: Option<bool> =
+        sqlx::query_scalar("SELECT status = 'completed' FROM check_sets WHERE commit_id = $1")
+            .bind(commit_id)
+            .fetch_optional(&app.db)
+            .await?;
+    if completed != Some(true) {
+        return Ok(());
+    }
+    let count = refresh_issue_count(app, commit_id).await?;
+    let (state, description) = issue_count_status(count);
+    let url = target_url(app, commit_id, true).await?;
+    statuses::set(
+        app,
+        commit_id,
+        Context::Checks,
+        state,
+        &description,
+        url.as_deref(),
+    )
+    .await
+}
+
+/// The web UI's page for the commit's issues (or its checks).
+async fn target_url(
+    app: &App,
+    commit_id: i64,
+    issues: bool,
+) -> Result<Option<String>, anyhow::Error> {
+    let base = app.config.server.ui_base_url.trim_end_matches('/');
+    if base.is_empty() {
+        return Ok(None);
+    }
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT r.name::text, c.sha::text FROM commits c JOIN repositories r \
+         ON r.id = c.repository_id WHERE c.id = $1",
+    )
+    .bind(commit_id)
+    .fetch_optional(&app.db)
+    .await?;
+    Ok(row.map(|(name, sha)| {
+        let page = if issues { "issues" } else { "checks" };
+        format!("{base}/repos/{name}/commits/{sha}/{page}")
+    }))
+}

@@ -1,0 +1,279 @@
+//! The `checks.run` job: one check set, start to end, on whichever worker takes it. A worker
+//! that dies mid-way leaves the job to another, which skips the checks already finished.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::execute::{CheckResult, LocalRun, run_check};
+use super::model::{CheckStatus, find_set, list_checks, update_check};
+use super::workspace::Workspace;
+use crate::app::App;
+use crate::manifest::{self, Manifest};
+use crate::plugins::Catalog;
+use crate::queue::{JobContext, JobError, JobHandler};
+use crate::repositories;
+
+pub const RUN_JOB: &str = "checks.run";
+
+#[derive(Deserialize)]
+struct Payload {
+    check_set_id: i64,
+    job_id: uuid::Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+struct CommitRow {
+    repository_id: i64,
+    sha: String,
+    archive_sha256: Option<String>,
+}
+
+pub struct RunChecks(pub App);
+
+#[async_trait::async_trait]
+impl JobHandler for RunChecks {
+    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
+        let app = &self.0;
+        let Payload {
+            check_set_id,
+            job_id,
+        } = job.payload_as()?;
+        let Some(set) = find_set(&app.db, check_set_id)
+            .await
+            .map_err(JobError::retry)?
+        else {
+            return Ok(());
+        };
+        // A re-run replaced this set's run, or it already ended (canceled, deadline).
+        if set.job_id != Some(job_id) || set.status().is_finished() {
+            return Ok(());
+        }
+        if set.canceling {
+            return finish(app, check_set_id).await;
+        }
+        sqlx::query(
+            "UPDATE check_sets SET status = 'in_progress', started_at = COALESCE(started_at, now()), \
+             updated_at = now() WHERE id = $1 AND status IN ('queued', 'in_progress')",
+        )
+        .bind(check_set_id)
+        .execute(&app.db)
+        .await
+        .map_err(JobError::retry)?;
+        let commit: CommitRow = sqlx::query_as(
+            "SELECT repository_id, sha::text AS sha, archive_sha256 FROM commits WHERE id = $1",
+        )
+        .bind(set.commit_id)
+        .fetch_one(&app.db)
+        .await
+        .map_err(JobError::retry)?;
+        let Some(repository) = repositories::find(&app.db, commit.repository_id)
+            .await
+            .map_err(JobError::retry)?
+        else {
+            return Ok(());
+        };
+
+        let workspace = match Workspace::prepare(
+            app,
+            &job_id.to_string(),
+            commit.repository_id,
+            &commit.sha,
+            commit.archive_sha256.as_deref(),
+        )
+        .await
+        {
+            Ok(w) => w,
+            Err(e) if e.is_transient() && !job.is_last_attempt() => {
+                return Err(JobError::Retry(e.to_string()));
+            }
+            Err(e) => return fail_all(app, check_set_id, &e.to_string()).await,
+        };
+        let prepared = prepare(app, &workspace, repository.id).await;
+        let (manifest, catalog, secrets) = match prepared {
+            Ok(p) => p,
+            Err(why) => {
+                workspace.remove();
+                return fail_all(app, check_set_id, &why).await;
+            }
+        };
+        let specs: BTreeMap<String, manifest::CheckSpec> = manifest
+            .effective_checks()
+            .into_iter()
+            .map(|c| (c.plugin_name().to_ascii_lowercase(), c))
+            .collect();
+        let checks = list_checks(&app.db, check_set_id)
+            .await
+            .map_err(JobError::retry)?;
+        let job_text = job_id.to_string();
+        for (index, check) in checks.iter().enumerate() {
+            if check.status().is_finished() {
+                continue;
+            }
+            if stop_requested(app, check_set_id).await {
+                break;
+            }
+            let Some(spec) = specs.get(&check.plugin_name.to_ascii_lowercase()) else {
+                record(
+                    app,
+                    check.id,
+                    CheckResult::Errored("the manifest no longer names this plugin".into()),
+                )
+                .await?;
+                continue;
+            };
+            let definition = match catalog.resolve(&spec.plugin) {
+                Ok(d) => d,
+                Err(unknown) => {
+                    record(app, check.id, CheckResult::Errored(unknown.to_string())).await?;
+                    continue;
+                }
+            };
+            update_check(&app.db, check.id, CheckStatus::InProgress, None)
+                .await
+                .map_err(JobError::retry)?;
+            let result = match workspace.check_dir(index, sandbox_owner()) {
+                Ok(dir) => {
+                    let run = LocalRun {
+                        repository: &repository.name,
+                        sha: &commit.sha,
+                        job_id: &job_text,
+                        secrets: &secrets,
+                    };
+                    let result = run_check(
+                        &app.config.worker,
+                        definition,
+                        spec,
+                        &dir,
+                        &run,
+                        wait_for_stop(app, check_set_id),
+                    )
+                    .await;
+                    let _ = super::workspace::remove_tree(&dir);
+                    result
+                }
+                Err(e) => CheckResult::Errored(format!(
+                    "Failed initializing runtime: copying the source: {e}"
+                )),
+            };
+            let result = match result {
+                CheckResult::Completed(issues) => {
+                    crate::issues::register(
+                        &app.db,
+                        repository.id,
+                        set.commit_id,
+                        &check.plugin_name,
+                        &issues,
+                        manifest.exclude_matcher(),
+                    )
+                    .await
+                    .map_err(JobError::retry)?;
+                    CheckResult::Completed(Vec::new())
+                }
+                other => other,
+            };
+            record(app, check.id, result).await?;
+        }
+        workspace.remove();
+        finish(app, check_set_id).await
+    }
+}
+
+fn sandbox_owner() -> Option<(u32, u32)> {
+    nix::unistd::geteuid().is_root().then_some((65534, 65534))
+}
+
+/// The manifest from the unpacked tree, the plugin catalog and the secrets the checks mount.
+async fn prepare(
+    app: &App,
+    workspace: &Workspace,
+    repository_id: i64,
+) -> Result<(Manifest, Catalog, BTreeMap<String, Vec<u8>>), String> {
+    let path = workspace.tree().join(manifest::MANIFEST_FILE_NAME);
+    let text = std::fs::read(&path).map_err(|e| format!("reading the manifest: {e}"))?;
+    let manifest = manifest::parse(&String::from_utf8_lossy(&text))
+        .map_err(|e| e.status_description_with_location())?;
+    let catalog = Catalog::load(&app.config.worker.plugins_dir)
+        .map_err(|e| format!("Failed loading plugin definitions: {e}"))?;
+    let names: Vec<String> = manifest
+        .effective_checks()
+        .iter()
+        .flat_map(|c| c.mounts.iter().map(|m| m.source.secret_name().to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let secrets = if names.is_empty() {
+        BTreeMap::new()
+    } else {
+        let cipher = crate::secrets::Cipher::from_config(&app.config.security)
+            .map_err(|e| format!("Failed fetching secrets: {e}"))?;
+        crate::secrets::resolve_for_repository(&app.db, &cipher, repository_id, &names)
+            .await
+            .map_err(|e| format!("Failed fetching secrets: {e}"))?
+    };
+    Ok((manifest, catalog, secrets))
+}
+
+async fn record(app: &App, check_id: i64, result: CheckResult) -> Result<(), JobError> {
+    let (status, output) = match &result {
+        CheckResult::Completed(_) => (CheckStatus::Completed, None),
+        CheckResult::Errored(why) => (CheckStatus::Errored, Some(why.as_str())),
+        CheckResult::Canceled => (CheckStatus::Canceled, None),
+    };
+    update_check(&app.db, check_id, status, output)
+        .await
+        .map_err(JobError::retry)?;
+    Ok(())
+}
+
+/// Every unfinished check errored with the same reason (the run could not start), then the end.
+async fn fail_all(app: &App, check_set_id: i64, why: &str) -> Result<(), JobError> {
+    let reason = format!("Failed initializing runtime: {why}");
+    tracing::warn!(check_set_id, %reason, "check set could not run");
+    sqlx::query(
+        "UPDATE checks SET status = 'errored', error_output = $2, updated_at = now(), \
+         started_at = COALESCE(started_at, now()), finished_at = now() \
+         WHERE check_set_id = $1 AND status IN ('waiting', 'in_progress')",
+    )
+    .bind(check_set_id)
+    .bind(&reason)
+    .execute(&app.db)
+    .await
+    .map_err(JobError::retry)?;
+    finish(app, check_set_id).await
+}
+
+async fn finish(app: &App, check_set_id: i64) -> Result<(), JobError> {
+    super::finish::finish(app, check_set_id)
+        .await
+        .map_err(|e| JobError::Retry(e.to_string()))
+}
+
+/// Whether the set was canceled or ended by its deadline meanwhile.
+async fn stop_requested(app: &App, check_set_id: i64) -> bool {
+    match sqlx::query_scalar::<_, bool>(
+        "SELECT canceling OR status NOT IN ('queued', 'in_progress') FROM check_sets WHERE id = $1",
+    )
+    .bind(check_set_id)
+    .fetch_optional(&app.db)
+    .await
+    {
+        Ok(Some(stop)) => stop,
+        // The set is gone (repository deleted).
+        Ok(None) => true,
+        // A database blip is no reason to kill a running plugin.
+        Err(_) => false,
+    }
+}
+
+/// Completes when the set should stop: polled, so a cancel reaches the right worker on any host
+/// without a message bus.
+async fn wait_for_stop(app: &App, check_set_id: i64) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if stop_requested(app, check_set_id).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Creating a commit's check set from its manifest, re-running it, and canceling it.
+
+use std::io::Read;
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::model::{CheckSetStatus, find_set_for_commit};
+use super::run::RUN_JOB;
+use crate::app::App;
+use crate::manifest::{self, Manifest};
+use crate::statuses::{self, Context, State};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChecksError {
+    #[error("this commit has no check set")]
+    NoCheckSet,
+    #[error("checks are still running; cancel them first or wait for them to finish")]
+    StillRunning,
+    #[error("the commit's source is not available yet")]
+    NotIngested,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ChecksError {
+    fn from(e: sqlx::Error) -> Self {
+        ChecksError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<anyhow::Error> for ChecksError {
+    fn from(e: anyhow::Error) -> Self {
+        ChecksError::Internal(e.to_string())
+    }
+}
+
+/// Records the commit's check set as its manifest says and queues the run. Idempotent: a commit
+/// that already has a set keeps it (re-running is [`rerun`]).
+pub async fn schedule(
+    app: &App,
+    commit_id: i64,
+    manifest_text: Option<&[u8]>,
+) -> Result<(), ChecksError> {
+    if find_set_for_commit(&app.db, commit_id).await?.is_some() {
+        return Ok(());
+    }
+    let Some(bytes) = manifest_text else {
+        insert_set(&app.db, commit_id, "not_configured", None).await?;
+        return Ok(());
+    };
+    let manifest = match manifest::parse(&String::from_utf8_lossy(bytes)) {
+        Ok(m) => m,
+        Err(e) => {
+            let extra = e.status_description_with_location();
+            insert_set(
+                &app.db,
+                commit_id,
+                "errored",
+                Some((e.kind.as_str(), &extra)),
+            )
+            .await?;
+            return Ok(());
+        }
+    };
+    let checks = manifest.effective_checks();
+    if checks.is_empty() {
+        insert_set(&app.db, commit_id, "not_configured", None).await?;
+        return Ok(());
+    }
+    let repository_id: i64 = sqlx::query_scalar("SELECT repository_id FROM commits WHERE id = $1")
+        .bind(commit_id)
+        .fetch_one(&app.db)
+        .await?;
+    if let Some((name, line)) = unknown_secret(app, repository_id, &manifest).await? {
+        let error = manifest::ManifestError::unknown_secret(&name, line);
+        let extra = format!("Unknown secret `{name}` (manifest line {line})");
+        insert_set(
+            &app.db,
+            commit_id,
+            "errored",
+            Some((error.kind.as_str(), &extra)),
+        )
+        .await?;
+        statuses::set(app, commit_id, Context::Checks, State::Error, &extra, None).await?;
+        return Ok(());
+    }
+    let job_id = uuid::Uuid::new_v4();
+    let deadline = app.config.worker.check_set_deadline_seconds as f64;
+    let mut tx = app.db.begin().await?;
+    let set_id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO check_sets (commit_id, status, job_id, deadline_at) \
+         VALUES ($1, 'queued', $2, now() + make_interval(secs => $3)) \
+         ON CONFLICT (commit_id) DO NOTHING RETURNING id",
+    )
+    .bind(commit_id)
+    .bind(job_id)
+    .bind(deadline)
+    .fetch_optional(&mut *tx)
+    .await?;
+    // Another ingestion of the same commit got there first.
+    let Some(set_id) = set_id else { return Ok(()) };
+    for check in &checks {
+        sqlx::query(
+            "INSERT INTO checks (check_set_id, plugin_name) VALUES ($1, $2::citext) \
+             ON CONFLICT (check_set_id, plugin_name) DO NOTHING",
+        )
+        .bind(set_id)
+        .bind(check.plugin_name())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    // Should the process die right here, the set's deadline ends it: nothing stays queued.
+    app.queue
+        .enqueue(RUN_JOB, json!({"check_set_id": set_id, "job_id": job_id}))
+        .await
+        .map_err(|e| ChecksError::Internal(format!("queueing the checks: {e}")))?;
+    Ok(())
+}
+
+async fn insert_set(
+    db: &PgPool,
+    commit_id: i64,
+    status: &str,
+    error: Option<(&str, &str)>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO check_sets (commit_id, status, error_kind, error_extra, finished_at) \
+         VALUES ($1, $2, $3, $4, CASE WHEN $2 = 'errored' THEN now() END) \
+         ON CONFLICT (commit_id) DO NOTHING",
+    )
+    .bind(commit_id)
+    .bind(status)
+    .bind(error.map(|e| e.0))
+    .bind(error.map(|e| e.1))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The first mount naming a secret the repository cannot see.
+async fn unknown_secret(
+    app: &App,
+    repository_id: i64,
+    manifest: &Manifest,
+) -> Result<Option<(String, usize)>, sqlx::Error> {
+    for check in manifest.effective_checks() {
+        for mount in &check.mounts {
+            let name = mount.source.secret_name().to_string();
+            if crate::secrets::missing_for_repository(
+                &app.db,
+                repository_id,
+                std::slice::from_ref(&name),
+            )
+            .await?
+            .is_some()
+            {
+                return Ok(Some((name, mount.line)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Runs a finished check set again: its checks start over and their previous issues are
+/// replaced; other issues of the commit and the history are kept. The manifest is read again
+/// from the stored commit, so a secret added since an "unknown secret" failure is now found.
+pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
+    let set = find_set_for_commit(&app.db, commit_id)
+        .await?
+        .ok_or(ChecksError::NoCheckSet)?;
+    if !set.status().is_finished() {
+        return Err(ChecksError::StillRunning);
+    }
+    let manifest = read_manifest(app, commit_id).await?;
+    let mut tx = app.db.begin().await?;
+    let deleted = sqlx::query(
+        "DELETE FROM check_sets WHERE id = $1 \
+         AND status NOT IN ('waiting', 'queued', 'in_progress')",
+    )
+    .bind(set.id)
+    .execute(&mut *tx)
+    .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(ChecksError::StillRunning);
+    }
+    // Only the issues of the plugins that run again; a plugin dropped from the manifest keeps
+    // its findings out of the new count too.
+    sqlx::query(
+        "DELETE FROM issues WHERE commit_id = $1 AND check_source IN \
+         (SELECT plugin_name FROM checks WHERE check_set_id = $2)",
+    )
+    .bind(commit_id)
+    .bind(set.id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if let Some(m) = manifest.as_deref()
+        && let Ok(parsed) = manifest::parse(&String::from_utf8_lossy(m))
+        && !parsed.effective_checks().is_empty()
+    {
+        statuses::set(
+            app,
+            commit_id,
+            Context::Checks,
+            State::Pending,
+            "Checks are running...",
+            None,
+        )
+        .await?;
+    }
+    schedule(app, commit_id, manifest.as_deref()).await
+}
+
+/// Cancels a running check set. One still waiting for a worker ends at once; a running one is
+/// stopped by its worker within about a second.
+pub async fn cancel(app: &App, commit_id: i64) -> Result<(), ChecksError> {
+    let set = find_set_for_commit(&app.db, commit_id)
+        .await?
+        .ok_or(ChecksError::NoCheckSet)?;
+    if set.status().is_finished() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE check_sets SET canceling = true, updated_at = now() WHERE id = $1")
+        .bind(set.id)
+        .execute(&app.db)
+        .await?;
+    if matches!(
+        set.status(),
+        CheckSetStatus::Waiting | CheckSetStatus::Queued
+    ) {
+        super::finish::finish(app, set.id).await?;
+    }
+    Ok(())
+}
+
+/// `.cocov.yaml` of a stored commit, read from its archive.
+async fn read_manifest(app: &App, commit_id: i64) -> Result<Option<Vec<u8>>, ChecksError> {
+    let (repository_id, sha, status): (i64, String, String) =
+        sqlx::query_as("SELECT repository_id, sha::text, ingest_status FROM commits WHERE id = $1")
+            .bind(commit_id)
+            .fetch_one(&app.db)
+            .await?;
+    if status != "completed" {
+        return Err(ChecksError::NotIngested);
+    }
+    let key = crate::storage::BlobKey::new(&crate::commits::archive_key(repository_id, &sha))
+        .map_err(|e| ChecksError::Internal(e.to_string()))?;
+    let bytes = app
+        .storage
+        .get(&key)
+        .await
+        .map_err(|e| ChecksError::Internal(format!("reading the commit archive: {e}")))?;
+    let wanted = format!("{sha}/{}", manifest::MANIFEST_FILE_NAME);
+    tokio::task::spawn_blocking(move || -> std::io::Result<Option<Vec<u8>>> {
+        let decoder = zstd::stream::read::Decoder::new(&bytes[..])?;
+        let mut archive = tar::Archive::new(decoder);
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if entry.header().entry_type().is_file() && entry.path()?.as_os_str() == wanted.as_str()
+            {
+                let mut text = Vec::new();
+                entry
+                    .by_ref()
+                    .take(manifest::MAX_MANIFEST_BYTES as u64 + 1)
+                    .read_to_end(&mut text)?;
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    })
+    .await
+    .map_err(|e| ChecksError::Internal(e.to_string()))?
+    .map_err(|e| ChecksError::Internal(format!("reading the commit archive: {e}")))
+}

@@ -1,0 +1,379 @@
+//! A check set's files on the worker: the commit archive fetched from the blob store and
+//! verified against its SHA-256, unpacked once with every hostile-archive trick refused, and one
+//! private writable copy per check so no plugin can change what another sees.
+
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::commits::{archive_key, shasum_key};
+use crate::storage::{BlobKey, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    /// The store could not be read now; worth retrying.
+    #[error("fetching the commit archive: {0}")]
+    Storage(StorageError),
+    #[error("the commit archive is missing from storage")]
+    Missing,
+    #[error("the commit archive failed verification: {0}")]
+    Integrity(String),
+    #[error("the commit archive was refused: {0}")]
+    Unsafe(String),
+    #[error("preparing the work directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl WorkspaceError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WorkspaceError::Storage(_) | WorkspaceError::Io(_))
+    }
+}
+
+/// Caps on what one commit may unpack to.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+pub struct Workspace {
+    root: PathBuf,
+    tree: PathBuf,
+}
+
+impl Workspace {
+    /// Fetches, verifies and unpacks the commit into `<work_dir>/<name>/tree`.
+    pub async fn prepare(
+        app: &App,
+        name: &str,
+        repository_id: i64,
+        sha: &str,
+        recorded_sha256: Option<&str>,
+    ) -> Result<Workspace, WorkspaceError> {
+        let root = app.config.worker.work_dir.join(name);
+        if root.exists() {
+            remove_tree(&root)?;
+        }
+        std::fs::create_dir_all(&root)?;
+        // Traversable (not listable) so a sandbox running as another user reaches its own copy.
+        set_mode(&root, 0o711)?;
+        let archive = root.join("archive.tar.zst");
+        let key = |k: String| BlobKey::new(&k).map_err(WorkspaceError::Storage);
+        match app
+            .storage
+            .get_to_file(&key(archive_key(repository_id, sha))?, &archive)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Err(WorkspaceError::Missing),
+            Err(e) => return Err(WorkspaceError::Storage(e)),
+        }
+        let sidecar = app
+            .storage
+            .get(&key(shasum_key(repository_id, sha))?)
+            .await
+            .map_err(|e| {
+                if e.is_not_found() {
+                    WorkspaceError::Integrity("its checksum file is missing".into())
+                } else {
+                    WorkspaceError::Storage(e)
+                }
+            })?;
+        let limits = TreeLimits {
+            max_bytes: app.config.worker.max_tree_mb.saturating_mul(1024 * 1024),
+            max_entries: app.config.worker.max_tree_entries,
+        };
+        let tree = root.join("tree");
+        let sidecar = String::from_utf8_lossy(&sidecar).into_owned();
+        let recorded = recorded_sha256.map(str::to_string);
+        let (archive_path, tree_path, sha) = (archive.clone(), tree.clone(), sha.to_string());
+        tokio::task::spawn_blocking(move || {
+            verify(&archive_path, &sidecar, recorded.as_deref())?;
+            unpack(&archive_path, &tree_path, &sha, limits)
+        })
+        .await
+        .map_err(|e| WorkspaceError::Io(std::io::Error::other(e.to_string())))??;
+        std::fs::remove_file(&archive)?;
+        Ok(Workspace { root, tree })
+    }
+
+    pub fn tree(&self) -> &Path {
+        &self.tree
+    }
+
+    /// A fresh private directory for one check: `src/` (a writable copy of the tree, owned by
+    /// `owner` when given) and `tmp/`.
+    pub fn check_dir(&self, index: usize, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
+        let dir = self.root.join(format!("check-{index}"));
+        if dir.exists() {
+            remove_tree(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        copy_tree(&self.tree, &dir.join("src"), owner)?;
+        std::fs::create_dir(dir.join("tmp"))?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(dir.join("tmp"), Some(uid), Some(gid))?;
+        }
+        Ok(dir)
+    }
+
+    pub fn remove(self) {
+        if let Err(e) = remove_tree(&self.root) {
+            tracing::warn!(path = %self.root.display(), error = %e, "leaving a work directory behind");
+        }
+    }
+}
+
+/// `sha256:<hex>` in the sidecar, and the digest recorded at ingestion when there is one.
+fn verify(archive: &Path, sidecar: &str, recorded: Option<&str>) -> Result<(), WorkspaceError> {
+    let (algorithm, expected) = sidecar
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| WorkspaceError::Integrity(format!("malformed checksum `{sidecar}`")))?;
+    if algorithm != "sha256" {
+        return Err(WorkspaceError::Integrity(format!(
+            "unsupported checksum algorithm `{algorithm}`"
+        )));
+    }
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(archive)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let actual = hex::encode(hasher.finalize());
+    for expected in std::iter::once(expected.trim()).chain(recorded) {
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(WorkspaceError::Integrity(format!(
+                "digest {actual} does not match the expected {expected}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks `<sha>/…` entries into `dest`. Refused: paths that are absolute, contain `..` or lie
+/// outside `<sha>/`, hard links, links whose target leaves the tree, and archives over the caps.
+/// Device nodes, FIFOs and metadata entries are skipped; modes are normalised (no setuid).
+fn unpack(
+    archive: &Path,
+    dest: &Path,
+    sha: &str,
+    limits: TreeLimits,
+) -> Result<(), WorkspaceError> {
+    let refuse = |why: String| WorkspaceError::Unsafe(why);
+    std::fs::create_dir_all(dest)?;
+    let decoder = zstd::stream::read::Decoder::new(std::fs::File::open(archive)?)?;
+    let mut tar = tar::Archive::new(decoder);
+    let (mut bytes, mut count) = (0u64, 0u64);
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for entry in tar.entries()? {
+        let mut entry = entry?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions()
+            || kind.is_pax_local_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
+            continue;
+        }
+        count += 1;
+        if count > limits.max_entries {
+            return Err(refuse(format!("more than {} entries", limits.max_entries)));
+        }
+        let path = entry.path()?.into_owned();
+        let Some(relative) = inside_prefix(&path, sha) else {
+            return Err(refuse(format!(
+                "entry `{}` is outside `{sha}/`",
+                path.display()
+            )));
+        };
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dest.join(&relative);
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else if kind.is_file() {
+            bytes = bytes.saturating_add(entry.size());
+            if bytes > limits.max_bytes {
+                return Err(refuse(format!(
+                    "it unpacks to more than {} MiB",
+                    limits.max_bytes / (1024 * 1024)
+                )));
+            }
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let executable = entry.header().mode().unwrap_or(0o644) & 0o111 != 0;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)?;
+            std::io::copy(&mut (&mut entry).take(limits.max_bytes), &mut file)?;
+            set_mode(&target, if executable { 0o755 } else { 0o644 })?;
+        } else if kind.is_symlink() {
+            let link = entry
+                .link_name()?
+                .ok_or_else(|| refuse(format!("link `{}` has no target", path.display())))?
+                .into_owned();
+            if !link_stays_inside(&relative, &link) {
+                return Err(refuse(format!(
+                    "link `{}` points outside the tree (`{}`)",
+                    relative.display(),
+                    link.display()
+                )));
+            }
+            links.push((relative, link));
+        } else if kind.is_hard_link() {
+            return Err(refuse(format!("hard link `{}`", path.display())));
+        }
+        // Character and block devices, FIFOs and the like are dropped.
+    }
+    // Links last, so no file is ever written through one; a link whose parent is itself a link
+    // could be resolved somewhere else than it looks, so it is refused.
+    for (relative, link) in links {
+        let mut walked = dest.to_path_buf();
+        for component in relative.parent().into_iter().flat_map(|p| p.components()) {
+            walked.push(component);
+            if std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(refuse(format!(
+                    "link `{}` lies below another link",
+                    relative.display()
+                )));
+            }
+        }
+        let target = dest.join(&relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::os::unix::fs::symlink(&link, &target)?;
+    }
+    Ok(())
+}
+
+/// The path below `<sha>/`, made only of normal components.
+fn inside_prefix(path: &Path, sha: &str) -> Option<PathBuf> {
+    let mut components = path.components();
+    match components.next() {
+        Some(Component::Normal(first)) if first == sha => {}
+        _ => return None,
+    }
+    let mut relative = PathBuf::new();
+    for component in components {
+        match component {
+            Component::Normal(c) => relative.push(c),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(relative)
+}
+
+/// Whether a relative link at `at` (tree-relative) resolves inside the tree, lexically.
+fn link_stays_inside(at: &Path, link: &Path) -> bool {
+    if link.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = at.components().count() as i64 - 1;
+    for component in link.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::CurDir => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Copies a tree without following links, optionally giving every entry to `owner`.
+pub(crate) fn copy_tree(from: &Path, to: &Path, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    let chown = |path: &Path| match owner {
+        Some((uid, gid)) => std::os::unix::fs::lchown(path, Some(uid), Some(gid)),
+        None => Ok(()),
+    };
+    chown(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target, owner)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+            chown(&target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            chown(&target)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Removes a directory a plugin may have left unreadable (mode 000 directories).
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+        return Ok(());
+    }
+    fn open_up(path: &Path) {
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.is_dir()
+        {
+            let _ = set_mode(path, 0o700);
+            if let Ok(entries) = std::fs::read_dir(path) {
+                for entry in entries.flatten() {
+                    open_up(&entry.path());
+                }
+            }
+        }
+    }
+    open_up(path);
+    std::fs::remove_dir_all(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_checked_lexically() {
+        assert!(link_stays_inside(Path::new("a"), Path::new("b")));
+        assert!(link_stays_inside(Path::new("d/a"), Path::new("../b")));
+        assert!(!link_stays_inside(Path::new("a"), Path::new("../b")));
+        assert!(!link_stays_inside(Path::new("d/a"), Path::new("../../b")));
+        assert!(!link_stays_inside(Path::new("a"), Path::new("/etc/passwd")));
+        assert!(link_stays_inside(Path::new("a"), Path::new("x/..")));
+    }
+
+    #[test]
+    fn entries_must_stay_below_the_commit_prefix() {
+        let sha = "abc";
+        assert_eq!(
+            inside_prefix(Path::new("abc/x/y"), sha),
+            Some(PathBuf::from("x/y"))
+        );
+        assert_eq!(inside_prefix(Path::new("abc/"), sha), Some(PathBuf::new()));
+        assert_eq!(inside_prefix(Path::new("abc/../x"), sha), None);
+        assert_eq!(inside_prefix(Path::new("/abc/x"), sha), None);
+        assert_eq!(inside_prefix(Path::new("other/x"), sha), None);
+    }
+}

@@ -1,0 +1,705 @@
+//! Checks end to end: a pushed commit whose manifest names plugins gets them run by the worker
+//! in bubblewrap sandboxes with the real linters, its issues through the API and a `cocov`
+//! status; hostile plugins are contained; secrets reach only the check that mounts them.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::TestApp;
+use common::origin::{Origin, announce, register};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A daemon whose plugin directory holds `plugins` (file name → TOML).
+async fn start(
+    plugins: &[(&str, &str)],
+    adjust: impl FnOnce(&mut cocov::config::Config),
+) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in plugins {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let plugins_dir = dir.path().to_path_buf();
+    let t = TestApp::start_with(move |c| {
+        c.worker.plugins_dir = plugins_dir;
+        c.security.cryptographic_key = "ab".repeat(32);
+        adjust(c);
+    })
+    .await;
+    (t, dir)
+}
+
+/// Registers `name`, commits `files` and announces the push; returns the sha and admin token.
+async fn push(
+    t: &TestApp,
+    origin: &Origin,
+    name: &str,
+    files: &[(&str, &str)],
+) -> (String, String) {
+    let sha = origin.commit(files, "commit");
+    let admin = admin_token(t).await;
+    let exists = t
+        .client
+        .get(t.url(&format!("/v1/repositories/{name}")))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        == StatusCode::OK;
+    let token = if exists {
+        regen(t, name, &admin).await
+    } else {
+        register(t, name, &origin.url()).await.1
+    };
+    let (status, body) = announce(
+        t,
+        name,
+        &format!("token {token}"),
+        json!({"sha": sha, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    (sha, admin)
+}
+
+async fn regen(t: &TestApp, name: &str, admin: &str) -> String {
+    let resp = t
+        .client
+        .post(t.url(&format!("/v1/repositories/{name}/settings/regen-token")))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["new_token"].as_str().unwrap().to_string()
+}
+
+async fn admin_token(t: &TestApp) -> String {
+    let login = format!("admin-{}", uuid::Uuid::new_v4().simple());
+    t.user_token(&login, true).await
+}
+
+async fn get(t: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
+    let resp = t
+        .client
+        .get(t.url(path))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Waits for the commit's check set to end; returns the checks view.
+async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Value {
+    let path = format!("/v1/repositories/{name}/commits/{sha}/checks");
+    common::eventually(
+        "the check set to finish",
+        Duration::from_secs(180),
+        || async {
+            let (status, body) = get(t, token, &path).await;
+            let done = status == StatusCode::OK
+                && matches!(
+                    body["status"].as_str(),
+                    Some("completed" | "errored" | "canceled" | "not_configured")
+                );
+            done.then_some(body)
+        },
+    )
+    .await
+}
+
+async fn issues(t: &TestApp, token: &str, name: &str, sha: &str, query: &str) -> Value {
+    let (status, body) = get(
+        t,
+        token,
+        &format!("/v1/repositories/{name}/commits/{sha}/issues?per_page=100{query}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn cocov_status(t: &TestApp, name: &str, sha: &str) -> (String, String) {
+    sqlx::query_as(
+        "SELECT s.state, s.description FROM commit_statuses s JOIN commits c ON c.id = s.commit_id \
+         JOIN repositories r ON r.id = c.repository_id \
+         WHERE r.name = $1::citext AND c.sha = $2::citext AND s.context = 'cocov'",
+    )
+    .bind(name)
+    .bind(sha)
+    .fetch_one(&t.app().db)
+    .await
+    .unwrap()
+}
+
+fn check<'a>(view: &'a Value, plugin: &str) -> &'a Value {
+    view["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["plugin_name"] == plugin)
+        .unwrap_or_else(|| panic!("no check {plugin} in {view}"))
+}
+
+const SHELLCHECK_MANIFEST: &str =
+    "version: \"0.1.alpha\"\nchecks:\n  - plugin: cocov/shellcheck:v0.1\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shellcheck_findings_become_issues_and_a_failing_status_and_a_fix_passes() {
+    let (t, _plugins) = start(&[], |_| {}).await;
+    let origin = Origin::new();
+    let script = "#!/bin/sh\necho $1\ncd /tmp\n";
+    let (sha, admin) = push(
+        &t,
+        &origin,
+        "shelly",
+        &[(".cocov.yaml", SHELLCHECK_MANIFEST), ("bin/run.sh", script)],
+    )
+    .await;
+    let view = finished_checks(&t, &admin, "shelly", &sha).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(check(&view, "cocov/shellcheck")["status"], "completed");
+
+    let body = issues(&t, &admin, "shelly", &sha, "").await;
+    let mut found: Vec<(String, i64, i64, String, String)> = body["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["file"].as_str().unwrap().to_string(),
+                i["line_start"].as_i64().unwrap(),
+                i["line_end"].as_i64().unwrap(),
+                i["kind"].as_str().unwrap().to_string(),
+                i["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "bin/run.sh".into(),
+                2,
+                2,
+                "style".into(),
+                "Double quote to prevent globbing and word splitting. (SC2086)".into()
+            ),
+            (
+                "bin/run.sh".into(),
+                3,
+                3,
+                "quality".into(),
+                "Use 'cd ... || exit' or 'cd ... || return' in case cd fails. (SC2164)".into()
+            ),
+        ]
+    );
+    assert_eq!(body["paging"]["total"], 2);
+    assert_eq!(body["issues"][0]["check_source"], "cocov/shellcheck");
+    assert_eq!(
+        cocov_status(&t, "shelly", &sha).await,
+        ("failure".into(), "2 issues found".into())
+    );
+    // Filters.
+    let style = issues(&t, &admin, "shelly", &sha, "&category=style").await;
+    assert_eq!(style["paging"]["total"], 1);
+    let (status, body) = get(
+        &t,
+        &admin,
+        &format!("/v1/repositories/shelly/commits/{sha}/issues?category=nope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "issues.invalid_kind");
+
+    // The fix: the next commit is clean.
+    let fixed = "#!/bin/sh\necho \"$1\"\ncd /tmp || exit 1\n";
+    let (sha2, admin) = push(&t, &origin, "shelly", &[("bin/run.sh", fixed)]).await;
+    let view = finished_checks(&t, &admin, "shelly", &sha2).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(
+        issues(&t, &admin, "shelly", &sha2, "").await["paging"]["total"],
+        0
+    );
+    assert_eq!(
+        cocov_status(&t, "shelly", &sha2).await,
+        ("success".into(), "No issues found".into())
+    );
+    // Ignoring the first commit's issues: once, then for good by uid.
+    let first = issues(&t, &admin, "shelly", &sha, "").await;
+    let id = first["issues"][0]["id"].as_i64().unwrap();
+    let resp = t
+        .client
+        .post(t.url(&format!(
+            "/v1/repositories/shelly/commits/{sha}/issues/{id}/ignore"
+        )))
+        .header("authorization", format!("bearer {admin}"))
+        .json(&json!({"mode": "permanent", "reason": "intended"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ignored: Value = resp.json().await.unwrap();
+    assert_eq!(ignored["ignored"]["ignore_source"], "rule");
+    assert_eq!(ignored["ignored"]["reason"], "intended");
+    assert_eq!(
+        cocov_status(&t, "shelly", &sha).await,
+        ("failure".into(), "1 issue found".into())
+    );
+    let (_, rules) = get(&t, &admin, "/v1/repositories/shelly/ignore_rules").await;
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "{rules}");
+    let states = get(
+        &t,
+        &admin,
+        &format!("/v1/repositories/shelly/commits/{sha}/issues/states"),
+    )
+    .await
+    .1;
+    assert_eq!(states, json!({"active": 1, "ignored": 1}));
+    t.shutdown().await;
+}
+
+fn sarif_tool() -> String {
+    // A tool that only speaks SARIF, defined in a few lines of TOML.
+    let sarif = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"grep-todo"}},"results":[{"ruleId":"TODO1","level":"note","message":{"text":"TODO left in the code"},"locations":[{"physicalLocation":{"artifactLocation":{"uri":"app.py"},"region":{"startLine":1}}}]}]}]}"#;
+    format!(
+        "name = \"acme/grep-todo\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", '''printf '%s' '{sarif}' ''']\nformat = \"sarif\"\n[kinds]\n\"TODO*\" = \"convention\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_built_in_plugin_and_a_sarif_tool_report_real_findings() {
+    assert!(
+        common::linters_dir().is_some(),
+        "ruff and bandit are missing: run scripts/install-test-tools.sh"
+    );
+    let sarif = sarif_tool();
+    let (t, _plugins) = start(&[("grep-todo.toml", &sarif)], |_| {}).await;
+    let origin = Origin::new();
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n\
+        \x20 - plugin: cocov/shellcheck:v0.1\n\
+        \x20 - plugin: cocov/ruff:v0.1\n\
+        \x20 - plugin: cocov/yamllint:v0.1\n\
+        \x20 - plugin: cocov/cppcheck:v0.1\n\
+        \x20 - plugin: cocov/bandit:v0.1\n\
+        \x20 - plugin: acme/grep-todo:v1\n";
+    let files = [
+        (".cocov.yaml", manifest),
+        ("run.sh", "#!/bin/sh\necho $1\n"),
+        (
+            "app.py",
+            "# TODO\nimport os\nimport subprocess\nsubprocess.call(\"ls\", shell=True)\n",
+        ),
+        ("conf/settings.yaml", "---\nkey: value\nkey: other\n"),
+        (
+            "src/main.c",
+            "int main(void) {\n    int a[2];\n    a[5] = 1;\n    return a[0];\n}\n",
+        ),
+    ];
+    let (sha, admin) = push(&t, &origin, "polyglot", &files).await;
+    let view = finished_checks(&t, &admin, "polyglot", &sha).await;
+    for c in view["checks"].as_array().unwrap() {
+        if c["status"] != "completed" {
+            let (_, one) = get(
+                &t,
+                &admin,
+                &format!("/v1/repositories/polyglot/commits/{sha}/checks/{}", c["id"]),
+            )
+            .await;
+            panic!(
+                "{} did not complete: {}",
+                c["plugin_name"], one["error_output"]
+            );
+        }
+    }
+    let all = issues(&t, &admin, "polyglot", &sha, "").await;
+    let by = |source: &str| -> Vec<Value> {
+        all["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["check_source"] == source)
+            .cloned()
+            .collect()
+    };
+    let has = |source: &str, file: &str, line: i64, kind: &str, text: &str| {
+        assert!(
+            by(source).iter().any(|i| i["file"] == file
+                && i["line_start"] == line
+                && i["kind"] == kind
+                && i["message"].as_str().unwrap().contains(text)),
+            "{source}: no {kind} issue at {file}:{line} containing {text:?} in {:#?}",
+            by(source)
+        );
+    };
+    has("cocov/shellcheck", "run.sh", 2, "style", "SC2086");
+    has("cocov/ruff", "app.py", 2, "bug", "F401");
+    has(
+        "cocov/yamllint",
+        "conf/settings.yaml",
+        3,
+        "bug",
+        "duplication of key",
+    );
+    has(
+        "cocov/cppcheck",
+        "src/main.c",
+        3,
+        "bug",
+        "arrayIndexOutOfBounds",
+    );
+    has("cocov/bandit", "app.py", 4, "security", "B602");
+    has(
+        "acme/grep-todo",
+        "app.py",
+        1,
+        "convention",
+        "TODO left in the code",
+    );
+    let (state, description) = cocov_status(&t, "polyglot", &sha).await;
+    assert_eq!(state, "failure");
+    assert_eq!(
+        description,
+        format!("{} issues found", all["paging"]["total"])
+    );
+    t.shutdown().await;
+}
+
+/// An errored check's output, through the API.
+async fn error_output(t: &TestApp, admin: &str, view: &Value, sha: &str, plugin: &str) -> String {
+    let id = check(view, plugin)["id"].as_i64().unwrap();
+    let (_, c) = get(
+        t,
+        admin,
+        &format!("/v1/repositories/evil/commits/{sha}/checks/{id}"),
+    )
+    .await;
+    assert_eq!(c["status"], "errored", "{plugin}: {c}");
+    c["error_output"].as_str().unwrap().to_string()
+}
+
+/// Plugin definitions that misbehave, each in its own way.
+fn hostile_plugins() -> Vec<(&'static str, String)> {
+    let def = |name: &str, script: &str, extra: &str| {
+        format!(
+            "name = \"evil/{name}\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", '''{script}''']\n{extra}\n"
+        )
+    };
+    vec![
+        (
+            "reader.toml",
+            def(
+                "reader",
+                "for f in /etc/cocov/cocov.toml /etc/shadow /root /var/lib/postgresql; do \
+                 if cat $f 2>/dev/null || ls $f 2>/dev/null; then echo LEAKED $f; exit 0; fi; done; \
+                 tr '\\0' '\\n' < /proc/1/environ | grep -i -e DATABASE -e REDIS -e KEY && exit 0; \
+                 echo nothing readable; exit 3",
+                "",
+            ),
+        ),
+        (
+            "network.toml",
+            def(
+                "network",
+                "/usr/bin/python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 6379), 2); print(\"CONNECTED\")'; exit 4",
+                "",
+            ),
+        ),
+        (
+            "forkbomb.toml",
+            def(
+                "forkbomb",
+                "b() { b | b & }; b; sleep 60",
+                "timeout_seconds = 4",
+            ),
+        ),
+        (
+            "filler.toml",
+            def("filler", "exec yes cocov > $COCOV_WORKDIR/big", ""),
+        ),
+        ("shouter.toml", def("shouter", "yes cocov", "")),
+        (
+            "sleeper.toml",
+            def("sleeper", "sleep 1000", "timeout_seconds = 2"),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_plugins_are_contained_and_the_worker_keeps_serving() {
+    let defs = hostile_plugins();
+    let refs: Vec<(&str, &str)> = defs.iter().map(|(n, d)| (*n, d.as_str())).collect();
+    let (t, _plugins) = start(&refs, |c| {
+        c.worker.max_file_size_mb = 8;
+        c.worker.max_output_mb = 1;
+        c.worker.max_processes = 64;
+        c.queue.concurrency = 2;
+    })
+    .await;
+    let evil = Origin::new();
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n\
+        \x20 - plugin: evil/reader\n  - plugin: evil/network\n  - plugin: evil/forkbomb\n\
+        \x20 - plugin: evil/filler\n  - plugin: evil/shouter\n  - plugin: evil/sleeper\n";
+    let (evil_sha, admin) = push(
+        &t,
+        &evil,
+        "evil",
+        &[(".cocov.yaml", manifest), ("x.sh", "true\n")],
+    )
+    .await;
+    // Meanwhile an ordinary repository's checks run to the end.
+    let good = Origin::new();
+    let (good_sha, _) = push(
+        &t,
+        &good,
+        "good",
+        &[
+            (".cocov.yaml", SHELLCHECK_MANIFEST),
+            ("ok.sh", "#!/bin/sh\necho \"$1\"\n"),
+        ],
+    )
+    .await;
+    let good_view = finished_checks(&t, &admin, "good", &good_sha).await;
+    assert_eq!(good_view["status"], "completed", "{good_view}");
+
+    let view = finished_checks(&t, &admin, "evil", &evil_sha).await;
+    assert_eq!(view["status"], "errored", "{view}");
+    let reader = error_output(&t, &admin, &view, &evil_sha, "evil/reader").await;
+    assert!(
+        reader.contains("nothing readable") && !reader.contains("LEAKED"),
+        "{reader}"
+    );
+    let network = error_output(&t, &admin, &view, &evil_sha, "evil/network").await;
+    assert!(
+        !network.contains("CONNECTED") && network.contains("Error"),
+        "{network}"
+    );
+    let bomb = error_output(&t, &admin, &view, &evil_sha, "evil/forkbomb").await;
+    assert!(bomb.contains("did not finish within 4 s"), "{bomb}");
+    let filler = error_output(&t, &admin, &view, &evil_sha, "evil/filler").await;
+    assert!(
+        filler.contains("SIGXFSZ") || filler.contains("File size limit"),
+        "{filler}"
+    );
+    let shouter = error_output(&t, &admin, &view, &evil_sha, "evil/shouter").await;
+    assert!(shouter.contains("printed more than 1 MiB"), "{shouter}");
+    let sleeper = error_output(&t, &admin, &view, &evil_sha, "evil/sleeper").await;
+    assert!(sleeper.contains("did not finish within 2 s"), "{sleeper}");
+    let (state, description) = cocov_status(&t, "evil", &evil_sha).await;
+    assert_eq!(
+        (state.as_str(), description.as_str()),
+        ("error", "6 checks errored")
+    );
+    // Nothing the fork bomb started outlives its check.
+    let leftovers = std::process::Command::new("pgrep")
+        .args(["-f", "cocov-forkbomb"])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&leftovers.stdout)
+    );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_reaches_only_the_check_that_mounts_it_and_is_stored_sealed() {
+    let reader = "name = \"acme/secret-reader\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", '''\
+        if [ -r \"$HOME/.token\" ]; then h=$(sha256sum < \"$HOME/.token\" | cut -c1-64); else h=absent; fi; \
+        printf '{\"kind\":\"security\",\"file\":\"x.sh\",\"line_start\":1,\"line_end\":1,\"message\":\"%s\",\"uid\":\"%s-%s\"}\\0' \"$h\" \"$COCOV_JOB_IDENTIFIER\" \"$TAG\" > \"$COCOV_OUTPUT_FILE\"''']\n";
+    let (t, _plugins) = start(&[("reader.toml", reader)], |_| {}).await;
+    let origin = Origin::new();
+    let admin = admin_token(&t).await;
+    // Unknown secret first: the set errors and says which.
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n\
+        \x20 - plugin: acme/secret-reader\n    envs:\n      TAG: with\n    mounts:\n\
+        \x20     - source: secrets:DEPLOY_TOKEN\n        destination: ~/.token\n";
+    let (sha, _) = push(
+        &t,
+        &origin,
+        "vault",
+        &[(".cocov.yaml", manifest), ("x.sh", "true\n")],
+    )
+    .await;
+    let view = finished_checks(&t, &admin, "vault", &sha).await;
+    assert_eq!(view["status"], "errored", "{view}");
+    assert_eq!(view["failure_reason"], "manifest_unknown_secret");
+    let (state, description) = cocov_status(&t, "vault", &sha).await;
+    assert_eq!(state, "error");
+    assert!(description.contains("DEPLOY_TOKEN"), "{description}");
+
+    // The secret, written through the API, and a re-run.
+    let plaintext = "s3cr3t-plaintext-value";
+    let resp = t
+        .client
+        .post(t.url("/v1/repositories/vault/secrets"))
+        .header("authorization", format!("bearer {admin}"))
+        .json(&json!({"name": "DEPLOY_TOKEN", "data": plaintext}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains(plaintext), "{body}");
+    let resp = t
+        .client
+        .post(t.url(&format!(
+            "/v1/repositories/vault/commits/{sha}/checks/re_run"
+        )))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let view = finished_checks(&t, &admin, "vault", &sha).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    let found = issues(&t, &admin, "vault", &sha, "").await;
+    let expected = cocov::auth::tokens::hash_bytes(plaintext.as_bytes());
+    assert_eq!(found["issues"][0]["message"], expected.as_str(), "{found}");
+
+    // A second plugin in the same set without the mount sees nothing at that path.
+    let reader2 = "version: \"0.1.alpha\"\nchecks:\n\
+        \x20 - plugin: acme/secret-reader\n    envs:\n      TAG: without\n";
+    let (sha2, _) = push(&t, &origin, "vault", &[(".cocov.yaml", reader2)]).await;
+    finished_checks(&t, &admin, "vault", &sha2).await;
+    let found = issues(&t, &admin, "vault", &sha2, "").await;
+    assert_eq!(found["issues"][0]["message"], "absent", "{found}");
+
+    // The plaintext is in no column of any table.
+    let dump: Vec<(String,)> = sqlx::query_as(
+        "SELECT row_to_json(t)::text FROM (SELECT * FROM secrets) t \
+         UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM audit_log) t \
+         UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM checks) t \
+         UNION ALL SELECT row_to_json(t)::text FROM (SELECT * FROM issues) t",
+    )
+    .fetch_all(&t.app().db)
+    .await
+    .unwrap();
+    assert!(!dump.is_empty());
+    for (row,) in &dump {
+        assert!(!row.contains(plaintext), "{row}");
+        assert!(!row.contains(&hex::encode(plaintext)), "{row}");
+    }
+    let (_, listed) = get(&t, &admin, "/v1/repositories/vault/secrets").await;
+    assert_eq!(listed["secrets"][0]["name"], "DEPLOY_TOKEN");
+    assert!(!listed.to_string().contains(plaintext));
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_plugin_errors_its_check_naming_the_known_ones() {
+    let (t, _plugins) = start(&[], |_| {}).await;
+    let origin = Origin::new();
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n  - plugin: cocov/rubocop:v0.1\n  - plugin: cocov/shellcheck:v0.1\n";
+    let (sha, admin) = push(
+        &t,
+        &origin,
+        "ruby",
+        &[(".cocov.yaml", manifest), ("a.sh", "true\n")],
+    )
+    .await;
+    let view = finished_checks(&t, &admin, "ruby", &sha).await;
+    assert_eq!(view["status"], "errored");
+    assert_eq!(check(&view, "cocov/shellcheck")["status"], "completed");
+    let id = check(&view, "cocov/rubocop")["id"].as_i64().unwrap();
+    let (_, c) = get(
+        &t,
+        &admin,
+        &format!("/v1/repositories/ruby/commits/{sha}/checks/{id}"),
+    )
+    .await;
+    let output = c["error_output"].as_str().unwrap();
+    assert!(
+        output.contains("unknown plugin cocov/rubocop:v0.1") && output.contains("cocov/shellcheck"),
+        "{output}"
+    );
+    let description = cocov_status(&t, "ruby", &sha).await.1;
+    assert!(
+        description.starts_with("cocov/rubocop errored: unknown plugin cocov/rubocop:v0.1"),
+        "{description}"
+    );
+    // Re-running a finished set is allowed, and cancel of a finished one changes nothing.
+    let resp = t
+        .client
+        .delete(t.url(&format!("/v1/repositories/ruby/commits/{sha}/checks")))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Anonymous and outsiders see nothing.
+    let resp = t
+        .client
+        .get(t.url(&format!("/v1/repositories/ruby/commits/{sha}/checks")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_set_is_canceled_and_an_expired_one_is_ended_by_the_sweeper() {
+    let sleeper =
+        "name = \"acme/sleeper\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"sleep 300\"]\n";
+    let (t, _plugins) = start(&[("sleeper.toml", sleeper)], |_| {}).await;
+    let origin = Origin::new();
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n  - plugin: acme/sleeper\n";
+    let (sha, admin) = push(&t, &origin, "slow", &[(".cocov.yaml", manifest)]).await;
+    let path = format!("/v1/repositories/slow/commits/{sha}/checks");
+    common::eventually("the sleeper to start", Duration::from_secs(60), || async {
+        let (_, body) = get(&t, &admin, &path).await;
+        (body["checks"][0]["status"] == "in_progress").then_some(())
+    })
+    .await;
+    let resp = t
+        .client
+        .delete(t.url(&path))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let view = finished_checks(&t, &admin, "slow", &sha).await;
+    assert_eq!(view["status"], "canceled", "{view}");
+    assert_eq!(view["checks"][0]["status"], "canceled");
+    assert_eq!(
+        cocov_status(&t, "slow", &sha).await,
+        ("failure".into(), "Checks were canceled".into())
+    );
+    // A set past its deadline (a worker gone for good) is ended with the reason.
+    let commit_id: i64 = sqlx::query_scalar("SELECT id FROM commits WHERE sha = $1::citext")
+        .bind(&sha)
+        .fetch_one(&t.app().db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE check_sets SET status = 'in_progress', canceling = false, finished_at = NULL, \
+         deadline_at = now() - interval '1 second' WHERE commit_id = $1",
+    )
+    .bind(commit_id)
+    .execute(&t.app().db)
+    .await
+    .unwrap();
+    assert_eq!(cocov::checks::sweep_expired(t.app()).await.unwrap(), 1);
+    let view = finished_checks(&t, &admin, "slow", &sha).await;
+    assert_eq!(view["status"], "errored");
+    assert_eq!(view["failure_reason"], "deadline_exceeded");
+    assert_eq!(cocov_status(&t, "slow", &sha).await.0, "error");
+    t.shutdown().await;
+}
+
+#[test]
+fn the_built_in_definitions_are_shipped_in_the_package_directory() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/plugins.d");
+    for name in ["shellcheck", "ruff", "yamllint", "cppcheck", "bandit"] {
+        assert!(dir.join(format!("{name}.toml")).exists(), "{name}");
+    }
+}
