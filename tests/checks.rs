@@ -703,3 +703,167 @@ fn the_built_in_definitions_are_shipped_in_the_package_directory() {
         assert!(dir.join(format!("{name}.toml")).exists(), "{name}");
     }
 }
+
+fn cocov_cli() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cocov"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COCOV_") {
+            cmd.env_remove(key);
+        }
+    }
+    // An empty file: defaults plus the environment below.
+    let config = std::env::temp_dir().join("cocov-checks-empty.toml");
+    std::fs::write(&config, "").unwrap();
+    cmd.env("COCOV_CONFIG", config).env("RUST_LOG", "warn");
+    cmd
+}
+
+#[test]
+fn cocov_plugin_run_checks_a_directory_in_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.sh"), "#!/bin/sh\necho $1\n").unwrap();
+    let out = cocov_cli()
+        .args(["plugin", "run", "cocov/shellcheck:v0.1", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        "a.sh:2: style: Double quote to prevent globbing and word splitting. (SC2086)"
+    );
+    // The directory itself is left as it was.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let out = cocov_cli()
+        .args(["plugin", "run", "cocov/rubocop", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown plugin cocov/rubocop"));
+    let out = cocov_cli()
+        .args(["plugin", "run", "shellcheck", "--dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dir /nonexistent: not a directory"));
+    let out = cocov_cli().args(["plugin", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "cocov/shellcheck",
+        "cocov/ruff",
+        "cocov/yamllint",
+        "cocov/cppcheck",
+        "cocov/bandit",
+    ] {
+        assert!(listed.contains(name), "{listed}");
+    }
+    // A bad definition file is named, with exit status 2.
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("broken.toml"),
+        "name = \"x\"\nformat = \"xml\"\n",
+    )
+    .unwrap();
+    let out = cocov_cli()
+        .env("COCOV_WORKER_PLUGINS_DIR", plugins.path())
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_reseals_every_secret_under_the_new_key() {
+    let db = common::TestDb::migrated().await;
+    let pool = sqlx::PgPool::connect(&db.config.url).await.unwrap();
+    let old_hex = "11".repeat(32);
+    let old = cocov::secrets::Cipher::from_hex(&old_hex, "old").unwrap();
+    sqlx::query("INSERT INTO repositories (name, default_branch, git_url, upload_token_hash) VALUES ('r', 'main', 'file:///x', repeat('a', 64))")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let repo: i64 = sqlx::query_scalar("SELECT id FROM repositories")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    cocov::secrets::put(
+        &pool,
+        &old,
+        cocov::secrets::Scope::Organization,
+        "ORG",
+        b"org-value",
+        None,
+    )
+    .await
+    .unwrap();
+    cocov::secrets::put(
+        &pool,
+        &old,
+        cocov::secrets::Scope::Repository(repo),
+        "ORG",
+        b"repo-value",
+        None,
+    )
+    .await
+    .unwrap();
+
+    let keys = tempfile::tempdir().unwrap();
+    let new_file = keys.path().join("new.key");
+    let out = cocov_cli()
+        .env("COCOV_DATABASE_URL", &db.config.url)
+        .env("COCOV_CRYPTOGRAPHIC_KEY", &old_hex)
+        .args(["admin", "rotate-key", "--new-key-file"])
+        .arg(&new_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted 2 secret(s)"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&new_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let new_hex = std::fs::read_to_string(&new_file).unwrap();
+    let new = cocov::secrets::Cipher::from_hex(&new_hex, "new").unwrap();
+    let values = cocov::secrets::resolve_for_repository(&pool, &new, repo, &["ORG".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(values["ORG"], b"repo-value");
+    let ids: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key_id FROM secrets")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![new.key_id().to_string()]);
+    // The old key no longer opens them; a missing current key is a configuration error.
+    assert!(
+        cocov::secrets::resolve_for_repository(&pool, &old, repo, &["ORG".to_string()])
+            .await
+            .is_err()
+    );
+    let out = cocov_cli()
+        .env("COCOV_DATABASE_URL", &db.config.url)
+        .env(
+            "COCOV_SECURITY_CRYPTOGRAPHIC_KEY_FILE",
+            keys.path().join("absent.key"),
+        )
+        .args(["admin", "rotate-key", "--new-key-file"])
+        .arg(&new_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -364,6 +364,129 @@ mod tests {
         assert!(link_stays_inside(Path::new("a"), Path::new("x/..")));
     }
 
+    const SHA: &str = "abc";
+
+    enum Entry<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a [u8], u32),
+        Link(&'a str, &'a str),
+        HardLink(&'a str, &'a str),
+    }
+
+    /// A tar.zst whose entry names are written raw, so hostile names (`..`, absolute) survive.
+    fn archive(dir: &Path, entries: &[Entry<'_>]) -> PathBuf {
+        let mut builder = tar::Builder::new(Vec::new());
+        for entry in entries {
+            let mut header = tar::Header::new_old();
+            let (name, kind, data, mode, link): (&str, tar::EntryType, &[u8], u32, Option<&str>) =
+                match entry {
+                    Entry::Dir(n) => (n, tar::EntryType::Directory, b"", 0o755, None),
+                    Entry::File(n, d, m) => (n, tar::EntryType::Regular, d, *m, None),
+                    Entry::Link(n, t) => (n, tar::EntryType::Symlink, b"", 0o777, Some(t)),
+                    Entry::HardLink(n, t) => (n, tar::EntryType::Link, b"", 0o644, Some(t)),
+                };
+            header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(target) = link {
+                header.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+            }
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
+        }
+        let tar = builder.into_inner().unwrap();
+        let path = dir.join("a.tar.zst");
+        std::fs::write(&path, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+        path
+    }
+
+    fn limits() -> TreeLimits {
+        TreeLimits {
+            max_bytes: 1024,
+            max_entries: 10,
+        }
+    }
+
+    fn try_unpack(entries: &[Entry<'_>], limits: TreeLimits) -> Result<PathBuf, String> {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = archive(&dir, entries);
+        let dest = dir.join("tree");
+        unpack(&path, &dest, SHA, limits).map_err(|e| e.to_string())?;
+        Ok(dest)
+    }
+
+    #[test]
+    fn a_normal_tree_unpacks_with_normalised_modes() {
+        let dest = try_unpack(
+            &[
+                Entry::Dir("abc/"),
+                Entry::File("abc/bin/run.sh", b"echo\n", 0o4755),
+                Entry::File("abc/README", b"hi", 0o666),
+                Entry::Link("abc/docs", "bin"),
+            ],
+            limits(),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(dest.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("bin/run.sh"), 0o755);
+        assert_eq!(mode("README"), 0o644);
+        assert_eq!(
+            std::fs::read_link(dest.join("docs")).unwrap(),
+            Path::new("bin")
+        );
+    }
+
+    #[test]
+    fn hostile_archives_are_refused() {
+        let cases: Vec<(Vec<Entry<'_>>, &str)> = vec![
+            (vec![Entry::File("abc/../evil", b"x", 0o644)], "outside"),
+            (vec![Entry::File("/etc/evil", b"x", 0o644)], "outside"),
+            (vec![Entry::File("other/x", b"x", 0o644)], "outside"),
+            (
+                vec![Entry::Link("abc/l", "../../etc/passwd")],
+                "points outside",
+            ),
+            (vec![Entry::Link("abc/l", "/etc/passwd")], "points outside"),
+            (vec![Entry::HardLink("abc/h", "/etc/passwd")], "hard link"),
+            (
+                vec![Entry::Link("abc/d", "."), Entry::Link("abc/d/l", "../x")],
+                "below another link",
+            ),
+            (
+                vec![Entry::File("abc/big", &[b'x'; 2048], 0o644)],
+                "more than",
+            ),
+            (
+                (0..11).map(|_| Entry::Dir("abc/d/")).collect(),
+                "more than 10 entries",
+            ),
+        ];
+        for (entries, why) in cases {
+            let e = try_unpack(&entries, limits()).unwrap_err();
+            assert!(e.contains(why), "{e} (expected {why})");
+        }
+    }
+
+    #[test]
+    fn a_wrong_digest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = archive(dir.path(), &[Entry::Dir("abc/")]);
+        let e = verify(&path, &format!("sha256:{}", "0".repeat(64)), None).unwrap_err();
+        assert!(e.to_string().contains("does not match"), "{e}");
+        assert!(verify(&path, "nocolon", None).is_err());
+        let digest = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
+        verify(&path, &format!("sha256:{digest}"), Some(&digest)).unwrap();
+        assert!(verify(&path, &format!("sha256:{digest}"), Some(&"1".repeat(64))).is_err());
+    }
+
     #[test]
     fn entries_must_stay_below_the_commit_prefix() {
         let sha = "abc";

@@ -22,6 +22,12 @@ pub enum AdminCommand {
     },
     /// Re-read every GitHub repository's collaborators and their permission levels now.
     SyncPermissions,
+    /// Re-encrypt every secret under a new key (read from the file, or generated into it when
+    /// the file does not exist).
+    RotateKey {
+        #[arg(long)]
+        new_key_file: std::path::PathBuf,
+    },
     /// Inspect background jobs.
     Jobs {
         #[command(subcommand)]
@@ -120,6 +126,10 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
                 }
             }
             Ok(())
+        }
+        AdminCommand::RotateKey { new_key_file } => {
+            let pool = migrated_pool(&config).await?;
+            super::rotate_key::run(&config, &pool, new_key_file).await
         }
         AdminCommand::SyncPermissions => {
             let app = crate::app::App::build(config).await.map_err(Failure::new)?;

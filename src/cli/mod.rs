@@ -4,8 +4,10 @@
 mod admin;
 mod doctor;
 mod hook;
+mod plugin;
 mod repo;
 mod report;
+mod rotate_key;
 mod setup;
 
 use std::path::PathBuf;
@@ -50,6 +52,11 @@ pub enum Command {
     Hook {
         #[command(subcommand)]
         command: hook::HookCommand,
+    },
+    /// Plugins: list the known ones, or run one over a local directory in the sandbox.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
     },
     /// The CI coverage reporter: `prepare` before the tests, `submit` after them.
     Report(report::ReportArgs),
@@ -151,6 +158,7 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Admin { command } => admin::run(cli, command).await,
         Command::Repo { command } => repo::run(cli, command).await,
         Command::Hook { command } => hook::run(command).await,
+        Command::Plugin { command } => plugin::run(cli, command).await,
         Command::Report(args) => report::run(args).await,
         Command::Setup(args) => setup::run(cli, args).await,
         Command::Doctor => doctor::run(cli).await,

@@ -231,6 +231,9 @@ async fn sweep_deadlines(app: App, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = crate::checks::sweep_expired(&app).await {
             tracing::warn!(error = %e, "check set deadline sweep failed; will retry");
         }
+        if let Err(e) = crate::coverage::expire_early_uploads(&app).await {
+            tracing::warn!(error = %e, "expiring early coverage uploads failed; will retry");
+        }
         if let Err(e) = crate::statuses::sweep_expired(&app).await {
             tracing::warn!(error = %e, "deadline sweep failed; will retry");
         }
