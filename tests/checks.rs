@@ -867,3 +867,344 @@ async fn rotate_key_reseals_every_secret_under_the_new_key() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every checks, issues and secrets route for each kind of caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_route_answers_each_role() {
+    let (t, _plugins) = start(&[], |_| {}).await;
+    let origin = Origin::new();
+    let (sha, admin) = push(
+        &t,
+        &origin,
+        "roles",
+        &[
+            (".cocov.yaml", SHELLCHECK_MANIFEST),
+            ("a.sh", "#!/bin/sh\necho $1\n"),
+        ],
+    )
+    .await;
+    finished_checks(&t, &admin, "roles", &sha).await;
+    let db = &t.app().db;
+    let member = t.user_token("member", false).await;
+    let maintainer = t.user_token("maintainer", false).await;
+    let outsider = t.user_token("outsider", false).await;
+    let (_, service) =
+        cocov::auth::service_tokens::create(db, "ci", None, &cocov::audit::AuditActor::system())
+            .await
+            .unwrap();
+    // Local members make the standalone repository private to them.
+    for (login, level) in [("member", "user"), ("maintainer", "maintainer")] {
+        sqlx::query(
+            "INSERT INTO repository_members (repository_id, user_id, level) \
+             SELECT r.id, u.id, $2 FROM repositories r, users u WHERE r.name = 'roles' AND u.login = $1",
+        )
+        .bind(login)
+        .bind(level)
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    let issue_id: i64 = sqlx::query_scalar("SELECT id FROM issues LIMIT 1")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let check_id: i64 = sqlx::query_scalar("SELECT id FROM checks LIMIT 1")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let c = format!("/v1/repositories/roles/commits/{sha}");
+    let reads = [
+        format!("{c}/checks"),
+        format!("{c}/checks/{check_id}"),
+        format!("{c}/issues"),
+        format!("{c}/issues/sources"),
+        format!("{c}/issues/categories"),
+        format!("{c}/issues/states"),
+        "/v1/repositories/roles/ignore_rules".to_string(),
+        "/v1/repositories/roles/secrets".to_string(),
+    ];
+    let call =
+        |method: reqwest::Method, path: String, token: Option<String>, body: Option<Value>| {
+            let t = &t;
+            async move {
+                let mut req = t.client.request(method, t.url(&path));
+                if let Some(token) = token {
+                    req = req.header("authorization", format!("bearer {token}"));
+                }
+                if let Some(body) = body {
+                    req = req.json(&body);
+                }
+                req.send().await.unwrap().status()
+            }
+        };
+    for path in &reads {
+        assert_eq!(
+            call(reqwest::Method::GET, path.clone(), None, None).await,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            call(
+                reqwest::Method::GET,
+                path.clone(),
+                Some(outsider.clone()),
+                None
+            )
+            .await,
+            404,
+            "{path}"
+        );
+        for who in [&member, &maintainer, &admin, &service] {
+            assert_eq!(
+                call(reqwest::Method::GET, path.clone(), Some(who.clone()), None).await,
+                200,
+                "{path}"
+            );
+        }
+    }
+    let ignore = format!("{c}/issues/{issue_id}/ignore");
+    let once = Some(json!({"mode": "ephemeral"}));
+    assert_eq!(
+        call(reqwest::Method::POST, ignore.clone(), None, once.clone()).await,
+        401
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            ignore.clone(),
+            Some(outsider.clone()),
+            once.clone()
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            ignore.clone(),
+            Some(service.clone()),
+            once.clone()
+        )
+        .await,
+        422
+    );
+    let bad = Some(json!({"mode": "sometimes"}));
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            ignore.clone(),
+            Some(member.clone()),
+            bad
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            ignore.clone(),
+            Some(member.clone()),
+            once
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            ignore.clone(),
+            Some(member.clone()),
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            ignore,
+            Some(outsider.clone()),
+            None
+        )
+        .await,
+        404
+    );
+    // Re-run and cancel: members yes, others no.
+    let rerun = format!("{c}/checks/re_run");
+    assert_eq!(
+        call(reqwest::Method::POST, rerun.clone(), None, None).await,
+        401
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            rerun.clone(),
+            Some(outsider.clone()),
+            None
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        call(reqwest::Method::POST, rerun, Some(member.clone()), None).await,
+        204
+    );
+    finished_checks(&t, &admin, "roles", &sha).await;
+    // Secrets: repository ones by maintainers and admins, organisation ones by admins only.
+    let secret = Some(json!({"name": "TOKEN", "data": "v"}));
+    let repo_secrets = "/v1/repositories/roles/secrets".to_string();
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            None,
+            secret.clone()
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            Some(outsider.clone()),
+            secret.clone()
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            Some(member.clone()),
+            secret.clone()
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            Some(service.clone()),
+            secret.clone()
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            Some(maintainer.clone()),
+            secret.clone()
+        )
+        .await,
+        201
+    );
+    let bad_name = Some(json!({"name": "9bad name", "data": "v"}));
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            repo_secrets.clone(),
+            Some(admin.clone()),
+            bad_name
+        )
+        .await,
+        400
+    );
+    let delete = "/v1/repositories/roles/secrets/TOKEN".to_string();
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            delete.clone(),
+            Some(member.clone()),
+            None
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            delete.clone(),
+            Some(maintainer.clone()),
+            None
+        )
+        .await,
+        204
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            delete,
+            Some(maintainer.clone()),
+            None
+        )
+        .await,
+        404
+    );
+    let org = "/v1/secrets".to_string();
+    assert_eq!(
+        call(
+            reqwest::Method::GET,
+            org.clone(),
+            Some(member.clone()),
+            None
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            org.clone(),
+            Some(maintainer.clone()),
+            secret.clone()
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            org.clone(),
+            Some(service.clone()),
+            secret.clone()
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::POST,
+            org.clone(),
+            Some(admin.clone()),
+            secret
+        )
+        .await,
+        201
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            "/v1/secrets/TOKEN".into(),
+            Some(member),
+            None
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(
+            reqwest::Method::DELETE,
+            "/v1/secrets/TOKEN".into(),
+            Some(admin),
+            None
+        )
+        .await,
+        204
+    );
+    t.shutdown().await;
+}
