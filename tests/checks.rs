@@ -705,16 +705,11 @@ fn the_built_in_definitions_are_shipped_in_the_package_directory() {
 }
 
 fn cocov_cli() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cocov"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COCOV_") {
-            cmd.env_remove(key);
-        }
-    }
-    // An empty file: defaults plus the environment below.
+    let mut cmd = common::cocov_command();
+    // An empty file: defaults plus the environment each test sets.
     let config = std::env::temp_dir().join("cocov-checks-empty.toml");
     std::fs::write(&config, "").unwrap();
-    cmd.env("COCOV_CONFIG", config).env("RUST_LOG", "warn");
+    cmd.env("COCOV_CONFIG", config);
     cmd
 }
 
@@ -962,249 +957,51 @@ async fn each_route_answers_each_role() {
             );
         }
     }
+    use reqwest::Method;
     let ignore = format!("{c}/issues/{issue_id}/ignore");
-    let once = Some(json!({"mode": "ephemeral"}));
-    assert_eq!(
-        call(reqwest::Method::POST, ignore.clone(), None, once.clone()).await,
-        401
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            ignore.clone(),
-            Some(outsider.clone()),
-            once.clone()
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            ignore.clone(),
-            Some(service.clone()),
-            once.clone()
-        )
-        .await,
-        422
-    );
-    let bad = Some(json!({"mode": "sometimes"}));
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            ignore.clone(),
-            Some(member.clone()),
-            bad
-        )
-        .await,
-        400
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            ignore.clone(),
-            Some(member.clone()),
-            once
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            ignore.clone(),
-            Some(member.clone()),
-            None
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            ignore,
-            Some(outsider.clone()),
-            None
-        )
-        .await,
-        404
-    );
-    // Re-run and cancel: members yes, others no.
     let rerun = format!("{c}/checks/re_run");
-    assert_eq!(
-        call(reqwest::Method::POST, rerun.clone(), None, None).await,
-        401
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            rerun.clone(),
-            Some(outsider.clone()),
-            None
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        call(reqwest::Method::POST, rerun, Some(member.clone()), None).await,
-        204
-    );
+    let repo_secrets = "/v1/repositories/roles/secrets";
+    let repo_secret = "/v1/repositories/roles/secrets/TOKEN";
+    let once = json!({"mode": "ephemeral"});
+    let secret = json!({"name": "TOKEN", "data": "v"});
+    let none = Value::Null;
+    let bad_mode = json!({"mode": "sometimes"});
+    let bad_name = json!({"name": "9 bad", "data": "v"});
+    // (method, path, caller, body, expected status), in order: some calls change state.
+    let anonymous = String::new();
+    let cases: Vec<(Method, &str, &String, &Value, u16)> = vec![
+        (Method::POST, &ignore, &anonymous, &once, 401),
+        (Method::POST, &ignore, &outsider, &once, 404),
+        (Method::POST, &ignore, &service, &once, 422),
+        (Method::POST, &ignore, &member, &bad_mode, 400),
+        (Method::POST, &ignore, &member, &once, 200),
+        (Method::DELETE, &ignore, &member, &none, 200),
+        (Method::DELETE, &ignore, &outsider, &none, 404),
+        (Method::POST, &rerun, &anonymous, &none, 401),
+        (Method::POST, &rerun, &outsider, &none, 404),
+        (Method::POST, &rerun, &member, &none, 204),
+        (Method::POST, repo_secrets, &anonymous, &secret, 401),
+        (Method::POST, repo_secrets, &outsider, &secret, 404),
+        (Method::POST, repo_secrets, &member, &secret, 403),
+        (Method::POST, repo_secrets, &service, &secret, 403),
+        (Method::POST, repo_secrets, &maintainer, &secret, 201),
+        (Method::POST, repo_secrets, &admin, &bad_name, 400),
+        (Method::DELETE, repo_secret, &member, &none, 403),
+        (Method::DELETE, repo_secret, &maintainer, &none, 204),
+        (Method::DELETE, repo_secret, &maintainer, &none, 404),
+        (Method::GET, "/v1/secrets", &member, &none, 200),
+        (Method::POST, "/v1/secrets", &maintainer, &secret, 403),
+        (Method::POST, "/v1/secrets", &service, &secret, 403),
+        (Method::POST, "/v1/secrets", &admin, &secret, 201),
+        (Method::DELETE, "/v1/secrets/TOKEN", &member, &none, 403),
+        (Method::DELETE, "/v1/secrets/TOKEN", &admin, &none, 204),
+    ];
+    for (method, path, caller, body, expected) in cases {
+        let token = (!caller.is_empty()).then(|| caller.clone());
+        let body = (!body.is_null()).then(|| body.clone());
+        let status = call(method.clone(), path.to_string(), token, body).await;
+        assert_eq!(status, expected, "{method} {path}");
+    }
     finished_checks(&t, &admin, "roles", &sha).await;
-    // Secrets: repository ones by maintainers and admins, organisation ones by admins only.
-    let secret = Some(json!({"name": "TOKEN", "data": "v"}));
-    let repo_secrets = "/v1/repositories/roles/secrets".to_string();
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            None,
-            secret.clone()
-        )
-        .await,
-        401
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            Some(outsider.clone()),
-            secret.clone()
-        )
-        .await,
-        404
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            Some(member.clone()),
-            secret.clone()
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            Some(service.clone()),
-            secret.clone()
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            Some(maintainer.clone()),
-            secret.clone()
-        )
-        .await,
-        201
-    );
-    let bad_name = Some(json!({"name": "9bad name", "data": "v"}));
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            repo_secrets.clone(),
-            Some(admin.clone()),
-            bad_name
-        )
-        .await,
-        400
-    );
-    let delete = "/v1/repositories/roles/secrets/TOKEN".to_string();
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            delete.clone(),
-            Some(member.clone()),
-            None
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            delete.clone(),
-            Some(maintainer.clone()),
-            None
-        )
-        .await,
-        204
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            delete,
-            Some(maintainer.clone()),
-            None
-        )
-        .await,
-        404
-    );
-    let org = "/v1/secrets".to_string();
-    assert_eq!(
-        call(
-            reqwest::Method::GET,
-            org.clone(),
-            Some(member.clone()),
-            None
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            org.clone(),
-            Some(maintainer.clone()),
-            secret.clone()
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            org.clone(),
-            Some(service.clone()),
-            secret.clone()
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::POST,
-            org.clone(),
-            Some(admin.clone()),
-            secret
-        )
-        .await,
-        201
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            "/v1/secrets/TOKEN".into(),
-            Some(member),
-            None
-        )
-        .await,
-        403
-    );
-    assert_eq!(
-        call(
-            reqwest::Method::DELETE,
-            "/v1/secrets/TOKEN".into(),
-            Some(admin),
-            None
-        )
-        .await,
-        204
-    );
     t.shutdown().await;
 }

@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 use common::{TestDb, TestRedis};
 
 fn cocov() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cocov"));
-    // Never pick up a real /etc/cocov/cocov.toml or the caller's COCOV_* settings.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COCOV_") || key == "NOTIFY_SOCKET" || key == "WATCHDOG_USEC" {
-            cmd.env_remove(key);
-        }
-    }
+    let mut cmd = common::cocov_command();
     cmd.env("RUST_LOG", "info");
     cmd
 }

@@ -153,6 +153,18 @@ pub fn linters_dir() -> Option<std::path::PathBuf> {
     dir.join("bin/ruff").exists().then_some(dir)
 }
 
+/// The `cocov` binary, never picking up the caller's COCOV_* settings or systemd sockets.
+pub fn cocov_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cocov"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COCOV_") || key == "NOTIFY_SOCKET" || key == "WATCHDOG_USEC" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
 /// Polls `check` until it returns Some, failing the test with `what` after `deadline`.
 pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
 where
