@@ -1005,3 +1005,82 @@ async fn each_route_answers_each_role() {
     finished_checks(&t, &admin, "roles", &sha).await;
     t.shutdown().await;
 }
+
+/// A `cocov serve` process with only the worker role, sharing the test daemon's stores.
+fn worker_process(t: &TestApp, plugins: &Path) -> std::process::Child {
+    let config = &t.app().config;
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("cocov.toml"), "").unwrap();
+    common::cocov_command()
+        .arg("serve")
+        .env("COCOV_CONFIG", dir.join("cocov.toml"))
+        .env("COCOV_ROLES", "worker")
+        .env("COCOV_DATABASE_URL", config.database.effective_url())
+        .env("COCOV_REDIS_URL", &config.redis.url)
+        .env("COCOV_REDIS_KEY_PREFIX", &config.redis.key_prefix)
+        .env(
+            "COCOV_GIT_SERVICE_LOCAL_STORAGE_PATH",
+            &config.storage.local_path,
+        )
+        .env("COCOV_WORKER_PLUGINS_DIR", plugins)
+        .env("COCOV_WORKER_WORK_DIR", &config.worker.work_dir)
+        .env("COCOV_QUEUE_RECLAIM_IDLE_SECONDS", "2")
+        .env(
+            "COCOV_CRYPTOGRAPHIC_KEY",
+            &config.security.cryptographic_key,
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_check_leaves_the_set_to_another_worker() {
+    let slow = "name = \"acme/slow\"\ncommand = \"/bin/sh\"\n\
+        args = [\"-c\", ': cocov-slow-plugin; sleep 4; : > \"$COCOV_OUTPUT_FILE\"']\nformat = \"cocov\"\n";
+    let (t, plugins) = start(&[("slow.toml", slow)], |c| {
+        c.server.roles = vec![cocov::config::Role::Api];
+    })
+    .await;
+    let mut first = worker_process(&t, plugins.path());
+    let origin = Origin::new();
+    let manifest = "version: \"0.1.alpha\"\nchecks:\n  - plugin: acme/slow\n";
+    let (sha, admin) = push(&t, &origin, "crashy", &[(".cocov.yaml", manifest)]).await;
+    let path = format!("/v1/repositories/crashy/commits/{sha}/checks");
+    common::eventually(
+        "the first worker to start the check",
+        Duration::from_secs(60),
+        || async {
+            let (_, body) = get(&t, &admin, &path).await;
+            (body["checks"][0]["status"] == "in_progress").then_some(())
+        },
+    )
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The sandbox died with its worker.
+    common::eventually(
+        "the plugin to die with its worker",
+        Duration::from_secs(10),
+        || async {
+            let out = std::process::Command::new("pgrep")
+                .args(["-f", "cocov-slow-plugin"])
+                .output()
+                .unwrap();
+            out.stdout.is_empty().then_some(())
+        },
+    )
+    .await;
+    let mut second = worker_process(&t, plugins.path());
+    let view = finished_checks(&t, &admin, "crashy", &sha).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["checks"][0]["status"], "completed");
+    assert_eq!(
+        cocov_status(&t, "crashy", &sha).await,
+        ("success".into(), "No issues found".into())
+    );
+    t.shutdown().await;
+}
