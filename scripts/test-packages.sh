@@ -15,7 +15,9 @@
 #      LoadCredential, NoNewPrivileges, an empty capability bounding set, and the unit's
 #      SystemCallFilter and RestrictAddressFamilies as a seccomp filter; waits for READY=1,
 #      WATCHDOG=1 and /readyz, runs a bubblewrap sandbox (true, then shellcheck on a file)
-#      under the same settings, and stops the daemon with SIGTERM;
+#      under the same settings, then `cocov plugin list` and `cocov plugin run shellcheck`
+#      (cocov's own sandbox code, scratch in /var/lib/cocov/work; and the same run failing
+#      with its scratch outside ReadWritePaths=), and stops the daemon with SIGTERM;
 #   5. upgrades to a newer package revision (config, key and data kept), then `dpkg -r` and
 #      `dpkg --purge`, checking what each leaves.
 # COCOV_TEST_DEB=… COCOV_TEST_RPM=… test packages built before instead of building them.
@@ -93,8 +95,9 @@ pass "built $deb, $rpm_file and revision $next_version"
 # ---------------------------------------------------------------------------------------------
 phase "inspecting the .deb"
 contents=$(dpkg-deb -c "$deb")
+mapfile -t plugin_files < <(cd packaging/plugins.d && ls)
 for f in usr/bin/cocov etc/cocov/cocov.toml usr/lib/systemd/system/cocov.service \
-    usr/share/cocov/plugins/README; do
+    "${plugin_files[@]/#/usr/share/cocov/plugins/}"; do
     expect "$contents" " \./$f\$" ".deb lacks /$f"
 done
 expect "$contents" '^-rw-r----- (root/root|0/0) .* \./etc/cocov/cocov\.toml$' "the config is not 0640"
@@ -404,6 +407,43 @@ set -e
 [ "$status" -eq 1 ] || fail "shellcheck in the sandbox exited $status: $out"
 expect "$out" 'check-me.sh:2:6: .*SC2086' "shellcheck did not report SC2086: $out"
 pass "bubblewrap sandbox under the unit's settings: /usr/bin/true, and shellcheck found SC2086"
+
+# A real check: the built-in shellcheck plugin through cocov's own sandbox code (bwrap
+# --unshare-all, --uid 1000, rlimits in pre_exec, checkstyle parsing), as user cocov under the
+# unit's settings, with its scratch directory in worker.work_dir (/var/lib/cocov/work): that
+# only works if ReadWritePaths= covers it.
+if in_root cocov plugin run --help >/dev/null 2>&1; then
+    out=$(as_unit /usr/bin/cocov plugin list 2>&1) || fail "cocov plugin list as the unit: $out"
+    for p in shellcheck ruff yamllint cppcheck bandit; do
+        expect "$out" "^cocov/$p " "cocov plugin list lacks cocov/$p: $out"
+    done
+    set +e
+    out=$(as_unit TMPDIR=/var/lib/cocov/work /usr/bin/cocov plugin run shellcheck \
+        --dir /var/lib/cocov/work/src 2>&1)
+    status=$?
+    set -e
+    [ "$status" -eq 0 ] || fail "cocov plugin run shellcheck under the unit's settings exited $status: $out"
+    expect "$out" 'check-me\.sh:2: .*[Dd]ouble quote' "cocov plugin run did not report SC2086: $out"
+    expect "$out" 'shellcheck: 1 issue' "cocov plugin run: not exactly one issue: $out"
+    printf '%s\n' "$out" >&2
+    leftover=$(find "$root/var/lib/cocov/work" -mindepth 1 -maxdepth 1 -name 'cocov-plugin-*')
+    [ -z "$leftover" ] || fail "cocov plugin run left its scratch directory: $leftover"
+    pass "cocov plugin run shellcheck as the unit: the SC2086 finding, scratch in /var/lib/cocov/work"
+    # Negative control: a directory cocov owns but outside ReadWritePaths= is read-only under
+    # ProtectSystem=strict, so the same run fails there (and the TMPDIR above was honoured).
+    mkdir -p "$root/srv/cocov-scratch"
+    in_root chown cocov:cocov /srv/cocov-scratch
+    set +e
+    out=$(as_unit TMPDIR=/srv/cocov-scratch /usr/bin/cocov plugin run shellcheck \
+        --dir /var/lib/cocov/work/src 2>&1)
+    status=$?
+    set -e
+    [ "$status" -ne 0 ] || fail "plugin run wrote outside ReadWritePaths=: the emulation is not applied"
+    expect "$out" 'Read-only file system' "plugin run outside ReadWritePaths=: $out"
+    pass "negative control: the same run with its scratch in /srv (owned by cocov) fails: read-only"
+else
+    log "this cocov has no 'plugin run': only the bubblewrap+shellcheck step above ran"
+fi
 set +e
 out=$(AS_UNIT_PROTECT_KERNEL_TUNABLES=1 as_unit "${bwrap[@]}" /usr/bin/true 2>&1)
 status=$?

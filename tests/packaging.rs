@@ -265,6 +265,26 @@ fn deb_and_rpm_metadata_install_the_same_files() {
     ] {
         assert!(deb_files.contains(must), "packages lack {must}");
     }
+    // Every built-in plugin definition (also compiled into the binary) is shipped, and nothing
+    // else lands in /usr/share/cocov/plugins.
+    let mut shipped_plugins = BTreeSet::new();
+    for entry in std::fs::read_dir(repo("packaging/plugins.d")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        shipped_plugins.insert(format!("/usr/share/cocov/plugins/{name}"));
+    }
+    assert!(
+        shipped_plugins.len() >= 6,
+        "expected the README and the five built-in definitions: {shipped_plugins:?}"
+    );
+    let packaged_plugins: BTreeSet<String> = deb_files
+        .iter()
+        .filter(|f| f.starts_with("/usr/share/cocov/plugins/"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        packaged_plugins, shipped_plugins,
+        "the packages must install exactly packaging/plugins.d/* into /usr/share/cocov/plugins"
+    );
     for (source, _, _) in deb_assets(&meta) {
         if !source.starts_with("target/") {
             assert!(repo(&source).is_file(), "asset source {source} is missing");

@@ -90,6 +90,7 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
         report(check);
     }
     report(sandbox().await);
+    report(work_dir(&config.worker.work_dir));
     report(disk(&config));
     if failed > 0 {
         Err(summary(failed))
@@ -535,6 +536,101 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Free space where blobs and work directories go.
+/// The unit makes everything but `/var/lib/cocov` read-only (`ProtectSystem=strict`,
+/// `ReadWritePaths=/var/lib/cocov`): each check's files are written in `worker.work_dir`, so it
+/// must be in there (or in a path a drop-in adds) and writable for the service user.
+fn work_dir(dir: &Path) -> Check {
+    let what = format!("work directory {}", dir.display());
+    if !dir.is_absolute() {
+        return Check::fail(
+            format!("{what}: not an absolute path"),
+            "set worker.work_dir to a directory below /var/lib/cocov",
+        );
+    }
+    // Under the installed unit the daemon is the service user and the tree is read-only but
+    // for ReadWritePaths=; elsewhere (a development run) it is whoever runs this.
+    let unit_installed = [
+        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
+        "/etc/systemd/system",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join("cocov.service").exists());
+    if unit_installed && !dir.starts_with("/var/lib/cocov") && !in_drop_in_read_write_paths(dir) {
+        return Check::fail(
+            format!("{what}: outside /var/lib/cocov, read-only for the unit"),
+            "keep worker.work_dir below /var/lib/cocov, or add `ReadWritePaths=<dir>` with \
+             `systemctl edit cocov`",
+        );
+    }
+    // It may not exist yet (the worker creates it): judge the directory it will be made in.
+    let Some((existing, meta)) = dir
+        .ancestors()
+        .find_map(|p| std::fs::metadata(p).ok().map(|m| (p, m)))
+    else {
+        return Check::fail(format!("{what}: no existing parent"), "check the path");
+    };
+    if !meta.is_dir() {
+        return Check::fail(
+            format!("{what}: {} is not a directory", existing.display()),
+            "set worker.work_dir to a directory",
+        );
+    }
+    let at = if existing == dir {
+        String::new()
+    } else {
+        format!(" (to be created in {})", existing.display())
+    };
+    let (who, writable) = if unit_installed {
+        let Some(user) = service_user() else {
+            return Check::Skip(format!("{what}: no user {SERVICE_USER} to check it for"));
+        };
+        let mode = meta.mode();
+        let writable = if meta.uid() == user.uid.as_raw() {
+            mode & 0o300 == 0o300
+        } else if meta.gid() == user.gid.as_raw() {
+            mode & 0o030 == 0o030
+        } else {
+            mode & 0o003 == 0o003
+        };
+        (SERVICE_USER.to_string(), writable)
+    } else {
+        let access = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+        (
+            "this user".to_string(),
+            nix::unistd::access(existing, access).is_ok(),
+        )
+    };
+    if writable {
+        Check::Pass(format!("{what}{at}: writable for {who}"))
+    } else {
+        Check::fail(
+            format!("{what}{at}: not writable for {who}"),
+            format!(
+                "chown {SERVICE_USER}:{SERVICE_USER} {} && chmod 0750 {}",
+                existing.display(),
+                existing.display()
+            ),
+        )
+    }
+}
+
+/// Whether a drop-in of the unit (`systemctl edit cocov`) adds a ReadWritePaths= covering `dir`.
+fn in_drop_in_read_write_paths(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/etc/systemd/system/cocov.service.d") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        std::fs::read_to_string(entry.path()).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("ReadWritePaths="))
+                .flat_map(str::split_whitespace)
+                .map(|p| p.trim_start_matches(['-', '+']))
+                .any(|p| dir.starts_with(p))
+        })
+    })
+}
+
 fn disk(config: &Config) -> Check {
     let wanted = match config.storage.mode {
         StorageMode::Local => config.storage.local_path.clone(),
@@ -586,6 +682,14 @@ fn disk_check(path: &Path, free: u64, total: u64) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_dir_must_be_absolute() {
+        assert!(matches!(
+            work_dir(Path::new("relative/work")),
+            Check::Fail { .. }
+        ));
+    }
 
     #[test]
     fn lines_have_the_documented_shape() {
