@@ -202,10 +202,11 @@ async fn summary(t: &TestApp, auth: &str, repo: &str, sha: &str) -> (StatusCode,
     (status, resp.json().await.unwrap_or_default())
 }
 
+/// The commit's `cocov/coverage` status once it has a result (not the pending announcement).
 async fn coverage_status(t: &TestApp, sha: &str) -> Option<(String, String)> {
     sqlx::query_as(
         "SELECT s.state, s.description FROM commit_statuses s JOIN commits c ON c.id = s.commit_id \
-         WHERE c.sha = $1::citext AND s.context = 'cocov/coverage'",
+         WHERE c.sha = $1::citext AND s.context = 'cocov/coverage' AND s.state <> 'pending'",
     )
     .bind(sha)
     .fetch_optional(&t.app().db)

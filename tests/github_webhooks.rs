@@ -468,7 +468,19 @@ async fn branch_deletion_rename_and_member_removal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_status_ends_at_its_deadline_with_a_reason() {
-    let e = env(|c| c.statuses.pending_deadline_seconds = 2).await;
+    // A shellcheck that never finishes, so the `cocov` status stays pending.
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plugins.path().join("shellcheck.toml"),
+        "name = \"cocov/shellcheck\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"sleep 60\"]\n",
+    )
+    .unwrap();
+    let plugins_dir = plugins.path().to_path_buf();
+    let e = env(move |c| {
+        c.statuses.pending_deadline_seconds = 2;
+        c.worker.plugins_dir = plugins_dir;
+    })
+    .await;
     let sha = github_repo(&e, 1004, "slow", &[(".cocov.yaml", MANIFEST)]);
     add_repository(&e, "slow").await;
     send(&e, "push", &push_payload(1004, "slow", "main", &sha, false)).await;

@@ -50,7 +50,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             },
         )
         .map(tag(
-            "GET /v1/repositories/{name}/commits/{sha}/issues/{sources|categories|states}",
+            "GET /v1/repositories/{name}/commits/{sha}/issues/{facet}",
         ));
     let ignore = base()
         .and(warp::path!(i64 / "ignore"))
