@@ -17,7 +17,9 @@
 #      WATCHDOG=1 and /readyz, runs a bubblewrap sandbox (true, then shellcheck on a file)
 #      under the same settings, then `cocov plugin list` and `cocov plugin run shellcheck`
 #      (cocov's own sandbox code, scratch in /var/lib/cocov/work; and the same run failing
-#      with its scratch outside ReadWritePaths=), and stops the daemon with SIGTERM;
+#      with its scratch outside ReadWritePaths=); pushes a commit whose manifest names
+#      cocov/shellcheck to a file:// repository registered through the API and waits for the
+#      daemon's worker to check it and record the issue; stops the daemon with SIGTERM;
 #   5. upgrades to a newer package revision (config, key and data kept), then `dpkg -r` and
 #      `dpkg --purge`, checking what each leaves.
 # COCOV_TEST_DEB=… COCOV_TEST_RPM=… test packages built before instead of building them.
@@ -337,6 +339,7 @@ expect "$out" "^database role $name: created" "setup: role"
 expect "$out" "^database $name: created, owned by $name" "setup: database"
 expect "$out" "^configuration /etc/cocov/cocov.toml: \[database\]" "setup: config"
 expect "$out" '^personal access token \(shown once\): cop_' "setup: admin"
+admin_token=$(sed -n 's/^personal access token (shown once): //p' <<<"$out")
 [ "$(st /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "config after setup: $(st /etc/cocov/cocov.toml)"
 config_sum=$(md5sum <"$root/etc/cocov/cocov.toml")
 out=$(setup) || fail "cocov setup (again): $out"
@@ -444,6 +447,56 @@ if in_root cocov plugin run --help >/dev/null 2>&1; then
 else
     log "this cocov has no 'plugin run': only the bubblewrap+shellcheck step above ran"
 fi
+
+# The worker's own path, in the daemon running as the unit: a pushed commit whose manifest
+# names the shellcheck plugin is fetched, archived into /var/lib/cocov/storage, unpacked into
+# worker.work_dir and checked in the sandbox; its finding becomes an issue.
+[ -n "$admin_token" ] || fail "no admin token from cocov setup"
+{
+    api=http://127.0.0.1:$api_port
+    origin=/srv/pkgtest-origin.git
+    git init -q --bare -b main "$root$origin"
+    git init -q -b main "$work/src"
+    mkdir "$work/src/bin"
+    printf 'version: "0.1.alpha"\nchecks:\n  - plugin: cocov/shellcheck:v0.1\n' >"$work/src/.cocov.yaml"
+    # shellcheck disable=SC2016 # the file's content, with an unquoted $1 for shellcheck to find
+    printf '#!/bin/sh\necho $1\n' >"$work/src/bin/run.sh"
+    git -C "$work/src" add -A
+    git -C "$work/src" -c user.name=pkgtest -c user.email=pkgtest@example.invalid commit -qm "a check"
+    sha=$(git -C "$work/src" rev-parse HEAD)
+    git -C "$work/src" push -q "$root$origin" main
+    in_root chown -R cocov:cocov "$origin"
+    repo_token=$(curl -fsS -X POST "$api/v1/repositories" -H "authorization: bearer $admin_token" \
+        -H 'content-type: application/json' \
+        -d "{\"name\":\"pkgtest\",\"git_url\":\"file://$origin\",\"default_branch\":\"main\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') ||
+        fail "registering a repository: $(tail -5 "$work/serve.log")"
+    code=$(curl -sS -o "$work/announce" -w '%{http_code}' -X POST "$api/v1/repositories/pkgtest/commits" \
+        -H "authorization: token $repo_token" -H 'content-type: application/json' \
+        -d "{\"sha\":\"$sha\",\"branch\":\"main\"}")
+    [ "$code" = 202 ] || fail "announcing the commit: $code $(cat "$work/announce")"
+    t_check=$(date +%s%N)
+    state=""
+    for _ in $(seq 600); do
+        state=$(curl -fsS "$api/v1/repositories/pkgtest/commits/$sha/checks" \
+            -H "authorization: bearer $admin_token" 2>/dev/null |
+            python3 -c 'import json,sys; print(json.load(sys.stdin).get("status", ""))' 2>/dev/null) || true
+        case $state in completed | errored | canceled | not_configured) break ;; esac
+        kill -0 "$serve_pid" 2>/dev/null || fail "cocov serve exited: $(tail -20 "$work/serve.log")"
+        sleep 0.2
+    done
+    [ "$state" = completed ] ||
+        fail "the check set ended '$state': $(curl -sS "$api/v1/repositories/pkgtest/commits/$sha/checks" \
+            -H "authorization: bearer $admin_token") $(tail -20 "$work/serve.log")"
+    issues=$(curl -fsS "$api/v1/repositories/pkgtest/commits/$sha/issues" -H "authorization: bearer $admin_token" |
+        python3 -c 'import json,sys
+for i in json.load(sys.stdin)["issues"]:
+    print(i["file"], i["line_start"], i["kind"], i["message"])')
+    expect "$issues" '^bin/run\.sh 2 style Double quote .*\(SC2086\)$' "the check's issues: $issues"
+    [ "$(st /var/lib/cocov/work | cut -d' ' -f1)" = cocov:cocov ] ||
+        fail "the worker did not create its work_dir as cocov: $(st /var/lib/cocov/work)"
+    pass "the daemon's worker, as the unit: pushed commit checked in $((($(date +%s%N) - t_check) / 1000000)) ms, issue: $issues"
+}
 set +e
 out=$(AS_UNIT_PROTECT_KERNEL_TUNABLES=1 as_unit "${bwrap[@]}" /usr/bin/true 2>&1)
 status=$?
