@@ -62,6 +62,7 @@ cleanup() {
             umount -l "$root/$m" 2>/dev/null || true
         done
     fi
+    if [ -d "$work/rpmroot" ]; then umount -l "$work/rpmroot/dev" 2>/dev/null || true; fi
     psql "$admin_url" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
     psql "$admin_url" -qc "DROP ROLE IF EXISTS $name" >/dev/null 2>&1 || true
     redis-cli -h 127.0.0.1 --scan --pattern "$prefix*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
@@ -547,3 +548,60 @@ left=$(find "$root/etc" "$root/var" "$root/usr" -name '*cocov*' ! -path "$root/v
 pass "dpkg --purge: nothing named cocov left; the database $name and its role stay in PostgreSQL"
 psql "$admin_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -qx 1 ||
     fail "the database should outlive the package"
+
+# ---------------------------------------------------------------------------------------------
+phase "the .rpm: install, upgrade and erase in a second copy of the Debian root (rpm --root)"
+# No RPM-based root here: rpm installs into a copy of the Debian root with --nodeps (its
+# requirements are RPM package names); the scriptlets run chrooted there with the root's
+# groupadd/useradd. This checks the payload, the file attributes and the four scriptlets.
+rpmroot=$work/rpmroot
+cp -a "$cache/bookworm" "$rpmroot"
+mount --bind /dev "$rpmroot/dev"
+rpm_in() { rpm --root "$rpmroot" "$@" 2>&1 | grep -Ev 'use Alien instead|what you are doing' || true; }
+rpm_release=$(rpm -qp --qf '%{RELEASE}' "$rpm_file")
+PATH="$HOME/.cargo/bin:$PATH" cargo generate-rpm --auto-req auto \
+    -s "release = \"$((rpm_release + 1))\"" -o "$work/cocov-next.rpm" >&2
+rpm --root "$rpmroot" --initdb
+out=$(rpm_in -i --nodeps "$rpm_file")
+rpm --root "$rpmroot" -q cocov >/dev/null 2>&1 || fail "rpm -i: $out"
+rst() { chroot "$rpmroot" stat -c '%U:%G %a' "$1"; }
+expect "$(chroot "$rpmroot" getent passwd cocov)" \
+    '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\):/var/lib/cocov:/sbin/nologin$' "rpm: the cocov user"
+[ "$(rst /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "rpm config: $(rst /etc/cocov/cocov.toml)"
+[ "$(rst /etc/cocov/secret.key)" = "root:root 600" ] || fail "rpm key: $(rst /etc/cocov/secret.key)"
+grep -Eqx '[0-9a-f]{64}' "$rpmroot/etc/cocov/secret.key" || fail "rpm: the key is not 64 hex characters"
+[ "$(rst /var/lib/cocov)" = "cocov:cocov 750" ] || fail "rpm /var/lib/cocov: $(rst /var/lib/cocov)"
+[ "$(rst /var/lib/cocov/storage)" = "cocov:cocov 750" ] || fail "rpm storage: $(rst /var/lib/cocov/storage)"
+for f in "${plugin_files[@]}"; do
+    [ "$(rst "/usr/share/cocov/plugins/$f")" = "root:root 644" ] || fail "rpm: plugin file $f"
+done
+expect "$(chroot "$rpmroot" /usr/bin/cocov --version)" "^cocov ${version%-*}\$" "rpm: cocov --version"
+out=$(chroot "$rpmroot" /usr/bin/cocov config check 2>&1) || fail "rpm: cocov config check: $out"
+pass "rpm -i: user cocov (%pre), config root:cocov 0640, key root 0600, /var/lib/cocov 0750 (%post), plugins, cocov runs"
+
+echo "# edited here" >>"$rpmroot/etc/cocov/cocov.toml"
+rpm_config_sum=$(md5sum <"$rpmroot/etc/cocov/cocov.toml")
+rpm_key_sum=$(md5sum <"$rpmroot/etc/cocov/secret.key")
+echo kept >"$rpmroot/var/lib/cocov/storage/marker"
+out=$(rpm_in -U --nodeps "$work/cocov-next.rpm")
+# shellcheck disable=SC2016 # an rpm query format
+[ "$(rpm --root "$rpmroot" -q --qf '%{RELEASE}' cocov 2>/dev/null)" = "$((rpm_release + 1))" ] ||
+    fail "rpm -U: $out"
+[ "$(md5sum <"$rpmroot/etc/cocov/cocov.toml")" = "$rpm_config_sum" ] || fail "rpm -U replaced the edited config"
+[ ! -e "$rpmroot/etc/cocov/cocov.toml.rpmnew" ] || fail "rpm -U: an .rpmnew for an unchanged default"
+[ "$(md5sum <"$rpmroot/etc/cocov/secret.key")" = "$rpm_key_sum" ] || fail "rpm -U replaced the key"
+[ "$(rst /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "rpm -U config: $(rst /etc/cocov/cocov.toml)"
+[ -f "$rpmroot/var/lib/cocov/storage/marker" ] || fail "rpm -U lost data"
+pass "rpm -U to release $((rpm_release + 1)): edited config, key and data kept"
+
+out=$(rpm_in -e cocov)
+! rpm --root "$rpmroot" -q cocov >/dev/null 2>&1 || fail "rpm -e: $out"
+for f in /usr/bin/cocov /usr/lib/systemd/system/cocov.service /usr/share/cocov /etc/cocov/cocov.toml; do
+    [ ! -e "$rpmroot$f" ] || fail "rpm -e left $f"
+done
+[ "$(md5sum <"$rpmroot/etc/cocov/cocov.toml.rpmsave")" = "$rpm_config_sum" ] || fail "rpm -e: no .rpmsave of the edited config"
+for f in /etc/cocov/secret.key /var/lib/cocov/storage/marker; do
+    [ -e "$rpmroot$f" ] || fail "rpm -e removed $f"
+done
+chroot "$rpmroot" getent passwd cocov >/dev/null || fail "rpm -e removed the user"
+pass "rpm -e: binary, unit and plugins gone; edited config kept as .rpmsave; key, data and user kept"

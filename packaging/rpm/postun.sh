@@ -6,4 +6,8 @@ systemctl daemon-reload >/dev/null 2>&1 || :
 if [ "$1" -ge 1 ]; then
     systemctl try-restart cocov.service >/dev/null 2>&1 || :
 fi
+# The package lists files, not directories: remove the plugin directory it filled, if empty.
+if [ "$1" -eq 0 ]; then
+    rmdir /usr/share/cocov/plugins /usr/share/cocov >/dev/null 2>&1 || :
+fi
 :
