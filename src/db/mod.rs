@@ -58,6 +58,8 @@ pub fn binary_schema_version() -> i64 {
 /// Applies pending migrations under the advisory lock; refuses a database that is newer.
 pub async fn migrate(config: &DatabaseConfig) -> Result<MigrationReport, DbError> {
     let options: PgConnectOptions = config.effective_url().parse().map_err(DbError::BadUrl)?;
+    // The migrator's `CREATE TABLE IF NOT EXISTS` notices are not news on every start.
+    let options = options.options([("client_min_messages", "warning")]);
     let mut conn = PgConnection::connect_with(&options).await?;
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(MIGRATION_LOCK_KEY)
