@@ -36,7 +36,7 @@ pub struct LocalRun<'a> {
 const MAX_ERROR_OUTPUT: usize = 64 * 1024;
 
 /// The host user a sandbox runs as when the daemon is root: `nobody`, never root.
-fn sandbox_owner() -> Option<(u32, u32)> {
+pub(super) fn sandbox_owner() -> Option<(u32, u32)> {
     nix::unistd::geteuid().is_root().then_some((65534, 65534))
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::execute::{CheckResult, LocalRun, run_check};
+use super::execute::{CheckResult, LocalRun, run_check, sandbox_owner};
 use super::model::{CheckStatus, find_set, list_checks, update_check};
 use super::workspace::Workspace;
 use crate::app::App;
@@ -178,10 +178,6 @@ impl JobHandler for RunChecks {
         workspace.remove();
         finish(app, check_set_id).await
     }
-}
-
-fn sandbox_owner() -> Option<(u32, u32)> {
-    nix::unistd::geteuid().is_root().then_some((65534, 65534))
 }
 
 /// The manifest from the unpacked tree, the plugin catalog and the secrets the checks mount.

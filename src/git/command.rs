@@ -108,8 +108,10 @@ fn classify(stderr: &str) -> GitError {
         "authentication failed",
         "could not read username",
         "could not read password",
-        "403",
-        "401",
+        // HTTP statuses as git's curl transport reports them; a bare "403" would also match
+        // the many shas and paths that contain those digits.
+        "returned error: 403",
+        "returned error: 401",
         "permission denied",
     ]
     .iter()
@@ -160,6 +162,19 @@ mod tests {
         ));
         assert!(matches!(
             classify("fatal: something else"),
+            GitError::Failed { .. }
+        ));
+        assert!(matches!(
+            classify(
+                "fatal: unable to access 'https://h/x/': The requested URL returned error: 403"
+            ),
+            GitError::Unauthorized(_)
+        ));
+        // A missing file at a sha whose digits happen to contain "403" or "401".
+        assert!(matches!(
+            classify(
+                "fatal: path '.cocov.yaml' does not exist in '0d276c2cad40319b7938b602afc326d175c83e53'"
+            ),
             GitError::Failed { .. }
         ));
     }
