@@ -84,7 +84,9 @@ install_linters() {
     done
     if ((${#missing[@]})); then
         log "apt-get install ${missing[*]}"
-        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq "${missing[@]}" >/dev/null; else sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+        local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
     if [[ -x "$LINTERS/bin/ruff" && -x "$LINTERS/bin/bandit" ]]; then
         log "ruff and bandit already installed ($LINTERS)"

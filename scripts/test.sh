@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_commands git git pg_isready postgresql-client redis-cli redis-tools redis-server redis-server \
-    zstd zstd python3 python3 bwrap bubblewrap
+    zstd zstd python3 python3 bwrap bubblewrap shellcheck shellcheck cppcheck cppcheck \
+    yamllint yamllint
 ensure_services
 scripts/install-test-tools.sh
 COCOV_TEST_DATABASE_URL=${COCOV_TEST_DATABASE_URL:-$(superuser_database_url)}
