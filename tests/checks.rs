@@ -124,17 +124,23 @@ async fn issues(t: &TestApp, token: &str, name: &str, sha: &str, query: &str) ->
     body
 }
 
+/// The commit's `cocov` status once it has a result: the set is marked finished a moment before
+/// its status is written.
 async fn cocov_status(t: &TestApp, name: &str, sha: &str) -> (String, String) {
-    sqlx::query_as(
-        "SELECT s.state, s.description FROM commit_statuses s JOIN commits c ON c.id = s.commit_id \
-         JOIN repositories r ON r.id = c.repository_id \
-         WHERE r.name = $1::citext AND c.sha = $2::citext AND s.context = 'cocov'",
-    )
-    .bind(name)
-    .bind(sha)
-    .fetch_one(&t.app().db)
+    common::eventually("a final cocov status", Duration::from_secs(30), || async {
+        sqlx::query_as(
+            "SELECT s.state, s.description FROM commit_statuses s \
+             JOIN commits c ON c.id = s.commit_id JOIN repositories r ON r.id = c.repository_id \
+             WHERE r.name = $1::citext AND c.sha = $2::citext AND s.context = 'cocov' \
+             AND s.state <> 'pending'",
+        )
+        .bind(name)
+        .bind(sha)
+        .fetch_optional(&t.app().db)
+        .await
+        .unwrap()
+    })
     .await
-    .unwrap()
 }
 
 fn check<'a>(view: &'a Value, plugin: &str) -> &'a Value {
