@@ -702,14 +702,6 @@ async fn a_running_set_is_canceled_and_an_expired_one_is_ended_by_the_sweeper() 
     t.shutdown().await;
 }
 
-#[test]
-fn the_built_in_definitions_are_shipped_in_the_package_directory() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/plugins.d");
-    for name in ["shellcheck", "ruff", "yamllint", "cppcheck", "bandit"] {
-        assert!(dir.join(format!("{name}.toml")).exists(), "{name}");
-    }
-}
-
 fn cocov_cli() -> std::process::Command {
     let mut cmd = common::cocov_command();
     // An empty file: defaults plus the environment each test sets.

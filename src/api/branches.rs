@@ -51,41 +51,10 @@ async fn list(app: &App, actor: &Actor, name: &str) -> Result<Value, ApiError> {
 
 async fn show(app: &App, actor: &Actor, name: &str, branch: &str) -> Result<BranchView, ApiError> {
     let repository = visible_repository(app, actor, name).await?;
-    let branch = percent_decode(branch).ok_or_else(ApiError::not_found)?;
+    // `feature%2Fx` and `feature/x` name the same branch.
+    let branch = crate::http::path::percent_decode(branch).ok_or_else(ApiError::not_found)?;
     branches::find(&app.db, &repository, &branch)
         .await
         .map_err(|e| ApiError::internal("loading a branch", e))?
         .ok_or_else(ApiError::not_found)
-}
-
-/// The raw path tail, percent-decoded (`feature%2Fx` and `feature/x` name the same branch);
-/// `None` for a malformed escape or non-UTF-8 bytes, which no branch name has.
-pub fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn branch_names_are_percent_decoded() {
-        assert_eq!(percent_decode("feature/x").as_deref(), Some("feature/x"));
-        assert_eq!(percent_decode("feature%2Fx").as_deref(), Some("feature/x"));
-        assert_eq!(percent_decode("bad%2"), None);
-        assert_eq!(percent_decode("%FF"), None);
-    }
 }

@@ -1,7 +1,6 @@
 //! A commit's check set and checks: show, one check with its error output, cancel and re-run.
 
 use serde::Serialize;
-use serde_json::Value;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -109,7 +108,7 @@ struct ChecksView {
     failure_details: Option<String>,
     checks: Vec<Check>,
     /// Issues per plugin, ignored ones included.
-    issues: Value,
+    issues: std::collections::BTreeMap<String, i64>,
 }
 
 async fn show(app: &App, actor: &Actor, path: Path) -> Result<ChecksView, ApiError> {
@@ -128,17 +127,9 @@ async fn show(app: &App, actor: &Actor, path: Path) -> Result<ChecksView, ApiErr
     for check in &mut checks {
         check.error_output = None;
     }
-    let counts: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT check_source::text, count(*) FROM issues WHERE commit_id = $1 GROUP BY 1",
-    )
-    .bind(commit.id)
-    .fetch_all(&app.db)
-    .await
-    .map_err(internal)?;
-    let issues = counts
-        .into_iter()
-        .map(|(k, v)| (k, Value::from(v)))
-        .collect::<serde_json::Map<_, _>>();
+    let issues = crate::issues::counts_by_source_all(&app.db, commit.id)
+        .await
+        .map_err(internal)?;
     Ok(ChecksView {
         repository: RepositoryRef {
             id: repository.id,
@@ -152,7 +143,7 @@ async fn show(app: &App, actor: &Actor, path: Path) -> Result<ChecksView, ApiErr
         failure_reason: set.as_ref().and_then(|s| s.error_kind.clone()),
         failure_details: set.as_ref().and_then(|s| s.error_extra.clone()),
         checks,
-        issues: Value::Object(issues),
+        issues,
     })
 }
 

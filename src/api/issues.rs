@@ -221,15 +221,9 @@ async fn counts(
             )
         }
         _ => {
-            let (active, ignored): (i64, i64) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE ignored_at IS NULL), \
-                        count(*) FILTER (WHERE ignored_at IS NOT NULL) \
-                 FROM issues WHERE commit_id = $1",
-            )
-            .bind(commit.id)
-            .fetch_one(&app.db)
-            .await
-            .map_err(internal)?;
+            let (active, ignored) = issues::counts_by_state(&app.db, commit.id)
+                .await
+                .map_err(internal)?;
             json!({"active": active, "ignored": ignored})
         }
     })

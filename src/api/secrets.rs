@@ -130,16 +130,9 @@ async fn scope(
         let Some(user_id) = actor.user_id() else {
             return Err(ApiError::forbidden());
         };
-        let maintainer: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM repository_members m WHERE m.repository_id = $1 \
-             AND m.level IN ('maintainer', 'admin') AND (m.user_id = $2 \
-             OR m.github_member_id = (SELECT github_id FROM users WHERE id = $2)))",
-        )
-        .bind(repository.id)
-        .bind(user_id)
-        .fetch_one(&app.db)
-        .await
-        .map_err(|e| ApiError::internal("checking membership", e))?;
+        let maintainer = crate::permissions::is_maintainer(&app.db, repository.id, user_id)
+            .await
+            .map_err(|e| ApiError::internal("checking membership", e))?;
         if !maintainer {
             return Err(ApiError::forbidden());
         }

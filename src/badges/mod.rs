@@ -146,7 +146,7 @@ async fn badge(state: &State, kind: Kind, request: Request) -> Response {
     {
         return rate_limited(retry_after_secs);
     }
-    let Some(repository) = percent_decode(repository) else {
+    let Some(repository) = crate::http::path::percent_decode(&repository) else {
         return not_found();
     };
     let key = CacheKey {
@@ -306,29 +306,6 @@ fn rate_limited(retry_after_secs: u64) -> Response {
     no_cache(response)
 }
 
-/// Percent-decodes one path segment (warp hands it over raw). `None` for a malformed escape or
-/// bytes that are not UTF-8: no repository can have such a name.
-fn percent_decode(segment: String) -> Option<String> {
-    if !segment.contains('%') {
-        return Some(segment);
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,16 +337,5 @@ mod tests {
         assert!(!accepts_gzip(Some("gzip;q=0.0, *")));
         assert!(!accepts_gzip(Some("*;q=0")));
         assert!(!accepts_gzip(Some("gzip;q=nonsense")));
-    }
-
-    #[test]
-    fn path_segments_are_percent_decoded() {
-        let decode = |s: &str| percent_decode(s.to_string());
-        assert_eq!(decode("plain").as_deref(), Some("plain"));
-        assert_eq!(decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(decode("caf%C3%A9").as_deref(), Some("café"));
-        assert_eq!(decode("bad%2"), None);
-        assert_eq!(decode("bad%zz"), None);
-        assert_eq!(decode("%FF"), None);
     }
 }

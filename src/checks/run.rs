@@ -157,22 +157,20 @@ impl JobHandler for RunChecks {
                     "Failed initializing runtime: copying the source: {e}"
                 )),
             };
-            let result = match result {
-                CheckResult::Completed(issues) => {
-                    crate::issues::register(
-                        &app.db,
-                        repository.id,
-                        set.commit_id,
-                        &check.plugin_name,
-                        &issues,
-                        manifest.exclude_matcher(),
-                    )
-                    .await
-                    .map_err(JobError::retry)?;
-                    CheckResult::Completed(Vec::new())
-                }
-                other => other,
-            };
+            // Issues first: a worker dying between the two re-runs the check, and the
+            // registration is idempotent.
+            if let CheckResult::Completed(issues) = &result {
+                crate::issues::register(
+                    &app.db,
+                    repository.id,
+                    set.commit_id,
+                    &check.plugin_name,
+                    issues,
+                    manifest.exclude_matcher(),
+                )
+                .await
+                .map_err(JobError::retry)?;
+            }
             record(app, check.id, result).await?;
         }
         workspace.remove();

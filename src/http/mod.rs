@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod error;
+pub mod path;
 pub mod route;
 mod server;
 mod stack;

@@ -11,7 +11,8 @@ mod uid;
 pub use ignore::{IgnoreError, IgnoreMode, IgnoreRule, delete_rule, ignore, list_rules, unignore};
 pub use kind::IssueKind;
 pub use query::{
-    Issue, IssueFilter, IssueState, count_active, counts_by_kind, counts_by_source, list,
+    Issue, IssueFilter, IssueState, count_active, counts_by_kind, counts_by_source,
+    counts_by_source_all, counts_by_state, list,
 };
 pub use register::register;
 pub use uid::default_uid;

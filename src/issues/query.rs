@@ -159,3 +159,29 @@ pub async fn counts_by_source(
     .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// Every issue per plugin, ignored ones included (the checks view), for plugins with any.
+pub async fn counts_by_source_all(
+    db: &PgPool,
+    commit_id: i64,
+) -> Result<BTreeMap<String, i64>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT check_source::text, count(*) FROM issues WHERE commit_id = $1 GROUP BY 1",
+    )
+    .bind(commit_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Active and ignored issues of a commit.
+pub async fn counts_by_state(db: &PgPool, commit_id: i64) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE ignored_at IS NULL), \
+                count(*) FILTER (WHERE ignored_at IS NOT NULL) \
+         FROM issues WHERE commit_id = $1",
+    )
+    .bind(commit_id)
+    .fetch_one(db)
+    .await
+}

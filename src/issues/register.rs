@@ -36,10 +36,11 @@ pub async fn register(
         ends.push(issue.line_end.clamp(1, i32::MAX as i64) as i32);
         messages.push(issue.message.clone());
     }
-    let mut stored = 0;
     // Bounded statements: a plugin may report hundreds of thousands of findings.
-    for chunk in (0..uids.len()).collect::<Vec<_>>().chunks(5000) {
-        let range = chunk[0]..chunk[chunk.len() - 1] + 1;
+    const CHUNK: usize = 5000;
+    let mut stored = 0;
+    for start in (0..uids.len()).step_by(CHUNK) {
+        let range = start..(start + CHUNK).min(uids.len());
         let result = sqlx::query(
             "INSERT INTO issues (commit_id, kind, file, uid, line_start, line_end, message, \
                                  check_source, ignored_at, ignore_source, ignore_rule_id) \
