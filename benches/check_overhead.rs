@@ -99,7 +99,8 @@ async fn main() {
     let app = cocov::app::App::build(config).await.expect("app");
 
     // Ingestion's output: the archive and its checksum in the blob store.
-    let scratch = cocov::git::Scratch::new(Duration::from_secs(60))
+    let policy = cocov::git::Policy::from_config(&app.config.git);
+    let scratch = cocov::git::Scratch::new(policy, Duration::from_secs(60))
         .await
         .unwrap();
     let url = format!("file://{}", repo.display());

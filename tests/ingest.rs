@@ -314,7 +314,8 @@ async fn a_hooked_bare_repository_announces_its_pushes() {
     let t = start().await;
     let origin = Origin::new();
     let (id, token) = register(&t, "hooked", &origin.url()).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_cocov"))
+    // The token goes in on standard input, never on the command line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cocov"))
         .args(["hook", "install", "--git-dir"])
         .arg(&origin.bare)
         .args([
@@ -322,11 +323,20 @@ async fn a_hooked_bare_repository_announces_its_pushes() {
             &t.base,
             "--repository",
             "hooked",
-            "--token",
-            &token,
+            "--token-file",
+            "-",
         ])
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{token}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -243,6 +243,7 @@ async fn read_answers_match_their_documented_schemas() {
             default_branch: "main".into(),
             source: cocov::repositories::Source::GitUrl("https://git.example/shapes.git".into()),
         },
+        &t.app().config.git.allowed_protocols,
         &cocov::audit::AuditActor::system(),
     )
     .await
@@ -255,6 +256,7 @@ async fn read_answers_match_their_documented_schemas() {
             default_branch: "main".into(),
             source: cocov::repositories::Source::GitUrl("https://git.example/bare.git".into()),
         },
+        &t.app().config.git.allowed_protocols,
         &cocov::audit::AuditActor::system(),
     )
     .await

@@ -7,6 +7,10 @@ fi
 if [ ! -d /var/lib/cocov/storage ]; then
     install -d -o cocov -g cocov -m 0750 /var/lib/cocov/storage
 fi
+# ssh host keys git trusts (git.known_hosts_file); the admin adds them (README).
+if [ ! -d /var/lib/cocov/ssh ]; then
+    install -d -o cocov -g cocov -m 0750 /var/lib/cocov/ssh
+fi
 # The 256-bit key that encrypts secrets at rest: generated once, never replaced. root-only;
 # systemd passes a copy to the daemon (LoadCredential=).
 if [ ! -e /etc/cocov/secret.key ]; then

@@ -131,8 +131,8 @@ fn repository_error(e: RepositoryError) -> ApiError {
         RepositoryError::InvalidBranch(_) => {
             ApiError::bad_request("repositories.invalid_branch", e.to_string())
         }
-        RepositoryError::InvalidGitUrl(_) => {
-            ApiError::bad_request("repositories.invalid_git_url", e.to_string())
+        RepositoryError::GitUrl(rule) => {
+            ApiError::bad_request(format!("repositories.{}", rule.code()), rule.to_string())
         }
         RepositoryError::Db(e) => ApiError::internal("creating a repository", e),
     }
@@ -192,7 +192,8 @@ async fn create_repository(
             ));
         }
     };
-    let (repo, token) = repositories::create(&app.db, &new, &actor.audit())
+    let allowed = &app.config.git.allowed_protocols;
+    let (repo, token) = repositories::create(&app.db, &new, allowed, &actor.audit())
         .await
         .map_err(repository_error)?;
     if repo.github_id.is_some() {

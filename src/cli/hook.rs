@@ -1,8 +1,12 @@
 //! `cocov hook …`: announcing pushes from any git server. `install` writes a `post-receive` hook
 //! into a bare repository; the hook runs `cocov hook post-receive`, which reads git's
 //! `<old> <new> <ref>` lines and posts every updated branch head to the API.
+//!
+//! The token never appears on a command line (where `ps` shows it to every local user): install
+//! reads it from a file or standard input, and writes it to a file that is `0600` from the moment
+//! it exists; the hook passes only that file's path.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -23,9 +27,13 @@ pub enum HookCommand {
         /// The repository's name in cocov.
         #[arg(long)]
         repository: String,
-        /// The repository's upload token (crt_…) or a service token (cos_…).
+        /// File holding the repository's upload token (crt_…) or a service token (cos_…); `-`
+        /// reads it from standard input.
         #[arg(long)]
-        token: String,
+        token_file: Option<PathBuf>,
+        /// Refused: a token on the command line is visible to every local user.
+        #[arg(long, hide = true)]
+        token: Option<String>,
     },
     /// What the hook runs: reads `<old> <new> <ref>` lines on standard input.
     PostReceive {
@@ -47,14 +55,41 @@ pub async fn run(command: &HookCommand) -> Result<(), Failure> {
             git_dir,
             url,
             repository,
+            token_file,
             token,
-        } => install(git_dir, url, repository, token),
+        } => {
+            if token.is_some() {
+                return Err(Failure::new(
+                    "--token is not accepted: a token on the command line is visible to every \
+                     local user; use --token-file PATH, or --token-file - and the token on \
+                     standard input",
+                ));
+            }
+            let Some(token_file) = token_file else {
+                return Err(Failure::new(
+                    "--token-file is required (a file holding the token, or - for standard input)",
+                ));
+            };
+            install(git_dir, url, repository, &read_token(token_file)?)
+        }
         HookCommand::PostReceive {
             url,
             repository,
             token_file,
         } => post_receive(url, repository, token_file).await,
     }
+}
+
+/// The token from `path`, or standard input for `-`.
+fn read_token(path: &Path) -> Result<String, Failure> {
+    let fail = |e: std::io::Error| Failure::new(format!("--token-file {}: {e}", path.display()));
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map_err(fail)?;
+    } else {
+        text = std::fs::read_to_string(path).map_err(fail)?;
+    }
+    Ok(text.trim().to_string())
 }
 
 fn install(git_dir: &Path, url: &str, repository: &str, token: &str) -> Result<(), Failure> {
@@ -64,9 +99,11 @@ fn install(git_dir: &Path, url: &str, repository: &str, token: &str) -> Result<(
             git_dir.display()
         )));
     }
-    if !(token.starts_with("crt_") || token.starts_with("cos_")) {
+    if !(token.starts_with("crt_") || token.starts_with("cos_"))
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Failure::new(
-            "--token: expected a repository upload token (crt_…) or a service token (cos_…)",
+            "--token-file: expected a repository upload token (crt_…) or a service token (cos_…)",
         ));
     }
     url::Url::parse(url).map_err(|e| Failure::new(format!("--url {url}: {e}")))?;
@@ -94,10 +131,23 @@ fn install(git_dir: &Path, url: &str, repository: &str, token: &str) -> Result<(
     Ok(())
 }
 
+/// Writes `content` to a temporary file beside `path` (created `0600` by tempfile), gives it
+/// `mode`, then renames it over `path`: the file never exists with wider permissions or half
+/// written, and an older, more readable file is replaced rather than reused.
 fn write_file(path: &Path, content: &str, mode: u32) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::new(format!("{}: {e}", path.display()));
-    std::fs::write(path, content).map_err(fail)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(fail)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new()
+        .prefix(".cocov-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    file.write_all(content.as_bytes()).map_err(fail)?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
 }
 
 fn shell_quote(s: &str) -> String {
@@ -171,7 +221,21 @@ async fn post_receive(url: &str, repository: &str, token_file: &Path) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::pushed_heads;
+    use super::{pushed_heads, write_file};
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_are_replaced_with_their_mode_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cocov-token");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(write_file(&path, "crt_new", 0o600).is_ok());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "crt_new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn parses_git_post_receive_input() {

@@ -4,11 +4,12 @@ use clap::Subcommand;
 
 use super::{Cli, Failure, load_config};
 use crate::audit::AuditActor;
-use crate::repositories::{self, NewRepository, Source};
+use crate::repositories::{self, NewRepository, RepositoryError, Source};
 
 #[derive(Subcommand, Debug)]
 pub enum RepoCommand {
-    /// Register a repository by git URL (file://, https://, ssh://) and print its upload token.
+    /// Register a repository by git URL (https://, ssh://, user@host:path or file://, as
+    /// git.allowed_protocols permits; no credentials in it) and print its upload token.
     Add {
         name: String,
         #[arg(long)]
@@ -46,9 +47,15 @@ pub async fn run(cli: &Cli, command: &RepoCommand) -> Result<(), Failure> {
                 default_branch: default_branch.clone(),
                 source: Source::GitUrl(git_url.clone()),
             };
-            let (repo, token) = repositories::create(&pool, &new, &actor)
+            let allowed = &config.git.allowed_protocols;
+            let (repo, token) = repositories::create(&pool, &new, allowed, &actor)
                 .await
-                .map_err(Failure::new)?;
+                .map_err(|e| match e {
+                    RepositoryError::GitUrl(rule) => {
+                        Failure::new(format!("--git-url: {rule} ({})", rule.code()))
+                    }
+                    other => Failure::new(other),
+                })?;
             println!(
                 "repository {} registered (id {}, default branch {})",
                 repo.name, repo.id, repo.default_branch
@@ -57,10 +64,10 @@ pub async fn run(cli: &Cli, command: &RepoCommand) -> Result<(), Failure> {
         }
         RepoCommand::List => {
             for r in repositories::list(&pool).await.map_err(Failure::new)? {
-                let source = r
-                    .git_url
-                    .clone()
-                    .unwrap_or_else(|| format!("github:{}", r.github_id.unwrap_or_default()));
+                let source = r.git_url.as_deref().map_or_else(
+                    || format!("github:{}", r.github_id.unwrap_or_default()),
+                    crate::git::redact,
+                );
                 println!(
                     "{:>6}  {:<30}  {:<12}  {source}",
                     r.id, r.name, r.default_branch

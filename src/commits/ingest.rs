@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::app::App;
-use crate::git::{GitError, Scratch};
+use crate::git::{GitError, Policy, Scratch, redact};
 use crate::queue::{JobContext, JobError, JobHandler};
 use crate::repositories::{self, Repository};
 use crate::storage::BlobKey;
@@ -63,17 +63,19 @@ impl JobHandler for Ingest {
         set_status(app, commit_id, "in_progress", None).await?;
         match ingest(app, &repository, commit_id, &row.sha).await {
             Ok(()) => Ok(()),
+            // Errors quote git, and git quotes the URL: redacted before it is stored or logged.
             Err(e) if e.is_transient() && !job.is_last_attempt() => {
-                set_status(app, commit_id, "queued", Some(&e.to_string())).await?;
-                Err(JobError::Retry(e.to_string()))
+                let reason = redact(&e.to_string());
+                set_status(app, commit_id, "queued", Some(&reason)).await?;
+                Err(JobError::Retry(reason))
             }
             Err(e) => {
                 // Final: say why on the commit, and acknowledge the job.
-                let reason = if e.is_transient() {
+                let reason = redact(&if e.is_transient() {
                     format!("gave up after {} attempts: {e}", job.attempt)
                 } else {
                     e.to_string()
-                };
+                });
                 tracing::warn!(commit_id, sha = %row.sha, %reason, "commit ingestion failed");
                 set_status(app, commit_id, "errored", Some(&reason)).await?;
                 Ok(())
@@ -98,13 +100,25 @@ async fn set_status(
     Ok(())
 }
 
-/// Where to fetch from and with which credentials.
-async fn remote(
-    app: &App,
-    repository: &Repository,
-) -> Result<(String, Vec<(String, String)>), GitError> {
+/// Where to fetch from.
+struct Remote {
+    url: String,
+    /// git configuration entries carrying credentials.
+    auth: Vec<(String, String)>,
+    policy: Policy,
+}
+
+/// Where to fetch from, with which credentials, under which policy. A stored URL is not trusted
+/// to have passed today's checks (rows may predate them): the policy makes git refuse any
+/// transport that is not allowed, whatever the URL says.
+async fn remote(app: &App, repository: &Repository) -> Result<Remote, GitError> {
+    let policy = Policy::from_config(&app.config.git);
     if let Some(url) = &repository.git_url {
-        return Ok((url.clone(), Vec::new()));
+        return Ok(Remote {
+            url: url.clone(),
+            auth: Vec::new(),
+            policy,
+        });
     }
     let Some(github) = &app.github else {
         return Err(GitError::Io(format!(
@@ -113,11 +127,15 @@ async fn remote(
         )));
     };
     // A token that cannot be had now (GitHub down) is worth retrying: report it as unreachable.
-    let env = github
-        .git_auth_env()
+    let auth = github
+        .git_auth_config()
         .await
         .map_err(|e| GitError::Unreachable(format!("installation token: {e}")))?;
-    Ok((github.clone_url(&repository.name), env))
+    Ok(Remote {
+        url: github.clone_url(&repository.name),
+        auth,
+        policy: policy.allowing(github.git_protocol()),
+    })
 }
 
 async fn ingest(
@@ -128,9 +146,11 @@ async fn ingest(
 ) -> Result<(), GitError> {
     // A server slower than this is treated as unreachable for this try.
     let timeout = Duration::from_secs(app.config.git.timeout_seconds.max(1));
-    let scratch = Scratch::new(timeout).await?;
-    let (url, auth_env) = remote(app, repository).await?;
-    scratch.fetch(&url, sha, &auth_env, timeout).await?;
+    let remote = remote(app, repository).await?;
+    let scratch = Scratch::new(remote.policy, timeout).await?;
+    scratch
+        .fetch(&remote.url, sha, &remote.auth, timeout)
+        .await?;
     let info = scratch.commit_info(sha, timeout).await?;
     let archive_path = scratch.scratch_file("archive.tar.zst");
     let archive = scratch.archive(sha, &archive_path, timeout).await?;

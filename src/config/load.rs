@@ -228,6 +228,28 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
     }
     validate_github(&c.github)?;
+    validate_git(&c.git)?;
+    Ok(())
+}
+
+fn validate_git(g: &super::model::GitConfig) -> Result<(), (&'static str, String)> {
+    use crate::git::KNOWN_PROTOCOLS;
+    if let Some(unknown) = g
+        .allowed_protocols
+        .iter()
+        .find(|p| !KNOWN_PROTOCOLS.contains(&p.as_str()))
+    {
+        return Err((
+            "git.allowed_protocols",
+            format!(
+                "`{unknown}` is not a transport cocov allows; choose among {}",
+                KNOWN_PROTOCOLS.join(", ")
+            ),
+        ));
+    }
+    if g.known_hosts_file.as_os_str().is_empty() {
+        return Err(("git.known_hosts_file", "must not be empty".into()));
+    }
     Ok(())
 }
 
@@ -662,6 +684,18 @@ mod tests {
         let public = base64::engine::general_purpose::STANDARD
             .encode(include_str!("../../tests/fixtures/github/app-key.pub.pem"));
         assert!(with_key(&public).is_err());
+    }
+
+    #[test]
+    fn git_transports_are_a_known_list() {
+        let c = load_from_env(&env_of(&[("COCOV_GIT_ALLOWED_PROTOCOLS", "https, http")])).unwrap();
+        assert_eq!(c.git.allowed_protocols, ["https", "http"]);
+        for bad in ["ext", "fd", "https,testgit"] {
+            let e = load_from_env(&env_of(&[("COCOV_GIT_ALLOWED_PROTOCOLS", bad)])).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("git.allowed_protocols"), "{e}");
+        }
+        let c = load_from_env(&env_of(&[("COCOV_GIT_KNOWN_HOSTS_FILE", "/srv/kh")])).unwrap();
+        assert_eq!(c.git.known_hosts_file, PathBuf::from("/srv/kh"));
     }
 
     #[test]

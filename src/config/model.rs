@@ -146,6 +146,9 @@ pub struct RedisConfig {
     pub queue_db: u8,
     pub key_prefix: String,
     pub response_timeout_ms: u64,
+    /// PEM certificates trusted for `rediss://` URLs instead of the system's roots (a private
+    /// CA); empty: the system's.
+    pub tls_ca_file: String,
 }
 
 impl Default for RedisConfig {
@@ -159,6 +162,7 @@ impl Default for RedisConfig {
             queue_db: 2,
             key_prefix: "cocov:".into(),
             response_timeout_ms: 2000,
+            tls_ca_file: String::new(),
         }
     }
 }
@@ -394,12 +398,19 @@ impl Default for CoverageConfig {
 pub struct GitConfig {
     /// Each git command (fetch, archive) is killed after this long; the ingestion is retried.
     pub timeout_seconds: u64,
+    /// Transports repositories may be fetched over (git's names: https, ssh, file, http, git);
+    /// every other one, `ext::` and remote helpers included, is refused by git itself.
+    pub allowed_protocols: Vec<String>,
+    /// The only ssh host keys git trusts (no trust on first use); an administrator adds them.
+    pub known_hosts_file: PathBuf,
 }
 
 impl Default for GitConfig {
     fn default() -> Self {
         GitConfig {
             timeout_seconds: 120,
+            allowed_protocols: ["https", "ssh", "file"].map(String::from).to_vec(),
+            known_hosts_file: PathBuf::from("/var/lib/cocov/ssh/known_hosts"),
         }
     }
 }

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use super::command::{GitError, clean_env};
+use super::command::{GitError, environment};
+use super::policy::Policy;
+use super::url::redact;
 
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,7 @@ pub async fn archive_to_file(
     repo: &Path,
     sha: &str,
     out: &Path,
+    policy: &Policy,
     timeout: Duration,
 ) -> Result<ArchiveInfo, GitError> {
     let io =
@@ -55,15 +58,13 @@ pub async fn archive_to_file(
     let prefix = format!("--prefix={sha}/");
     let mut cmd = Command::new("git");
     cmd.current_dir(repo)
-        .args(["archive", "--format=tar", &prefix, sha])
+        .args(["archive", "--format=tar", &prefix, "--end-of-options", sha])
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    for (k, v) in clean_env(repo) {
-        cmd.env(k, v);
-    }
+    cmd.envs(environment(repo, policy, &[]));
     let work = async {
         let mut child = cmd
             .spawn()
@@ -99,7 +100,7 @@ pub async fn archive_to_file(
         let status = child.wait().await.map_err(io)?;
         if !status.success() {
             return Err(GitError::Failed {
-                stderr: err.trim().to_string(),
+                stderr: redact(err.trim()),
             });
         }
         Ok(ArchiveInfo {

@@ -1,6 +1,7 @@
-//! Running git: a clean environment (no user or system configuration, no prompts), the caller's
-//! credentials as `GIT_CONFIG_*` variables, a deadline that kills the process, and errors
-//! classified from git's own messages.
+//! Running git: a clean environment (no user or system configuration, no prompts), the host's
+//! policy (allowed transports, ssh host keys) and the caller's credentials as `GIT_CONFIG_*`
+//! variables, a deadline that kills the process, and errors classified from git's own messages
+//! with any credential in them redacted.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -8,12 +9,22 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::policy::{Policy, config_env};
+use super::url::redact;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GitError {
     #[error("the commit does not exist on the remote (it may have been force-pushed away): {0}")]
     CommitNotFound(String),
     #[error("the git server refused the credentials: {0}")]
     Unauthorized(String),
+    #[error(
+        "the git server's ssh host key is not trusted: add it to git.known_hosts_file \
+         (for example `ssh-keyscan HOST >> FILE`, after checking the key): {0}"
+    )]
+    UnknownHostKey(String),
+    #[error("the git transport is not allowed on this instance (git.allowed_protocols): {0}")]
+    TransportNotAllowed(String),
     #[error("the git server could not be reached: {0}")]
     Unreachable(String),
     #[error("git did not finish within {0:?}")]
@@ -34,9 +45,14 @@ impl GitError {
     }
 }
 
-/// Base environment for every git process.
-pub fn clean_env(home: &Path) -> Vec<(&'static str, String)> {
-    vec![
+/// The whole environment of a git process: nothing inherited but PATH, the policy's transports
+/// and ssh command, then the caller's `config` entries (credentials).
+pub fn environment(
+    home: &Path,
+    policy: &Policy,
+    config: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
         (
             "PATH",
             std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
@@ -46,19 +62,24 @@ pub fn clean_env(home: &Path) -> Vec<(&'static str, String)> {
         ("GIT_TERMINAL_PROMPT", "0".into()),
         ("GIT_ASKPASS", "true".into()),
         ("SSH_ASKPASS", "true".into()),
-        (
-            "GIT_SSH_COMMAND",
-            "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new".into(),
-        ),
+        ("GIT_SSH_COMMAND", policy.ssh_command()),
         ("LC_ALL", "C".into()),
     ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut entries = policy.config_entries();
+    entries.extend_from_slice(config);
+    env.extend(config_env(&entries));
+    env
 }
 
-/// Runs `git <args>` in `dir`; returns stdout.
+/// Runs `git <args>` in `dir` under `policy`, with the extra `config` entries; returns stdout.
 pub async fn git(
     dir: &Path,
     args: &[&str],
-    extra_env: &[(String, String)],
+    policy: &Policy,
+    config: &[(String, String)],
     timeout: Duration,
 ) -> Result<Vec<u8>, GitError> {
     let mut cmd = Command::new("git");
@@ -69,12 +90,7 @@ pub async fn git(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd.kill_on_drop(true);
-    for (k, v) in clean_env(dir) {
-        cmd.env(k, v);
-    }
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
+    cmd.envs(environment(dir, policy, config));
     let child = cmd
         .spawn()
         .map_err(|e| GitError::Io(format!("cannot run git: {e}")))?;
@@ -88,11 +104,17 @@ pub async fn git(
     Err(classify(String::from_utf8_lossy(&output.stderr).trim()))
 }
 
-/// Maps git's stderr to what happened, from the messages of git's transports.
-fn classify(stderr: &str) -> GitError {
+/// Maps git's stderr to what happened, from the messages of git's transports and ssh.
+pub(super) fn classify(stderr: &str) -> GitError {
+    let stderr = &redact(stderr);
     let lower = stderr.to_ascii_lowercase();
     let detail = stderr.lines().last().unwrap_or(stderr).to_string();
-    if [
+    if lower.contains("host key verification failed") {
+        // Permanent until an administrator trusts the key; ssh names the host on an earlier line.
+        GitError::UnknownHostKey(stderr.lines().next().unwrap_or(stderr).to_string())
+    } else if lower.contains("transport '") && lower.contains("' not allowed") {
+        GitError::TransportNotAllowed(detail)
+    } else if [
         "not our ref",
         "couldn't find remote ref",
         "unadvertised object",
@@ -160,6 +182,18 @@ mod tests {
             ),
             GitError::Unreachable(_)
         ));
+        assert!(matches!(
+            classify("fatal: transport 'ext' not allowed"),
+            GitError::TransportNotAllowed(_)
+        ));
+        let e = classify(
+            "No ED25519 host key is known for h and you have requested strict checking.\n\
+             Host key verification failed.\nfatal: Could not read from remote repository.",
+        );
+        assert!(matches!(e, GitError::UnknownHostKey(_)) && !e.is_transient());
+        assert!(e.to_string().contains("No ED25519 host key is known for h"));
+        let e = classify("fatal: unable to access 'https://u:hunter2@h/x/': Failed to connect");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(matches!(
             classify("fatal: something else"),
             GitError::Failed { .. }

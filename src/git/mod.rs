@@ -1,13 +1,20 @@
 //! The git CLI, as the reference implementation of fetching: exactly one commit at depth 1 into
 //! a scratch bare repository, then reading what we need from it (metadata, files, the tree as an
 //! archive). Credentials arrive through git's environment configuration, never argv or a URL;
-//! prompts are off and every command has a deadline.
+//! prompts are off, every command has a deadline and runs under the host's `Policy` (allowed
+//! transports, trusted ssh host keys), and `--` or `--end-of-options` comes before every URL,
+//! ref and sha so none of them can be read as an option. `url` holds the check every stored
+//! repository URL passes and the redaction of credentials in anything shown.
 
 mod archive;
 mod command;
+mod policy;
+mod url;
 
 pub use archive::{ArchiveInfo, archive_to_file};
 pub use command::{GitError, git};
+pub use policy::{Policy, config_env};
+pub use url::{GitUrlError, KNOWN_PROTOCOLS, check as check_url, redact};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,6 +24,7 @@ use time::OffsetDateTime;
 /// A scratch bare repository holding fetched commits; deleted with its temporary directory.
 pub struct Scratch {
     dir: tempfile::TempDir,
+    policy: Policy,
 }
 
 /// Metadata of a fetched commit.
@@ -29,39 +37,53 @@ pub struct CommitInfo {
 }
 
 impl Scratch {
-    pub async fn new(timeout: Duration) -> Result<Scratch, GitError> {
+    /// An empty scratch repository whose every git command runs under `policy`.
+    pub async fn new(policy: Policy, timeout: Duration) -> Result<Scratch, GitError> {
         let dir = tempfile::Builder::new()
             .prefix("cocov-git-")
             .tempdir()
             .map_err(|e| GitError::Io(format!("cannot create a scratch directory: {e}")))?;
-        git(dir.path(), &["init", "-q", "--bare", "."], &[], timeout).await?;
-        Ok(Scratch { dir })
+        let scratch = Scratch { dir, policy };
+        scratch
+            .git(&["init", "-q", "--bare", "."], &[], timeout)
+            .await?;
+        Ok(scratch)
+    }
+
+    async fn git(
+        &self,
+        args: &[&str],
+        config: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, GitError> {
+        git(self.path(), args, &self.policy, config, timeout).await
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    /// Fetches exactly `sha` (depth 1) from `url`. `auth_env` carries credentials.
+    /// Fetches exactly `sha` (depth 1) from `url`. `auth_config` carries credentials as git
+    /// configuration entries.
     pub async fn fetch(
         &self,
         url: &str,
         sha: &str,
-        auth_env: &[(String, String)],
+        auth_config: &[(String, String)],
         timeout: Duration,
     ) -> Result<(), GitError> {
-        git(
-            self.path(),
+        self.git(
             &[
                 "fetch",
                 "-q",
                 "--depth=1",
                 "--no-tags",
                 "--no-write-fetch-head",
+                "--",
                 url,
                 sha,
             ],
-            auth_env,
+            auth_config,
             timeout,
         )
         .await
@@ -69,13 +91,20 @@ impl Scratch {
     }
 
     pub async fn commit_info(&self, sha: &str, timeout: Duration) -> Result<CommitInfo, GitError> {
-        let out = git(
-            self.path(),
-            &["log", "-1", "--format=%an%x00%ae%x00%aI%x00%B", sha],
-            &[],
-            timeout,
-        )
-        .await?;
+        let out = self
+            .git(
+                &[
+                    "log",
+                    "-1",
+                    "--format=%an%x00%ae%x00%aI%x00%B",
+                    "--end-of-options",
+                    sha,
+                    "--",
+                ],
+                &[],
+                timeout,
+            )
+            .await?;
         let text = String::from_utf8_lossy(&out);
         let mut parts = text.splitn(4, '\0');
         let author_name = parts.next().unwrap_or_default().to_string();
@@ -103,7 +132,14 @@ impl Scratch {
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>, GitError> {
         let spec = format!("{sha}:{path}");
-        match git(self.path(), &["cat-file", "blob", &spec], &[], timeout).await {
+        match self
+            .git(
+                &["cat-file", "blob", "--end-of-options", &spec],
+                &[],
+                timeout,
+            )
+            .await
+        {
             Ok(bytes) => Ok(Some(bytes)),
             Err(GitError::Failed { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -112,13 +148,20 @@ impl Scratch {
 
     /// Every file path of the tree at `sha`.
     pub async fn list_files(&self, sha: &str, timeout: Duration) -> Result<Vec<String>, GitError> {
-        let out = git(
-            self.path(),
-            &["ls-tree", "-r", "-z", "--name-only", sha],
-            &[],
-            timeout,
-        )
-        .await?;
+        let out = self
+            .git(
+                &[
+                    "ls-tree",
+                    "-r",
+                    "-z",
+                    "--name-only",
+                    "--end-of-options",
+                    sha,
+                ],
+                &[],
+                timeout,
+            )
+            .await?;
         Ok(out
             .split(|b| *b == 0)
             .filter(|p| !p.is_empty())
@@ -133,7 +176,7 @@ impl Scratch {
         out: &Path,
         timeout: Duration,
     ) -> Result<ArchiveInfo, GitError> {
-        archive_to_file(self.path(), sha, out, timeout).await
+        archive_to_file(self.path(), sha, out, &self.policy, timeout).await
     }
 
     pub fn scratch_file(&self, name: &str) -> PathBuf {

@@ -7,6 +7,12 @@
 //! under the Redis lock `locks:github:installation_token` so that hosts do not all mint at once;
 //! a host that loses the race waits for the winner's token. If Redis is unreachable the host
 //! mints for itself and keeps the token in memory: GitHub calls do not depend on Redis.
+//!
+//! The token is sealed (AES-256-GCM, `secrets::Cipher`) before it goes to Redis, so reading
+//! Redis does not yield a token that acts as the App. The key is derived from the App's private
+//! key, which every GitHub-mode host has by definition and which is worth more than the token
+//! (it mints new ones): sealing adds no configuration a host could lack, and whoever can open
+//! the value could have minted a token anyway.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +27,7 @@ use super::GithubError;
 use super::http::Http;
 use super::types::AccessToken;
 use crate::kv::{Db, Kv};
+use crate::secrets::Cipher;
 
 /// GitHub accepts app JWTs living at most 10 minutes; `iat` is backdated a minute for clock
 /// drift, so `exp` is 9 minutes ahead.
@@ -43,18 +50,7 @@ return 0
 /// Decodes `github.app_private_key` (base64 of a PEM RSA private key, PKCS#1 or PKCS#8) and
 /// signs once with it, so a wrong key is reported at start with a message naming what is wrong.
 pub fn parse_private_key(base64_pem: &str) -> Result<EncodingKey, String> {
-    let compact: String = base64_pem
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    if compact.starts_with("-----BEGIN") {
-        return Err(
-            "is a PEM file itself; give base64 of it (for example `base64 -w0 key.pem`)".into(),
-        );
-    }
-    let pem = base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| format!("is not valid base64 ({e})"))?;
+    let pem = decode_private_key(base64_pem)?;
     let text = String::from_utf8_lossy(&pem);
     if !text.contains("-----BEGIN RSA PRIVATE KEY-----")
         && !text.contains("-----BEGIN PRIVATE KEY-----")
@@ -74,6 +70,33 @@ pub fn parse_private_key(base64_pem: &str) -> Result<EncodingKey, String> {
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
         .map_err(|e| format!("cannot sign with this RSA private key ({e})"))?;
     Ok(key)
+}
+
+/// The PEM text of `github.app_private_key` (base64, wrapped or not).
+fn decode_private_key(base64_pem: &str) -> Result<Vec<u8>, String> {
+    let compact: String = base64_pem
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if compact.starts_with("-----BEGIN") {
+        return Err(
+            "is a PEM file itself; give base64 of it (for example `base64 -w0 key.pem`)".into(),
+        );
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| format!("is not valid base64 ({e})"))
+}
+
+/// The cipher sealing the cached installation token: its key is SHA-256 over a purpose label
+/// and the App's private key (see the module documentation for why that key).
+pub(crate) fn token_cache_cipher(base64_pem: &str) -> Result<Cipher, String> {
+    use sha2::{Digest, Sha256};
+    let pem = decode_private_key(base64_pem)?;
+    let mut hasher = Sha256::new();
+    hasher.update(b"cocov github installation token cache v1\0");
+    hasher.update(&pem);
+    Ok(Cipher::from_bytes(&hasher.finalize().into()))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -144,9 +167,18 @@ impl CachedToken {
     }
 }
 
-/// The installation token cache, in memory and in Redis.
+/// What Redis holds: the sealed `CachedToken` JSON.
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedToken {
+    key_id: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+/// The installation token cache, in memory and in Redis (sealed).
 pub(crate) struct InstallationTokens {
     kv: Kv,
+    cipher: Cipher,
     installation_id: String,
     memory: Mutex<Option<CachedToken>>,
     /// One refresh at a time in this process; the Redis lock covers other hosts.
@@ -154,9 +186,10 @@ pub(crate) struct InstallationTokens {
 }
 
 impl InstallationTokens {
-    pub fn new(kv: Kv, installation_id: &str) -> InstallationTokens {
+    pub fn new(kv: Kv, cipher: Cipher, installation_id: &str) -> InstallationTokens {
         InstallationTokens {
             kv,
+            cipher,
             installation_id: installation_id.trim().to_string(),
             memory: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
@@ -297,11 +330,45 @@ impl InstallationTokens {
         Ok(token)
     }
 
+    /// Authenticated with the sealed value, so a value copied from another key or installation
+    /// does not open.
+    fn seal_context(&self) -> Vec<u8> {
+        format!("github:installation_token:{}", self.installation_id).into_bytes()
+    }
+
     async fn read_redis(&self) -> redis::RedisResult<Option<CachedToken>> {
         let mut conn = self.kv.conn(Db::Primary);
         let raw: Option<String> = conn.get(self.cache_key()).await?;
-        // A value we cannot read is treated as absent and overwritten by the next refresh.
-        Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+        // A value we cannot read (older format, another key) is treated as absent and
+        // overwritten by the next refresh.
+        Ok(raw.and_then(|r| self.open(&r)))
+    }
+
+    fn open(&self, raw: &str) -> Option<CachedToken> {
+        let sealed: SealedToken = serde_json::from_str(raw).ok()?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let plain = self
+            .cipher
+            .open(
+                &b64.decode(&sealed.ciphertext).ok()?,
+                &b64.decode(&sealed.nonce).ok()?,
+                &sealed.key_id,
+                &self.seal_context(),
+            )
+            .ok()?;
+        serde_json::from_slice(&plain).ok()
+    }
+
+    fn seal(&self, token: &CachedToken) -> String {
+        let plain = serde_json::to_vec(token).expect("a token serialises");
+        let (ciphertext, nonce) = self.cipher.seal(&plain, &self.seal_context());
+        let b64 = base64::engine::general_purpose::STANDARD;
+        serde_json::to_string(&SealedToken {
+            key_id: self.cipher.key_id().to_string(),
+            nonce: b64.encode(nonce),
+            ciphertext: b64.encode(ciphertext),
+        })
+        .expect("a sealed token serialises")
     }
 
     /// Stores the token until it stops being fresh, so Redis drops it by itself.
@@ -313,9 +380,7 @@ impl InstallationTokens {
         if ms == 0 {
             return Ok(());
         }
-        let value = serde_json::to_string(token).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Client, "serialise", e.to_string()))
-        })?;
+        let value = self.seal(token);
         let mut conn = self.kv.conn(Db::Primary);
         conn.pset_ex(self.cache_key(), value, ms).await
     }

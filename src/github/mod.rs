@@ -116,6 +116,8 @@ impl GitHub {
         }
         let key = auth::parse_private_key(&config.app_private_key)
             .map_err(|e| GithubError::BadConfig(format!("github.app_private_key {e}")))?;
+        let cipher = auth::token_cache_cipher(&config.app_private_key)
+            .map_err(|e| GithubError::BadConfig(format!("github.app_private_key {e}")))?;
         let http = Http::new(config, metrics)?;
         Ok(Some(GitHub {
             inner: Arc::new(Inner {
@@ -123,7 +125,7 @@ impl GitHub {
                 git_base_url: config.effective_git_base_url(),
                 http,
                 app: AppAuth::new(&config.app_id, key),
-                tokens: InstallationTokens::new(kv, &config.app_installation_id),
+                tokens: InstallationTokens::new(kv, cipher, &config.app_installation_id),
             }),
         }))
     }
@@ -148,32 +150,44 @@ impl GitHub {
         )
     }
 
-    /// git environment carrying the installation token as an `Authorization` header, so the
-    /// token is never in argv or a URL. See [`GitHub::git_env_for_token`].
+    /// git configuration entries carrying the installation token as an `Authorization` header,
+    /// so the token is never in argv or a URL. See [`GitHub::git_config_for_token`].
+    pub async fn git_auth_config(&self) -> Result<Vec<(String, String)>, GithubError> {
+        Ok(self.git_config_for_token(&self.installation_token().await?))
+    }
+
+    /// The same as environment variables, for a git run outside `crate::git`.
     pub async fn git_auth_env(&self) -> Result<Vec<(String, String)>, GithubError> {
         Ok(self.git_env_for_token(&self.installation_token().await?))
     }
 
-    /// `GIT_CONFIG_COUNT` / `GIT_CONFIG_KEY_0` / `GIT_CONFIG_VALUE_0` setting
-    /// `http.<git base URL>/.extraHeader: Authorization: Basic base64(x-access-token:<token>)`
-    /// (scoped to the git host, so a redirect elsewhere does not carry it), plus
+    /// `http.<git base URL>/.extraHeader: Authorization: Basic base64(x-access-token:<token>)`,
+    /// scoped to the git host so a redirect elsewhere does not carry it.
+    pub fn git_config_for_token(&self, token: &str) -> Vec<(String, String)> {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+        vec![(
+            format!("http.{}/.extraHeader", self.inner.git_base_url),
+            format!("Authorization: Basic {basic}"),
+        )]
+    }
+
+    /// [`GitHub::git_config_for_token`] as `GIT_CONFIG_*` variables, plus
     /// `GIT_TERMINAL_PROMPT=0` so a refused token fails instead of prompting. These replace any
     /// other `GIT_CONFIG_*` entries of the command.
     pub fn git_env_for_token(&self, token: &str) -> Vec<(String, String)> {
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
-        vec![
-            ("GIT_CONFIG_COUNT".into(), "1".into()),
-            (
-                "GIT_CONFIG_KEY_0".into(),
-                format!("http.{}/.extraHeader", self.inner.git_base_url),
-            ),
-            (
-                "GIT_CONFIG_VALUE_0".into(),
-                format!("Authorization: Basic {basic}"),
-            ),
-            ("GIT_TERMINAL_PROMPT".into(), "0".into()),
-        ]
+        let mut env = crate::git::config_env(&self.git_config_for_token(token));
+        env.push(("GIT_TERMINAL_PROMPT".into(), "0".into()));
+        env
+    }
+
+    /// The transport of the clone URLs (the scheme of the configured git host): allowed for
+    /// GitHub repositories whatever `git.allowed_protocols` says, as an administrator set it.
+    pub fn git_protocol(&self) -> &str {
+        self.inner
+            .git_base_url
+            .split_once("://")
+            .map_or("https", |(scheme, _)| scheme)
     }
 
     /// `GET /repos/{org}/{name}`; 404 → None.

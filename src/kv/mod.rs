@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, IntoConnectionInfo};
+use redis::{Client, IntoConnectionInfo, TlsCertificates};
 
 use crate::config::RedisConfig;
 
@@ -27,6 +27,8 @@ pub enum KvError {
         url: String,
         source: redis::RedisError,
     },
+    #[error("redis.tls_ca_file {path}: {reason}")]
+    BadCaFile { path: String, reason: String },
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
 }
@@ -51,7 +53,8 @@ impl Kv {
             .set_connection_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let primary_client = client_for(&config.url, config.primary_db)?;
+        let tls = Tls::from_config(config)?;
+        let primary_client = client_for(&config.url, config.primary_db, &tls)?;
         let cache_client = client_for(
             if config.cache_url.is_empty() {
                 &config.url
@@ -63,6 +66,7 @@ impl Kv {
             } else {
                 explicit_db(&config.cache_url)
             },
+            &tls,
         )?;
         let queue_client = client_for(
             if config.queue_url.is_empty() {
@@ -75,6 +79,7 @@ impl Kv {
             } else {
                 explicit_db(&config.queue_url)
             },
+            &tls,
         )?;
         let lazy = |client: &Client| {
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
@@ -166,8 +171,42 @@ fn explicit_db(url: &str) -> u8 {
         .unwrap_or(0)
 }
 
+/// How `rediss://` URLs check the server: the roots of `redis.tls_ca_file`, or the system's.
+struct Tls {
+    ca_pem: Option<Vec<u8>>,
+}
+
+impl Tls {
+    fn from_config(config: &RedisConfig) -> Result<Tls, KvError> {
+        // rustls needs one process-wide crypto provider chosen when several are compiled in;
+        // an earlier choice (Err here) stands.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        if config.tls_ca_file.is_empty() {
+            return Ok(Tls { ca_pem: None });
+        }
+        let pem = std::fs::read(&config.tls_ca_file).map_err(|e| KvError::BadCaFile {
+            path: config.tls_ca_file.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Tls { ca_pem: Some(pem) })
+    }
+
+    fn client(&self, info: redis::ConnectionInfo) -> redis::RedisResult<Client> {
+        match (&self.ca_pem, info.addr()) {
+            (Some(pem), redis::ConnectionAddr::TcpTls { .. }) => Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            _ => Client::open(info),
+        }
+    }
+}
+
 /// A client for `url`, selecting `db` unless the URL names one itself.
-fn client_for(url: &str, db: u8) -> Result<Client, KvError> {
+fn client_for(url: &str, db: u8, tls: &Tls) -> Result<Client, KvError> {
     let bad = |source| KvError::BadUrl {
         url: url.to_string(),
         source,
@@ -183,7 +222,7 @@ fn client_for(url: &str, db: u8) -> Result<Client, KvError> {
         let settings = info.redis_settings().clone().set_db(db as i64);
         info.set_redis_settings(settings)
     };
-    Client::open(info).map_err(bad)
+    tls.client(info).map_err(bad)
 }
 
 fn escape_glob(s: &str) -> String {
@@ -195,4 +234,35 @@ fn escape_glob(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rediss_urls_build_clients() {
+        let config = RedisConfig {
+            url: "rediss://:pw@redis.internal:6380/3".into(),
+            ..Default::default()
+        };
+        crate::config::load_from_env(&|name| {
+            (name == "COCOV_REDIS_URL").then(|| config.url.clone())
+        })
+        .expect("rediss:// is accepted by the configuration");
+        let tls = Tls::from_config(&config).unwrap();
+        let client = client_for(&config.url, 0, &tls).unwrap();
+        assert!(matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ));
+        let missing = RedisConfig {
+            tls_ca_file: "/nonexistent/ca.pem".into(),
+            ..config
+        };
+        assert!(matches!(
+            Tls::from_config(&missing),
+            Err(KvError::BadCaFile { .. })
+        ));
+    }
 }

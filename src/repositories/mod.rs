@@ -24,13 +24,16 @@ use crate::auth::tokens::{self, TokenKind};
 const COLUMNS: &str = "id, name::text AS name, description, default_branch::text AS default_branch, \
                        github_id, git_url, created_at";
 
-/// Registers a repository and returns it with its upload token (`crt_…`, shown once).
+/// Registers a repository and returns it with its upload token (`crt_…`, shown once). A git
+/// URL must pass `git::check_url` with the configured `allowed_protocols`; nothing is written
+/// otherwise.
 pub async fn create(
     pool: &PgPool,
     new: &NewRepository,
+    allowed_protocols: &[String],
     actor: &AuditActor,
 ) -> Result<(Repository, String), RepositoryError> {
-    new.validate()?;
+    new.validate(allowed_protocols)?;
     let token = tokens::generate(TokenKind::RepositoryUpload);
     let (github_id, git_url) = match &new.source {
         Source::GitHub { github_id } => (Some(*github_id), None),
@@ -55,7 +58,11 @@ pub async fn create(
         actor,
         "repository.create",
         &format!("repository:{}", repository.id),
-        serde_json::json!({"name": repository.name, "git_url": git_url, "github_id": github_id}),
+        serde_json::json!({
+            "name": repository.name,
+            "git_url": git_url.map(crate::git::redact),
+            "github_id": github_id,
+        }),
     )
     .await?;
     tx.commit().await?;

@@ -1,7 +1,9 @@
 //! Repository records and the validation of new ones.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
+
+use crate::git::{GitUrlError, check_url, redact};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Repository {
@@ -10,9 +12,15 @@ pub struct Repository {
     pub description: Option<String>,
     pub default_branch: String,
     pub github_id: Option<i64>,
+    /// Shown redacted: a row stored before URLs with credentials were refused may hold some.
+    #[serde(serialize_with = "redacted")]
     pub git_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+fn redacted<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact).serialize(s)
 }
 
 /// Where a repository's commits come from.
@@ -20,7 +28,7 @@ pub struct Repository {
 pub enum Source {
     /// A repository of the GitHub App's organisation.
     GitHub { github_id: i64 },
-    /// Any git server (standalone mode): `file://`, `https://` or `ssh://`.
+    /// Any git server (standalone mode), by a URL that passes `git::check_url`.
     GitUrl(String),
 }
 
@@ -42,10 +50,8 @@ pub enum RepositoryError {
     InvalidName(String),
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),
-    #[error(
-        "`{0}` is not a supported git URL: use file://, https:// or ssh:// (or user@host:path)"
-    )]
-    InvalidGitUrl(String),
+    #[error(transparent)]
+    GitUrl(#[from] GitUrlError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -77,30 +83,17 @@ pub fn valid_branch(name: &str) -> bool {
             .all(|c| !c.is_control() && !" ~^:?*[\\".contains(c))
 }
 
-pub fn valid_git_url(url: &str) -> bool {
-    let scheme_ok = ["file://", "https://", "http://", "ssh://", "git://"]
-        .iter()
-        .any(|s| url.starts_with(s) && url.len() > s.len());
-    // scp-like `user@host:path`
-    let scp_ok = !url.contains("://")
-        && url
-            .split_once(':')
-            .is_some_and(|(host, path)| host.contains('@') && !path.is_empty());
-    (scheme_ok || scp_ok) && !url.chars().any(|c| c.is_control() || c.is_whitespace())
-}
-
 impl NewRepository {
-    pub fn validate(&self) -> Result<(), RepositoryError> {
+    /// `allowed_protocols`: the configured `git.allowed_protocols`.
+    pub fn validate(&self, allowed_protocols: &[String]) -> Result<(), RepositoryError> {
         if !valid_name(&self.name) {
             return Err(RepositoryError::InvalidName(self.name.clone()));
         }
         if !valid_branch(&self.default_branch) {
             return Err(RepositoryError::InvalidBranch(self.default_branch.clone()));
         }
-        if let Source::GitUrl(url) = &self.source
-            && !valid_git_url(url)
-        {
-            return Err(RepositoryError::InvalidGitUrl(url.clone()));
+        if let Source::GitUrl(url) = &self.source {
+            check_url(url, allowed_protocols)?;
         }
         Ok(())
     }
@@ -111,30 +104,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_branches_and_urls() {
+    fn names_and_branches() {
         assert!(valid_name("api") && valid_name("my.repo-2_x"));
         assert!(!valid_name("") && !valid_name("a/b") && !valid_name("..") && !valid_name("a b"));
         assert!(valid_branch("main") && valid_branch("feature/x-1"));
         for bad in ["", "a..b", "a b", "x.lock", "/x", "x/", "a~1", "-x", "a//b"] {
             assert!(!valid_branch(bad), "{bad}");
-        }
-        for ok in [
-            "file:///srv/git/a.git",
-            "https://git.example/a.git",
-            "ssh://git@h/a.git",
-            "git@h:a.git",
-        ] {
-            assert!(valid_git_url(ok), "{ok}");
-        }
-        for bad in [
-            "",
-            "/srv/a.git",
-            "ftp://h/a",
-            "https://",
-            "https://h/a b",
-            "file://",
-        ] {
-            assert!(!valid_git_url(bad), "{bad}");
         }
     }
 }
