@@ -164,7 +164,7 @@ async fn the_cli_refuses_hostile_urls_naming_the_flag() {
         let out = cocov_command()
             .arg("--config")
             .arg(config.path())
-            .args(["repo", "add", "evil", "--git-url", url])
+            .args(["repo", "add", "evil", &format!("--git-url={url}")])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
