@@ -5,9 +5,11 @@
 
 mod archive;
 mod command;
+mod tree_file;
 
 pub use archive::{ArchiveInfo, archive_to_file};
 pub use command::{GitError, git};
+pub use tree_file::TreeFile;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
