@@ -10,13 +10,14 @@ ALTER TABLE secrets ADD CONSTRAINT secrets_all_repositories_organization
     CHECK (scope = 'organization' OR NOT all_repositories);
 
 CREATE TABLE secret_grants (
+    id            bigserial   PRIMARY KEY,
     -- CASCADE both ways: a grant means nothing without its secret or its repository.
     secret_id     bigint      NOT NULL REFERENCES secrets (id) ON DELETE CASCADE,
     repository_id bigint      NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
     -- SET NULL: deleting the admin who granted it keeps the grant.
     granted_by    bigint      REFERENCES users (id) ON DELETE SET NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (secret_id, repository_id)
+    CONSTRAINT secret_grants_unique UNIQUE (secret_id, repository_id)
 );
 -- "Which secrets may this repository use": the lookup at scheduling and run time.
 CREATE INDEX secret_grants_repository ON secret_grants (repository_id);
