@@ -494,3 +494,154 @@ async fn grant_routes_answer_each_role() {
     assert_eq!(grants, 0);
     t.shutdown().await;
 }
+
+/// Inserts a sealed-looking secret row as it was before grants existed.
+async fn old_secret(pool: &sqlx::PgPool, repository: Option<i64>, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO secrets (scope, name, repository_id, ciphertext, nonce, key_id) \
+         VALUES (CASE WHEN $2::bigint IS NULL THEN 'organization' ELSE 'repository' END, \
+                 $1, $2, 'x', $3, 'k1') RETURNING id",
+    )
+    .bind(name)
+    .bind(repository)
+    .bind(vec![7u8; 12])
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn repository_row(pool: &sqlx::PgPool, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO repositories (name, git_url, default_branch, upload_token_hash) \
+         VALUES ($1, 'https://git.example.com/x.git', 'main', $2) RETURNING id",
+    )
+    .bind(name)
+    .bind(cocov::auth::tokens::hash_bytes(name.as_bytes()))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organisation_secrets_from_before_grants_keep_working_everywhere() {
+    // The schema as it was before this change, with a secret of each scope.
+    let db = common::TestDb::empty().await;
+    let before = tempfile::tempdir().unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(&migrations).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "20261205000002" {
+            std::fs::copy(&path, before.path().join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(before.path())
+        .await
+        .unwrap()
+        .run(&db.pool)
+        .await
+        .unwrap();
+    let pool = &db.pool;
+    let old_repo = repository_row(pool, "old").await;
+    old_secret(pool, None, "LEGACY").await;
+    old_secret(pool, Some(old_repo), "OWN").await;
+
+    cocov::db::migrate(&db.config).await.unwrap();
+    let flags: Vec<(String, bool)> =
+        sqlx::query_as("SELECT name::text, all_repositories FROM secrets ORDER BY name")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        flags,
+        [("LEGACY".to_string(), true), ("OWN".to_string(), false)]
+    );
+    // Any repository, even one registered later, still finds the old organisation secret; a
+    // new one is found nowhere until granted.
+    let new_repo = repository_row(pool, "new").await;
+    old_secret(pool, None, "FRESH").await;
+    sqlx::query("UPDATE secrets SET all_repositories = false WHERE name = 'FRESH'")
+        .execute(pool)
+        .await
+        .unwrap();
+    for repo in [old_repo, new_repo] {
+        let missing = cocov::secrets::missing_for_repository(pool, repo, &["LEGACY".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(missing, None);
+        let missing = cocov::secrets::missing_for_repository(pool, repo, &["FRESH".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(missing.as_deref(), Some("FRESH"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_manage_grants_from_the_command_line() {
+    let db = common::TestDb::migrated().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cocov.toml");
+    std::fs::write(&config, "").unwrap();
+    let cli = |args: &[&str]| {
+        let out = common::cocov_command()
+            .env("COCOV_CONFIG", &config)
+            .env("COCOV_DATABASE_URL", &db.config.url)
+            .env("COCOV_REDIS_URL", common::test_redis_url())
+            .args(["admin", "secret"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let pool = &db.pool;
+    repository_row(pool, "web").await;
+    old_secret(pool, None, "NPM").await;
+    sqlx::query("UPDATE secrets SET all_repositories = false")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let (code, out, err) = cli(&["grant", "NPM", "web"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("granted to") && out.contains("web"), "{out}");
+    let (code, out, _) = cli(&["grants", "NPM"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("web"), "{out}");
+    let (code, out, _) = cli(&["all-repositories", "NPM", "true"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("every repository"), "{out}");
+    let (code, out, err) = cli(&["revoke", "NPM", "web"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // Mistakes: a clear message, a non-zero status, nothing written.
+    for (args, message) in [
+        (&["revoke", "NPM", "web"][..], "is not granted to `web`"),
+        (
+            &["grant", "NOPE", "web"][..],
+            "unknown organization secret `NOPE`",
+        ),
+        (&["grant", "NPM", "nope"][..], "unknown repository `nope`"),
+    ] {
+        let (code, out, err) = cli(args);
+        assert_ne!(code, Some(0), "{args:?}: {out}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let grants: i64 = sqlx::query_scalar("SELECT count(*) FROM secret_grants")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(grants, 0);
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor_kind FROM audit_log WHERE action LIKE 'secret.%' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["secret.grant", "secret.scope", "secret.revoke"]);
+    assert!(audited.iter().all(|(_, kind)| kind == "cli"), "{audited:?}");
+}
