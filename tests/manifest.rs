@@ -735,3 +735,26 @@ fn thousands_of_mutated_manifests_never_panic() {
         "ok {ok}, refused {refused_count}"
     );
 }
+
+#[test]
+fn a_manifest_that_is_not_a_regular_file_is_refused_with_its_own_kind() {
+    use cocov::git::TreeFile;
+    use cocov::manifest::{MAX_MANIFEST_BYTES, parse_file};
+    assert!(parse_file(&TreeFile::Absent).is_none());
+    let ok = TreeFile::Regular(b"version: 0.1.alpha\n".to_vec());
+    assert!(parse_file(&ok).unwrap().is_ok());
+    let e = parse_file(&TreeFile::NotRegular("a symbolic link"))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ManifestErrorKind::NotAFile);
+    assert_eq!(e.kind.as_str(), "manifest_not_a_file");
+    assert_eq!(
+        e.to_string(),
+        ".cocov.yaml: The manifest is a symbolic link; it must be a regular file (links are not followed)"
+    );
+    let e = parse_file(&TreeFile::TooLarge(MAX_MANIFEST_BYTES as u64 + 1))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ManifestErrorKind::InvalidYaml);
+    assert!(e.message.contains("at most 262144 bytes"), "{e}");
+}
