@@ -9,6 +9,7 @@
 
 mod execute;
 mod finish;
+mod links;
 mod model;
 mod run;
 mod schedule;
