@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::model::{Config, GithubConfig, StorageMode};
+use super::model::{Config, GithubConfig, StorageMode, WorkerConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/cocov/cocov.toml";
 
@@ -228,6 +228,23 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
     }
     validate_github(&c.github)?;
+    validate_sandbox(&c.worker)?;
+    Ok(())
+}
+
+fn validate_sandbox(w: &WorkerConfig) -> Result<(), (&'static str, String)> {
+    if !(1..=10_000).contains(&w.cpu_weight) {
+        return Err(("worker.cpu_weight", "must be between 1 and 10000".into()));
+    }
+    if w.scratch_mb == 0 {
+        return Err(("worker.scratch_mb", "must be at least 1".into()));
+    }
+    if w.sandbox_user.is_empty() || w.sandbox_user == "root" {
+        return Err((
+            "worker.sandbox_user",
+            "must name an unprivileged user (the package creates cocov-sandbox)".into(),
+        ));
+    }
     Ok(())
 }
 

@@ -1,20 +1,69 @@
-//! The bubblewrap command line for a [`SandboxSpec`].
+//! The bubblewrap command line for a [`SandboxSpec`]: the one place that decides what a sandbox
+//! is, for checks, `cocov plugin run` and `cocov doctor`'s probe alike.
 
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 
-use super::SandboxSpec;
+use nix::fcntl::OFlag;
+
+use super::cgroup::Joiner;
+use super::policy::Host;
+use super::{SandboxError, SandboxSpec};
 
 pub const BWRAP: &str = "/usr/bin/bwrap";
 /// The uid and gid a plugin runs as inside, as the original's images did.
 pub const SANDBOX_UID: u32 = 1000;
 pub const SANDBOX_GID: u32 = 1000;
 pub const SANDBOX_HOME: &str = "/home/cocov";
+/// Where the read-only source of the work copy is bound, for the copy into its tmpfs.
+const SEED: &str = "/run/cocov-seed";
 
-pub fn command(spec: &SandboxSpec) -> tokio::process::Command {
+/// Runs inside the sandbox before and after the program: copies the seed into the work copy's
+/// tmpfs (so every byte the program writes there counts against the tmpfs size), runs the
+/// program, then hands the collected file back through the pipe whose descriptor is `$4`
+/// (`F` and its bytes when it is a regular file, nothing when it is absent). Arguments: seed
+/// source, work copy, collected file, pipe fd, program and its arguments; empty ones are unused.
+const WRAPPER: &str = r#"seed=$1 copy=$2 collect=$3 fd=$4
+shift 4
+if [ -n "$seed" ]; then
+  cp -PR --preserve=mode,timestamps -- "$seed/." "$copy" || exit 125
+fi
+"$@"
+status=$?
+if [ -n "$collect" ] && [ -f "$collect" ] && [ ! -L "$collect" ]; then
+  { printf F; cat -- "$collect"; } > "/proc/self/fd/$fd"
+fi
+exit $status
+"#;
+
+/// A command ready to spawn, with the descriptors it must inherit kept open until then.
+pub struct Prepared {
+    pub command: tokio::process::Command,
+    /// The read end of the collected file's pipe.
+    pub collected: Option<OwnedFd>,
+    /// The parent's copies of what the child inherits: drop them once it is spawned.
+    pub keep: (Vec<OwnedFd>, Option<Joiner>),
+}
+
+pub fn command(
+    spec: &SandboxSpec,
+    host: &Host,
+    joiner: Option<Joiner>,
+) -> Result<Prepared, SandboxError> {
+    let policy = &spec.policy;
     let mut args: Vec<String> = Vec::new();
     let mut add = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
-    add(&["--unshare-all", "--die-with-parent", "--new-session"]);
+    add(&[
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+    ]);
+    if host.disable_userns {
+        add(&["--disable-userns"]);
+    }
     if spec.network {
         add(&["--share-net"]);
     }
@@ -29,7 +78,10 @@ pub fn command(spec: &SandboxSpec) -> tokio::process::Command {
         }
     }
     add(&["--proc", "/proc", "--dev", "/dev"]);
-    add(&["--tmpfs", SANDBOX_HOME]);
+    let scratch = policy.scratch_bytes().to_string();
+    for dir in ["/tmp", SANDBOX_HOME] {
+        add(&["--size", &scratch, "--tmpfs", dir]);
+    }
     if spec.network {
         // Name resolution and TLS roots, only for plugins allowed on the network.
         for path in [
@@ -41,15 +93,53 @@ pub fn command(spec: &SandboxSpec) -> tokio::process::Command {
             add(&["--ro-bind-try", path, path]);
         }
     }
+    let (seed, copy) = match &spec.work_copy {
+        Some(work) => {
+            let size = work.size_bytes(policy).to_string();
+            add(&["--ro-bind", &work.host.display().to_string(), SEED]);
+            add(&["--size", &size, "--tmpfs", &work.inside]);
+            (SEED.to_string(), work.inside.clone())
+        }
+        None => (String::new(), String::new()),
+    };
     for bind in &spec.binds {
         let flag = if bind.writable { "--bind" } else { "--ro-bind" };
         args.push(flag.into());
         args.push(bind.host.display().to_string());
         args.push(bind.inside.clone());
     }
+    let mut keep = Vec::new();
+    let mut inherit: Vec<RawFd> = Vec::new();
+    let seccomp = host
+        .seccomp
+        .as_ref()
+        .map_err(|e| SandboxError::Setup(format!("the seccomp filter: {e}")))?;
+    let seccomp_fd = pipe_with(seccomp)?;
+    args.push("--seccomp".into());
+    args.push(seccomp_fd.as_raw_fd().to_string());
+    inherit.push(seccomp_fd.as_raw_fd());
+    keep.push(seccomp_fd);
+    let (collected, collect_fd) = match &spec.collect {
+        Some(_) => {
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            let fd = write.as_raw_fd();
+            inherit.push(fd);
+            keep.push(write);
+            (Some(read), fd.to_string())
+        }
+        None => (None, String::new()),
+    };
     args.push("--chdir".into());
     args.push(spec.chdir.clone());
     args.push("--".into());
+    args.extend(["/bin/sh", "-c", WRAPPER, "cocov-sandbox"].map(String::from));
+    args.extend([
+        seed,
+        copy,
+        spec.collect.clone().unwrap_or_default(),
+        collect_fd,
+    ]);
     args.push(spec.command.clone());
     args.extend(spec.args.iter().cloned());
 
@@ -63,15 +153,27 @@ pub fn command(spec: &SandboxSpec) -> tokio::process::Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let limits = spec.limits;
-    let run_as = spec.run_as;
+    let limits = policy.limits;
+    let rlimits_only = !host.cgroup.is_usable();
+    let run_as = policy.run_as.owner();
+    let cgroup_fds = joiner.as_ref().map(Joiner::fds).unwrap_or_default();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (setpgid, setrlimit, setgroups, setgid, setuid); everything it needs was computed
-    // before the fork.
+    // calls (write, fcntl, setpgid, setrlimit, prctl, setgroups, setgid, setuid); everything
+    // it needs was computed before the fork.
     unsafe {
         command.pre_exec(move || {
+            // First, while still the daemon's user: the cgroup files belong to it.
+            Joiner::join(&cgroup_fds)?;
+            for &fd in &inherit {
+                // Only this child's copy loses close-on-exec, so bubblewrap gets it and no
+                // other process the daemon starts meanwhile does.
+                if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0))?;
-            limits.apply()?;
+            limits.apply(rlimits_only)?;
+            nix::sys::prctl::set_no_new_privs()?;
             if let Some((uid, gid)) = run_as {
                 nix::unistd::setgroups(&[])?;
                 nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))?;
@@ -80,5 +182,17 @@ pub fn command(spec: &SandboxSpec) -> tokio::process::Command {
             Ok(())
         });
     }
-    command
+    Ok(Prepared {
+        command,
+        collected,
+        keep: (keep, joiner),
+    })
+}
+
+/// A pipe already holding `bytes` and closed for writing: bubblewrap reads it to the end.
+fn pipe_with(bytes: &[u8]) -> Result<OwnedFd, SandboxError> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+    // A filter is a few kilobytes at most, well within a pipe's buffer.
+    std::fs::File::from(write).write_all(bytes)?;
+    Ok(read)
 }
