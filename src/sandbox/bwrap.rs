@@ -123,6 +123,16 @@ pub fn command(
         Some(_) => {
             let (read, write) =
                 nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            // The wrapper opens it through /proc/self/fd (the shell cannot name descriptors
+            // above 9), which checks the pipe's owner: give it to the user the sandbox runs as.
+            if let Some((uid, gid)) = policy.run_as.owner() {
+                nix::unistd::fchown(
+                    &write,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(std::io::Error::from)?;
+            }
             let fd = write.as_raw_fd();
             inherit.push(fd);
             keep.push(write);
