@@ -357,11 +357,28 @@ fn detect_v1(own: &str, mounts: &str) -> Result<Support, String> {
     })
 }
 
+/// Creates the checks' parent and removes the empty groups a killed daemon left in it. Only
+/// groups older than a minute: a group another process just made is empty until it joins.
 fn ensure_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::create_dir(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
     }
+    if dir.ends_with(PARENT) {
+        let stale = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60)))
+        };
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with("check-") && stale(&path) {
+                // Fails, as it should, for a group that still has processes.
+                let _ = std::fs::remove_dir(&path);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
