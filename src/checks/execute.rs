@@ -67,7 +67,8 @@ fn check_timeout(config: &WorkerConfig, definition: &PluginDefinition) -> u64 {
 }
 
 /// Runs `definition` for `spec` in `check_dir` (which holds `src/`, the tree copy the sandbox
-/// makes its writable work copy from), returning when the plugin ends, its limits end it, or `cancel` completes.
+/// makes its writable work copy from), returning when the plugin ends, its limits end it, or
+/// `cancel` completes.
 pub async fn run_check(
     config: &WorkerConfig,
     definition: &PluginDefinition,
