@@ -247,6 +247,9 @@ fn remove(dir: &Path) -> bool {
 fn write(path: &Path, value: u64) -> std::io::Result<()> {
     File::options()
         .write(true)
+        // cgroupfs refuses to create a file it does not have; create(true) only matters on
+        // the plain directories the tests use.
+        .create(cfg!(test))
         .open(path)
         .and_then(|mut f| f.write_all(value.to_string().as_bytes()))
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
@@ -384,6 +387,87 @@ fn ensure_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// cgroup v2 as a delegated service sees it, on plain files: the daemon moves to a leaf,
+    /// enables the controllers, and a check's group gets the limits and reports its events.
+    #[test]
+    fn a_delegated_v2_group_is_arranged_and_limits_written() {
+        let root = tempfile::tempdir().unwrap();
+        let service = root.path().join("svc");
+        std::fs::create_dir(&service).unwrap();
+        std::fs::write(
+            service.join("cgroup.controllers"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        std::fs::write(service.join("cgroup.subtree_control"), "").unwrap();
+        std::fs::write(
+            service.join("cgroup.procs"),
+            format!("{}\n", std::process::id()),
+        )
+        .unwrap();
+        let mounts = format!(
+            "30 1 0:26 / {} rw - cgroup2 cgroup2 rw\n",
+            root.path().display()
+        );
+        let support = detect_v2("0::/svc\n", &mounts).unwrap();
+        let Support::V2 { checks, cpu } = &support else {
+            panic!("{support:?}")
+        };
+        assert!(*cpu);
+        assert_eq!(checks, &service.join(PARENT));
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(
+            read(service.join("daemon/cgroup.procs")),
+            std::process::id().to_string()
+        );
+        assert_eq!(
+            read(service.join("cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+        assert_eq!(
+            read(checks.join("cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+
+        let limits = CgroupLimits {
+            memory_bytes: 64 << 20,
+            processes: 32,
+            cpu_weight: 50,
+        };
+        let scope = support.create("check-x", limits).unwrap().unwrap();
+        let group = checks.join("check-x");
+        assert_eq!(read(group.join("memory.max")), (64u64 << 20).to_string());
+        assert_eq!(read(group.join("pids.max")), "32");
+        assert_eq!(read(group.join("cpu.weight")), "50");
+        std::fs::write(
+            group.join("memory.events"),
+            "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
+        std::fs::write(group.join("pids.events"), "max 7\n").unwrap();
+        assert_eq!(
+            scope.events(),
+            Events {
+                oom_kills: 1,
+                pids_refused: 7
+            }
+        );
+    }
+
+    #[test]
+    fn a_shared_v2_group_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "memory pids").unwrap();
+        std::fs::write(root.path().join("cgroup.procs"), "1\n2\n").unwrap();
+        let mounts = format!(
+            "30 1 0:26 / {} rw - cgroup2 cgroup2 rw\n",
+            root.path().display()
+        );
+        let why = detect_v2("0::/\n", &mounts).unwrap_err();
+        assert!(why.contains("other processes"), "{why}");
+        assert!(!root.path().join("daemon").exists());
+    }
 
     #[test]
     fn our_group_is_found_below_each_mount_root() {
