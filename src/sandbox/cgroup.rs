@@ -250,6 +250,7 @@ fn write(path: &Path, value: u64) -> std::io::Result<()> {
         // cgroupfs refuses to create a file it does not have; create(true) only matters on
         // the plain directories the tests use.
         .create(cfg!(test))
+        .truncate(false)
         .open(path)
         .and_then(|mut f| f.write_all(value.to_string().as_bytes()))
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
