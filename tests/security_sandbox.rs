@@ -175,7 +175,7 @@ async fn plugins_attacking_the_sandbox_are_stopped_by_the_kernel() {
             "disk.toml".to_string(),
             plugin(
                 "disk",
-                "for d in \"$COCOV_WORKDIR\" /tmp \"$HOME\"; do i=0; \
+                "for d in \"$COCOV_WORKDIR\" /tmp \"$HOME\" /dev/shm / /dev; do i=0; \
                  while [ $i -lt 100 ] && head -c 1048576 /dev/zero > \"$d/f$i\"; do i=$((i+1)); done; \
                  echo \"WROTE $d $i\"; done; exit 3",
                 "",
@@ -217,20 +217,27 @@ async fn plugins_attacking_the_sandbox_are_stopped_by_the_kernel() {
         assert!(calls.contains(&format!("{call} EPERM")), "{call}: {calls}");
     }
     // (e) Writing beyond the work copy's and the scratch tmpfs' room fails: 16 MiB each (the
-    // work copy's tree is a few bytes).
+    // work copy's tree is a few bytes); the root and /dev (tmpfs bubblewrap makes) take nothing.
     let disk = output("disk").await;
-    for dir in ["/work/", "/tmp ", "/home/cocov "] {
-        let wrote: u32 = disk
-            .lines()
-            .find(|l| l.starts_with("WROTE ") && l.contains(dir))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no count for {dir}: {disk}"));
-        assert!(
-            (8..=16).contains(&wrote),
-            "{dir}: {wrote} MiB written: {disk}"
-        );
+    let wrote = |dir: &str| -> u32 {
+        disk.lines()
+            .find_map(|l| l.strip_prefix(&format!("WROTE {dir} ")))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count for {dir}: {disk}"))
+    };
+    let workdir = disk
+        .lines()
+        .find_map(|l| l.strip_prefix("WROTE /work/")?.split(' ').next())
+        .map(|token| format!("/work/{token}"))
+        .unwrap_or_else(|| panic!("no work copy count: {disk}"));
+    for dir in [workdir.as_str(), "/tmp", "/home/cocov", "/dev/shm"] {
+        assert!((8..=16).contains(&wrote(dir)), "{dir}: {disk}");
+    }
+    for dir in ["/", "/dev"] {
+        assert_eq!(wrote(dir), 0, "{dir}: {disk}");
     }
     assert!(disk.contains("No space left on device"), "{disk}");
+    assert!(disk.contains("Read-only file system"), "{disk}");
     t.shutdown().await;
 }
 

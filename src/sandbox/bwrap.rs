@@ -79,9 +79,12 @@ pub fn command(
     }
     add(&["--proc", "/proc", "--dev", "/dev"]);
     let scratch = policy.scratch_bytes().to_string();
-    for dir in ["/tmp", SANDBOX_HOME] {
+    for dir in ["/tmp", SANDBOX_HOME, "/dev/shm"] {
         add(&["--size", &scratch, "--tmpfs", dir]);
     }
+    // bubblewrap's /dev is an unsized tmpfs the program owns: read-only once /dev/shm is in
+    // place (device nodes stay writable, they are not files of that filesystem).
+    add(&["--remount-ro", "/dev"]);
     if spec.network {
         // Name resolution and TLS roots, only for plugins allowed on the network.
         for path in [
@@ -140,7 +143,8 @@ pub fn command(
         }
         None => (None, String::new()),
     };
-    args.push("--chdir".into());
+    // The root is an unsized tmpfs too: read-only once every mount point on it exists.
+    args.extend(["--remount-ro", "/", "--chdir"].map(String::from));
     args.push(spec.chdir.clone());
     args.push("--".into());
     args.extend(["/bin/sh", "-c", WRAPPER, "cocov-sandbox"].map(String::from));
