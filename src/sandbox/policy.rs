@@ -144,8 +144,9 @@ impl SandboxPolicy {
             );
         }
         lines.push(format!(
-            "sandbox tmpfs: /tmp and home {} MiB each, work copy its tree + {} MiB; files up \
-             to {} MiB, {} open files, {} s of CPU",
+            "sandbox tmpfs: /tmp and home {} MiB each, work copy its tree + {} MiB, /dev/shm \
+             as much as /tmp, root and /dev read-only; files up to {} MiB, {} open files, {} s \
+             of CPU",
             self.scratch_mb, self.scratch_mb, l.file_size_mb, l.open_files, l.cpu_seconds
         ));
         match &self.run_as {
