@@ -53,96 +53,23 @@ pub fn command(
     joiner: Option<Joiner>,
 ) -> Result<Prepared, SandboxError> {
     let policy = &spec.policy;
-    let mut args: Vec<String> = Vec::new();
-    let mut add = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
-    add(&[
+    let mut args: Vec<String> = [
         "--unshare-all",
         "--unshare-user",
         "--die-with-parent",
         "--new-session",
-    ]);
+    ]
+    .map(String::from)
+    .to_vec();
     if host.disable_userns {
-        add(&["--disable-userns"]);
+        args.push("--disable-userns".into());
     }
     if spec.network {
-        add(&["--share-net"]);
+        args.push("--share-net".into());
     }
-    add(&["--cap-drop", "ALL", "--hostname", "cocov"]);
-    add(&["--uid", &SANDBOX_UID.to_string()]);
-    add(&["--gid", &SANDBOX_GID.to_string()]);
-    add(&["--ro-bind", "/usr", "/usr"]);
-    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-        // Merged-/usr systems: the top-level directories are links into /usr.
-        if Path::new("/usr").join(dir).is_dir() {
-            add(&["--symlink", &format!("usr/{dir}"), &format!("/{dir}")]);
-        }
-    }
-    add(&["--proc", "/proc", "--dev", "/dev"]);
-    let scratch = policy.scratch_bytes().to_string();
-    for dir in ["/tmp", SANDBOX_HOME, "/dev/shm"] {
-        add(&["--size", &scratch, "--tmpfs", dir]);
-    }
-    // bubblewrap's /dev is an unsized tmpfs the program owns: read-only once /dev/shm is in
-    // place (device nodes stay writable, they are not files of that filesystem).
-    add(&["--remount-ro", "/dev"]);
-    if spec.network {
-        // Name resolution and TLS roots, only for plugins allowed on the network.
-        for path in [
-            "/etc/resolv.conf",
-            "/etc/hosts",
-            "/etc/ssl",
-            "/etc/ca-certificates",
-        ] {
-            add(&["--ro-bind-try", path, path]);
-        }
-    }
-    let (seed, copy) = match &spec.work_copy {
-        Some(work) => {
-            let size = work.size_bytes(policy).to_string();
-            add(&["--ro-bind", &work.host.display().to_string(), SEED]);
-            add(&["--size", &size, "--tmpfs", &work.inside]);
-            (SEED.to_string(), work.inside.clone())
-        }
-        None => (String::new(), String::new()),
-    };
-    for bind in &spec.binds {
-        let flag = if bind.writable { "--bind" } else { "--ro-bind" };
-        args.push(flag.into());
-        args.push(bind.host.display().to_string());
-        args.push(bind.inside.clone());
-    }
-    let mut keep = Vec::new();
-    let mut inherit: Vec<RawFd> = Vec::new();
-    let seccomp = host
-        .seccomp
-        .as_ref()
-        .map_err(|e| SandboxError::Setup(format!("the seccomp filter: {e}")))?;
-    let seccomp_fd = pipe_with(seccomp)?;
-    args.push("--seccomp".into());
-    args.push(seccomp_fd.as_raw_fd().to_string());
-    inherit.push(seccomp_fd.as_raw_fd());
-    keep.push(seccomp_fd);
-    let (collected, collect_fd) = match &spec.collect {
-        Some(_) => {
-            let (read, write) =
-                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
-            // The wrapper opens it through /proc/self/fd (the shell cannot name descriptors
-            // above 9), which checks the pipe's owner: give it to the user the sandbox runs as.
-            if let Some((uid, gid)) = policy.run_as.owner() {
-                nix::unistd::fchown(
-                    &write,
-                    Some(nix::unistd::Uid::from_raw(uid)),
-                    Some(nix::unistd::Gid::from_raw(gid)),
-                )
-                .map_err(std::io::Error::from)?;
-            }
-            let fd = write.as_raw_fd();
-            inherit.push(fd);
-            keep.push(write);
-            (Some(read), fd.to_string())
-        }
-        None => (None, String::new()),
-    };
+    let (seed, copy) = mounts(spec, &mut args);
+    let inherited = Inherited::new(spec, host)?;
+    args.extend(["--seccomp".to_string(), inherited.seccomp_fd.to_string()]);
     // The root is an unsized tmpfs too: read-only once every mount point on it exists.
     args.extend(["--remount-ro", "/", "--chdir"].map(String::from));
     args.push(spec.chdir.clone());
@@ -152,7 +79,10 @@ pub fn command(
         seed,
         copy,
         spec.collect.clone().unwrap_or_default(),
-        collect_fd,
+        inherited
+            .collect_fd
+            .map(|fd| fd.to_string())
+            .unwrap_or_default(),
     ]);
     args.push(spec.command.clone());
     args.extend(spec.args.iter().cloned());
@@ -171,6 +101,7 @@ pub fn command(
     let rlimits_only = !host.cgroup.is_usable();
     let run_as = policy.run_as.owner();
     let cgroup_fds = joiner.as_ref().map(Joiner::fds).unwrap_or_default();
+    let inherit = inherited.raw;
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
     // calls (write, fcntl, setpgid, setrlimit, prctl, setgroups, setgid, setuid); everything
     // it needs was computed before the fork.
@@ -198,9 +129,106 @@ pub fn command(
     }
     Ok(Prepared {
         command,
-        collected,
-        keep: (keep, joiner),
+        collected: inherited.collected,
+        keep: (inherited.keep, joiner),
     })
+}
+
+/// The filesystem: what is bound, what is a sized tmpfs, what is read-only. Returns the work
+/// copy's seed and destination for the wrapper (empty without one).
+fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
+    let mut add = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
+    add(&["--cap-drop", "ALL", "--hostname", "cocov"]);
+    add(&["--uid", &SANDBOX_UID.to_string()]);
+    add(&["--gid", &SANDBOX_GID.to_string()]);
+    add(&["--ro-bind", "/usr", "/usr"]);
+    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        // Merged-/usr systems: the top-level directories are links into /usr.
+        if Path::new("/usr").join(dir).is_dir() {
+            add(&["--symlink", &format!("usr/{dir}"), &format!("/{dir}")]);
+        }
+    }
+    add(&["--proc", "/proc", "--dev", "/dev"]);
+    let scratch = spec.policy.scratch_bytes().to_string();
+    for dir in ["/tmp", SANDBOX_HOME, "/dev/shm"] {
+        add(&["--size", &scratch, "--tmpfs", dir]);
+    }
+    // bubblewrap's /dev is an unsized tmpfs the program owns: read-only once /dev/shm is in
+    // place (device nodes stay writable, they are not files of that filesystem).
+    add(&["--remount-ro", "/dev"]);
+    if spec.network {
+        // Name resolution and TLS roots, only for plugins allowed on the network.
+        for path in [
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/etc/ssl",
+            "/etc/ca-certificates",
+        ] {
+            add(&["--ro-bind-try", path, path]);
+        }
+    }
+    let seed = match &spec.work_copy {
+        Some(work) => {
+            let size = work.size_bytes(&spec.policy).to_string();
+            add(&["--ro-bind", &work.host.display().to_string(), SEED]);
+            add(&["--size", &size, "--tmpfs", &work.inside]);
+            (SEED.to_string(), work.inside.clone())
+        }
+        None => (String::new(), String::new()),
+    };
+    for bind in &spec.binds {
+        let flag = if bind.writable { "--bind" } else { "--ro-bind" };
+        add(&[flag, &bind.host.display().to_string(), &bind.inside]);
+    }
+    seed
+}
+
+/// The descriptors bubblewrap inherits: the seccomp filter's pipe, and the write end of the
+/// collected file's pipe.
+struct Inherited {
+    seccomp_fd: RawFd,
+    collect_fd: Option<RawFd>,
+    /// Every inherited descriptor, for the child to clear close-on-exec on.
+    raw: Vec<RawFd>,
+    /// The parent's copies, kept open until the spawn.
+    keep: Vec<OwnedFd>,
+    collected: Option<OwnedFd>,
+}
+
+impl Inherited {
+    fn new(spec: &SandboxSpec, host: &Host) -> Result<Inherited, SandboxError> {
+        let program = host
+            .seccomp
+            .as_ref()
+            .map_err(|e| SandboxError::Setup(format!("the seccomp filter: {e}")))?;
+        let seccomp = pipe_with(program)?;
+        let mut inherited = Inherited {
+            seccomp_fd: seccomp.as_raw_fd(),
+            collect_fd: None,
+            raw: vec![seccomp.as_raw_fd()],
+            keep: vec![seccomp],
+            collected: None,
+        };
+        if spec.collect.is_some() {
+            let (read, write) =
+                nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+            // The wrapper opens it through /proc/self/fd (the shell cannot name descriptors
+            // above 9), which checks the pipe's owner: give it to the user the sandbox runs as.
+            if let Some((uid, gid)) = spec.policy.run_as.owner() {
+                nix::unistd::fchown(
+                    &write,
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(std::io::Error::from)?;
+            }
+            inherited.collect_fd = Some(write.as_raw_fd());
+            inherited.raw.push(write.as_raw_fd());
+            inherited.keep.push(write);
+            inherited.collected = Some(read);
+        }
+        Ok(inherited)
+    }
 }
 
 /// A pipe already holding `bytes` and closed for writing: bubblewrap reads it to the end.
