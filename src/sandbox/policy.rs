@@ -121,8 +121,8 @@ impl SandboxPolicy {
         } else {
             warnings.push(format!(
                 "sandbox limits: rlimits only ({bounds} as RLIMIT_DATA/RLIMIT_NPROC, no CPU \
-                 share): {}; run the daemon under the packaged unit (Delegate=yes) or give it \
-                 a writable cgroup",
+                 share) for sandboxes this process starts: {}; the daemon's checks get a \
+                 cgroup under the packaged unit (Delegate=yes) or with a writable cgroup v1",
                 host.cgroup.describe()
             ));
         }
