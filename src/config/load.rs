@@ -524,6 +524,19 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_settings_are_bounded() {
+        for (text, key) in [
+            ("[worker]\ncpu_weight = 0\n", "worker.cpu_weight"),
+            ("[worker]\ncpu_weight = 10001\n", "worker.cpu_weight"),
+            ("[worker]\nscratch_mb = 0\n", "worker.scratch_mb"),
+            ("[worker]\nsandbox_user = \"root\"\n", "worker.sandbox_user"),
+        ] {
+            let e = from_text(text, &[]).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}");
+        }
+    }
+
+    #[test]
     fn syntax_error_reports_line() {
         let path = std::env::temp_dir().join(format!("cocov-cfg-{}.toml", std::process::id()));
         std::fs::write(&path, "[server]\nbind_address = \n").unwrap();
