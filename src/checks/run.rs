@@ -129,7 +129,7 @@ impl JobHandler for RunChecks {
             update_check(&app.db, check.id, CheckStatus::InProgress, None)
                 .await
                 .map_err(JobError::retry)?;
-            let result = match workspace.check_dir(index, sandbox_owner()) {
+            let result = match workspace.check_dir(index, sandbox_owner(&app.config.worker)) {
                 Ok(dir) => {
                     let run = LocalRun {
                         repository: &repository.name,

@@ -104,8 +104,8 @@ impl Workspace {
         &self.tree
     }
 
-    /// A fresh private directory for one check: `src/` (a writable copy of the tree, owned by
-    /// `owner` when given) and `tmp/`.
+    /// A fresh private directory for one check: `src/`, a copy of the tree owned by `owner`
+    /// when given, from which the sandbox makes its writable work copy.
     pub fn check_dir(&self, index: usize, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
         let dir = self.root.join(format!("check-{index}"));
         if dir.exists() {
@@ -113,10 +113,6 @@ impl Workspace {
         }
         std::fs::create_dir_all(&dir)?;
         copy_tree(&self.tree, &dir.join("src"), owner)?;
-        std::fs::create_dir(dir.join("tmp"))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::lchown(dir.join("tmp"), Some(uid), Some(gid))?;
-        }
         Ok(dir)
     }
 
