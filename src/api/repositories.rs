@@ -69,9 +69,18 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .then(delete_repository)
         .map(tag("POST /v1/repositories/{name}/settings/delete"));
+    // Authorized before the body is read.
     let trigger = warp::path!("v1" / "repositories" / String / "commits")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
+        .and(with_app(app.clone()))
+        .and_then(
+            |name: String, header: Option<String>, app: App| async move {
+                authorize_trigger(&app, &name, header.as_deref())
+                    .await
+                    .map_err(warp::reject::custom)
+            },
+        )
         .and(body::json::<Trigger>(BODY_LIMIT))
         .and(with_app(app))
         .then(trigger)
@@ -209,16 +218,7 @@ async fn create_repository(
 
 /// `POST /v1/repositories/{name}/commits`: a service token (`bearer cos_…`) or the repository's
 /// own upload token (`token crt_…`, as coverage uploads use) announces a pushed commit.
-async fn trigger(
-    name: String,
-    authorization: Option<String>,
-    input: Trigger,
-    app: App,
-) -> Response {
-    let repo = match authorize_trigger(&app, &name, authorization.as_deref()).await {
-        Ok(repo) => repo,
-        Err(e) => return e.into_response(),
-    };
+async fn trigger(repo: Repository, input: Trigger, app: App) -> Response {
     match commits::register_push(&app, &repo, input.sha.trim(), input.branch.as_deref()).await {
         Ok(registered) => {
             warp::reply::with_status(warp::reply::json(&registered), StatusCode::ACCEPTED)
