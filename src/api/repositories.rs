@@ -73,15 +73,7 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let trigger = warp::path!("v1" / "repositories" / String / "commits")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
-        .and(with_app(app.clone()))
-        .and_then(
-            |name: String, header: Option<String>, app: App| async move {
-                authorize_trigger(&app, &name, header.as_deref())
-                    .await
-                    .map_err(warp::reject::custom)
-            },
-        )
-        .and(body::json::<Trigger>(BODY_LIMIT))
+        .and(body::deferred(BODY_LIMIT))
         .and(with_app(app))
         .then(trigger)
         .map(tag("POST /v1/repositories/{name}/commits"));
@@ -218,7 +210,20 @@ async fn create_repository(
 
 /// `POST /v1/repositories/{name}/commits`: a service token (`bearer cos_…`) or the repository's
 /// own upload token (`token crt_…`, as coverage uploads use) announces a pushed commit.
-async fn trigger(repo: Repository, input: Trigger, app: App) -> Response {
+async fn trigger(
+    name: String,
+    authorization: Option<String>,
+    body: body::Deferred,
+    app: App,
+) -> Response {
+    let repo = match authorize_trigger(&app, &name, authorization.as_deref()).await {
+        Ok(repo) => repo,
+        Err(e) => return e.into_response(),
+    };
+    let input: Trigger = match body.json().await {
+        Ok(input) => input,
+        Err(e) => return e.into_response(),
+    };
     match commits::register_push(&app, &repo, input.sha.trim(), input.branch.as_deref()).await {
         Ok(registered) => {
             warp::reply::with_status(warp::reply::json(&registered), StatusCode::ACCEPTED)
