@@ -45,7 +45,8 @@ impl ConnectionLimits {
     /// The hyper builder with the timeouts in force.
     pub(super) fn builder(&self) -> auto::Builder<TokioExecutor> {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // Without a timer hyper silently ignores header_read_timeout.
+        // Without a timer hyper ignores its default header timeout (30 s) and panics on a
+        // configured one: the timer is what puts the limit in force.
         builder
             .http1()
             .timer(TokioTimer::new())
