@@ -167,17 +167,21 @@ async fn connections_above_the_cap_wait_until_one_ends() {
 async fn uploads_without_a_valid_token_are_refused_before_the_body_is_read() {
     let t = TestApp::start().await;
     let sha = "a".repeat(40);
-    for (path, token) in [
+    for (path, token, refusal) in [
         (
             format!("/v1/reports/raw?commit_sha={sha}&format=lcov"),
             "token crt_bad",
+            "401",
         ),
-        ("/v1/reports".to_string(), "token crt_bad"),
-        ("/v1/reports".to_string(), ""),
+        ("/v1/reports".to_string(), "token crt_bad", "401"),
+        ("/v1/reports".to_string(), "", "401"),
         (
             "/v1/repositories/anything/commits".to_string(),
             "Bearer not-a-token",
+            "401",
         ),
+        // Without GitHub mode no signature can be checked: refused before the body too.
+        ("/v1/github/events".to_string(), "", "404"),
     ] {
         let mut stream = TcpStream::connect(addr(&t.base)).await.unwrap();
         let auth = if token.is_empty() {
@@ -188,13 +192,14 @@ async fn uploads_without_a_valid_token_are_refused_before_the_body_is_read() {
         // 5 MB declared (under the body limit), a few bytes sent.
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             X-GitHub-Event: push\r\nX-GitHub-Delivery: d-1\r\n\
              Content-Length: 5000000\r\n\r\n{{\"commit_sha\""
         );
         stream.write_all(head.as_bytes()).await.unwrap();
         let answer = answer_within(&mut stream, Duration::from_secs(3)).await;
         assert!(
-            answer.starts_with("HTTP/1.1 401"),
-            "{path} with `{token}`: no 401 before the body ({answer:?})"
+            answer.starts_with(&format!("HTTP/1.1 {refusal}")),
+            "{path} with `{token}`: no {refusal} before the body ({answer:?})"
         );
     }
     t.shutdown().await;
