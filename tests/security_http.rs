@@ -114,6 +114,16 @@ async fn a_silent_connection_is_closed_at_the_idle_timeout() {
             "{base}: a connection that sent nothing stayed open ({closed:?})"
         );
     }
+    // So is an HTTP/2 connection that opens (preface and settings) and then does nothing.
+    let mut h2 = TcpStream::connect(addr(&t.base)).await.unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let closed = closed_within(&mut h2, Duration::from_secs(5)).await;
+    assert!(
+        closed.is_some_and(|d| d < Duration::from_secs(4)),
+        "an idle HTTP/2 connection stayed open ({closed:?})"
+    );
     // An idle keep-alive connection after a request is closed too.
     let mut stream = TcpStream::connect(addr(&t.base)).await.unwrap();
     stream

@@ -136,10 +136,14 @@ where
 {
     let mut connection = std::pin::pin!(connection);
     let mut closing = Closing::Open;
-    // After the idle timeout, a request that is half-way in gets this long to complete.
+    // An idle connection is asked to close politely (HTTP/2: GOAWAY, which waits for the peer
+    // to answer a ping) and dropped if it has not within this long: a request racing the
+    // close, or a peer that ignores the GOAWAY, gets no more than the idle time again, and at
+    // most a few seconds.
     let idle_grace = limits
-        .header_read_timeout
-        .unwrap_or(Duration::from_secs(10));
+        .idle_timeout
+        .unwrap_or_default()
+        .min(Duration::from_secs(5));
     loop {
         let wake = match closing {
             Closing::Draining(at) => Some(at),
