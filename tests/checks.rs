@@ -861,7 +861,8 @@ async fn rotate_key_reseals_every_secret_under_the_new_key() {
     );
 }
 
-/// Every checks, issues and secrets route for each kind of caller.
+/// Every checks, issues and secrets route for each kind of caller (anonymous, outsider,
+/// member, maintainer, service token and admin).
 #[tokio::test(flavor = "multi_thread")]
 async fn each_route_answers_each_role() {
     let (t, _plugins) = start(&[], |_| {}).await;
@@ -961,6 +962,8 @@ async fn each_route_answers_each_role() {
     let repo_secrets = "/v1/repositories/roles/secrets";
     let repo_secret = "/v1/repositories/roles/secrets/TOKEN";
     let once = json!({"mode": "ephemeral"});
+    let for_good = json!({"mode": "permanent"});
+    let checks = format!("{c}/checks");
     let secret = json!({"name": "TOKEN", "data": "v"});
     let none = Value::Null;
     let bad_mode = json!({"mode": "sometimes"});
@@ -975,6 +978,21 @@ async fn each_route_answers_each_role() {
         (Method::POST, &ignore, &member, &once, 200),
         (Method::DELETE, &ignore, &member, &none, 200),
         (Method::DELETE, &ignore, &outsider, &none, 404),
+        // A permanent rule hides the issue in every later commit: maintainers and admins.
+        (Method::POST, &ignore, &anonymous, &for_good, 401),
+        (Method::POST, &ignore, &outsider, &for_good, 404),
+        (Method::POST, &ignore, &member, &for_good, 403),
+        (Method::POST, &ignore, &service, &for_good, 422),
+        (Method::POST, &ignore, &maintainer, &for_good, 200),
+        (Method::DELETE, &ignore, &maintainer, &none, 200),
+        (Method::POST, &ignore, &admin, &for_good, 200),
+        // Cancelling stops work others started: maintainers and admins.
+        (Method::DELETE, &checks, &anonymous, &none, 401),
+        (Method::DELETE, &checks, &outsider, &none, 404),
+        (Method::DELETE, &checks, &member, &none, 403),
+        (Method::DELETE, &checks, &service, &none, 403),
+        (Method::DELETE, &checks, &maintainer, &none, 204),
+        (Method::DELETE, &checks, &admin, &none, 204),
         (Method::POST, &rerun, &anonymous, &none, 401),
         (Method::POST, &rerun, &outsider, &none, 404),
         (Method::POST, &rerun, &member, &none, 204),
@@ -999,6 +1017,25 @@ async fn each_route_answers_each_role() {
         let body = (!body.is_null()).then(|| body.clone());
         let status = call(method.clone(), path.to_string(), token, body).await;
         assert_eq!(status, expected, "{method} {path}");
+    }
+    // Deleting the permanent rules made above: maintainers and admins.
+    let rules: Vec<i64> = sqlx::query_scalar("SELECT id FROM issue_ignore_rules ORDER BY id")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert!(!rules.is_empty());
+    let rule = format!("/v1/repositories/roles/ignore_rules/{}", rules[0]);
+    for (caller, expected) in [
+        (&anonymous, 401),
+        (&outsider, 404),
+        (&member, 403),
+        (&service, 403),
+        (&maintainer, 204),
+        (&admin, 404),
+    ] {
+        let token = (!caller.is_empty()).then(|| caller.clone());
+        let status = call(Method::DELETE, rule.clone(), token, None).await;
+        assert_eq!(status, expected, "DELETE {rule}");
     }
     finished_checks(&t, &admin, "roles", &sha).await;
     t.shutdown().await;

@@ -392,8 +392,8 @@ async fn redis_going_away_flips_readiness_and_recovers_without_restart() {
         },
     )
     .await;
-    assert_eq!(body["checks"]["redis"]["ok"], false, "{body}");
-    assert_eq!(body["checks"]["postgresql"]["ok"], true, "{body}");
+    // Anonymous: ready or not, no detail (administrators get it, see tests/http_api.rs).
+    assert_eq!(body, serde_json::json!({"ready": false}));
 
     redis.restart();
     common::eventually("readyz to recover", Duration::from_secs(30), || async {

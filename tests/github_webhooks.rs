@@ -351,7 +351,14 @@ async fn bad_replayed_and_unknown_deliveries_end_in_their_outcomes() {
         (status, first["status"].as_str()),
         (StatusCode::ACCEPTED, Some("accepted"))
     );
-    let (status, replay) = deliver(&e, "push", "d-4", &body, Some(good)).await;
+    let (status, replay) = deliver(&e, "push", "d-4", &body, Some(good.clone())).await;
+    assert_eq!(
+        (status, replay["status"].as_str()),
+        (StatusCode::ACCEPTED, Some("duplicate"))
+    );
+    // The delivery id is not signed: a captured delivery re-sent under a new id is caught by
+    // its body.
+    let (status, replay) = deliver(&e, "push", "d-4-again", &body, Some(good)).await;
     assert_eq!(
         (status, replay["status"].as_str()),
         (StatusCode::ACCEPTED, Some("duplicate"))

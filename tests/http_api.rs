@@ -13,6 +13,15 @@ async fn json(resp: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+async fn get_as(t: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    t.client
+        .get(t.url(path))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn assert_error(body: &Value, code: &str) {
     assert_eq!(body["code"], code, "unexpected error body {body}");
     assert!(
@@ -31,9 +40,23 @@ async fn probes_report_every_dependency() {
     );
     let (status, body) = json(t.client.get(t.url("/healthz")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Anonymous callers learn only ready or not.
     let (status, body) = json(t.client.get(t.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"ready": true}))
+    );
+    // Administrators get each dependency; other tokens are refused.
+    let admin = t.user_token("root", true).await;
+    let user = t.user_token("someone", false).await;
+    let (status, body) = json(get_as(&t, "/readyz", &user).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = json(get_as(&t, "/readyz", "cop_not-a-token").await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = json(get_as(&t, "/readyz", &admin).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ready");
+    assert_eq!(body["ready"], true);
     for dep in ["postgresql", "redis", "storage"] {
         assert_eq!(body["checks"][dep]["ok"], true, "{dep} not ok in {body}");
     }
@@ -49,8 +72,17 @@ async fn probes_report_every_dependency() {
 #[tokio::test]
 async fn readiness_fails_when_storage_is_gone() {
     let t = TestApp::start().await;
+    let admin = t.user_token("root", true).await;
     std::fs::remove_dir_all(t.storage_dir.path()).unwrap();
     let (status, body) = json(t.client.get(t.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"ready": false})
+        )
+    );
+    let (status, body) = json(get_as(&t, "/readyz", &admin).await).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["checks"]["storage"]["ok"], false);
     assert_eq!(body["checks"]["postgresql"]["ok"], true);
@@ -60,21 +92,14 @@ async fn readiness_fails_when_storage_is_gone() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
     let t = TestApp::start().await;
+    let admin = t.user_token("root", true).await;
     t.client.get(t.url("/v1/ping")).send().await.unwrap();
     t.client
         .get(t.url("/v1/nothing-here"))
         .send()
         .await
         .unwrap();
-    let text = t
-        .client
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_as(&t, "/metrics", &admin).await.text().await.unwrap();
     assert!(
         text.contains(r#"cocov_http_requests_total{listener="api",route="GET /v1/ping",method="GET",status="200"} 1"#),
         "{text}"
@@ -94,14 +119,55 @@ async fn metrics_count_requests_by_route_and_status() {
     t.shutdown().await;
 }
 
+/// `/metrics` tells about traffic and queues: administrators, or a scraper holding the token of
+/// `server.metrics_token_file`; nobody else.
+#[tokio::test]
+async fn metrics_need_an_admin_or_the_scraper_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("metrics.token");
+    std::fs::write(&token_file, "scrape-me-0123456789\n").unwrap();
+    let file = token_file.clone();
+    let t = TestApp::start_with(move |c| c.server.metrics_token_file = file).await;
+    let user = t.user_token("someone", false).await;
+    let admin = t.user_token("root", true).await;
+    let anonymous = t.client.get(t.url("/metrics")).send().await.unwrap();
+    let (status, body) = json(anonymous).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_error(&body, "auth.no_authorization");
+    let (status, body) = json(get_as(&t, "/metrics", &user).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = json(get_as(&t, "/metrics", "scrape-me-wrong").await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for token in ["scrape-me-0123456789", admin.as_str()] {
+        let response = get_as(&t, "/metrics", token).await;
+        assert_eq!(response.status(), StatusCode::OK, "{token}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("cocov_http_requests_total")
+        );
+    }
+    t.shutdown().await;
+}
+
 #[tokio::test]
 async fn compression_follows_accept_encoding() {
     let t = TestApp::start().await;
-    let plain = t.client.get(t.url("/metrics")).send().await.unwrap();
+    let admin = format!("bearer {}", t.user_token("root", true).await);
+    let plain = t
+        .client
+        .get(t.url("/metrics"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
     let gz = t
         .client
         .get(t.url("/metrics"))
+        .header("authorization", &admin)
         .header("accept-encoding", "gzip")
         .send()
         .await
@@ -110,6 +176,7 @@ async fn compression_follows_accept_encoding() {
     let zs = t
         .client
         .get(t.url("/metrics"))
+        .header("authorization", &admin)
         .header("accept-encoding", "zstd")
         .send()
         .await

@@ -116,6 +116,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     let metrics = t
         .client
         .get(t.url("/metrics"))
+        .header("authorization", format!("bearer {admin}"))
         .send()
         .await
         .unwrap()

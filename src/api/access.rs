@@ -21,6 +21,31 @@ pub async fn visible_repository(
         .ok_or_else(ApiError::not_found)
 }
 
+/// Refuses (403) unless `actor` may manage `repository`: an administrator, or a user who is a
+/// maintainer of it. Changing what every later commit reports (secrets, permanent ignore
+/// rules) or stopping work others started (cancelling checks) needs this; reading does not.
+/// Service tokens are automation, not people with a role, so they never qualify.
+pub async fn require_maintainer(
+    app: &App,
+    actor: &Actor,
+    repository: &Repository,
+) -> Result<(), ApiError> {
+    if actor.is_admin() {
+        return Ok(());
+    }
+    let Some(user_id) = actor.user_id() else {
+        return Err(ApiError::forbidden());
+    };
+    let maintainer = crate::permissions::is_maintainer(&app.db, repository.id, user_id)
+        .await
+        .map_err(|e| ApiError::internal("checking membership", e))?;
+    if maintainer {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// `page` and `per_page` from the query string; a bad value is a 400 naming it.
 pub fn page(query: &HashMap<String, String>) -> Result<Page, ApiError> {
     Page::parse(

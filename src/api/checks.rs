@@ -6,7 +6,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::access::{respond, visible_repository};
+use super::access::{require_maintainer, respond, visible_repository};
 use super::{any_actor, with_app};
 use crate::app::App;
 use crate::auth::Actor;
@@ -169,8 +169,11 @@ async fn rerun(app: &App, actor: &Actor, path: Path) -> Result<(), ApiError> {
     checks::rerun(app, commit.id).await.map_err(checks_error)
 }
 
+/// Cancelling stops work others started: maintainers and admins only (re-running stays open to
+/// every member).
 async fn cancel(app: &App, actor: &Actor, path: Path) -> Result<(), ApiError> {
-    let (_, commit) = commit_of(app, actor, &path).await?;
+    let (repository, commit) = commit_of(app, actor, &path).await?;
+    require_maintainer(app, actor, &repository).await?;
     checks::cancel(app, commit.id).await.map_err(checks_error)
 }
 

@@ -19,14 +19,23 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("x-hub-signature-256"))
         .and(warp::header::optional::<String>("x-github-event"))
         .and(warp::header::optional::<String>("x-github-delivery"))
-        .and(body::bytes(PAYLOAD_LIMIT))
+        .and(body::deferred(PAYLOAD_LIMIT))
         .and(with_app(app))
         .then(
             |signature: Option<String>,
              event: Option<String>,
              delivery: Option<String>,
-             body: bytes::Bytes,
+             body: body::Deferred,
              app: App| async move {
+                // Without GitHub mode there is no secret to check a signature with: refuse
+                // before reading a body nobody can vouch for.
+                if app.github.is_none() {
+                    return error(WebhookError::NotConfigured).into_response();
+                }
+                let body = match body.bytes().await {
+                    Ok(body) => body,
+                    Err(e) => return e.into_response(),
+                };
                 let delivery = Delivery {
                     signature: signature.as_deref(),
                     event: event.as_deref(),

@@ -1,15 +1,17 @@
-//! Liveness, readiness (each dependency checked, with detail) and metrics.
+//! Liveness, readiness (each dependency checked; the detail for administrators) and metrics
+//! (administrators, or a scraper with the metrics token).
 
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
 use super::with_app;
 use crate::app::App;
-use crate::http::tag;
+use crate::http::{ApiError, tag};
 
 pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let ping = warp::path!("v1" / "ping")
@@ -25,15 +27,34 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .map(|| warp::reply::json(&serde_json::json!({"status": "alive"})).into_response())
         .map(tag("GET /healthz"));
+    // Anonymous callers learn only ready or not; the per-dependency detail (error texts,
+    // storage location) is for administrators.
     let readyz = warp::path!("readyz")
         .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
         .and(with_app(app.clone()))
-        .then(|app: App| async move { readiness(&app).await })
+        .then(|header: Option<String>, app: App| async move {
+            if header.is_none() {
+                return readiness(&app, false).await;
+            }
+            match admin(&app, header.as_deref()).await {
+                Ok(()) => readiness(&app, true).await,
+                Err(e) => e.into_response(),
+            }
+        })
         .map(tag("GET /readyz"));
+    // Metrics describe traffic and queues: an administrator's token, or the scraper's token
+    // from `server.metrics_token_file`.
     let metrics = warp::path!("metrics")
         .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
         .and(with_app(app))
-        .then(|app: App| async move { metrics(&app).await })
+        .then(|header: Option<String>, app: App| async move {
+            match metrics_reader(&app, header.as_deref()).await {
+                Ok(()) => metrics(&app).await,
+                Err(e) => e.into_response(),
+            }
+        })
         .map(tag("GET /metrics"));
     ping.or(legacy)
         .unify()
@@ -79,8 +100,41 @@ where
     }
 }
 
-/// Probes every dependency concurrently; 503 when one is down.
-pub async fn readiness(app: &App) -> Response {
+/// 401 without a valid token, 403 for a token that is not an administrator's.
+async fn admin(app: &App, header: Option<&str>) -> Result<(), ApiError> {
+    let actor = crate::auth::authenticate(&app.db, header).await?;
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// The scraper's token (`Authorization: Bearer <token>`) when one is configured, else an
+/// administrator.
+async fn metrics_reader(app: &App, header: Option<&str>) -> Result<(), ApiError> {
+    let file = &app.config.server.metrics_token_file;
+    if let (false, Some(presented)) = (file.as_os_str().is_empty(), header) {
+        let expected = tokio::fs::read_to_string(file)
+            .await
+            .map_err(|e| ApiError::internal("reading server.metrics_token_file", e))?;
+        let expected = expected.trim();
+        let presented = presented
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        // Compared as digests, so the time taken says nothing about the token.
+        let digest = |t: &str| Sha256::digest(t.as_bytes());
+        if !expected.is_empty() && presented.is_some_and(|p| digest(p) == digest(expected)) {
+            return Ok(());
+        }
+    }
+    admin(app, header).await
+}
+
+/// Probes every dependency concurrently; 503 when one is down. `detail` adds each
+/// dependency's check (errors, latency, where storage is).
+pub async fn readiness(app: &App, detail: bool) -> Response {
     let (postgresql, redis, mut storage) = tokio::join!(
         timed(crate::db::ping(&app.db, CHECK_TIMEOUT)),
         timed(app.kv.ping()),
@@ -88,10 +142,15 @@ pub async fn readiness(app: &App) -> Response {
     );
     storage.detail = Some(app.storage.describe());
     let ready = postgresql.ok && redis.ok && storage.ok;
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "postgresql": postgresql, "redis": redis, "storage": storage },
-    });
+    let body = if detail {
+        serde_json::json!({
+            "ready": ready,
+            "status": if ready { "ready" } else { "not_ready" },
+            "checks": { "postgresql": postgresql, "redis": redis, "storage": storage },
+        })
+    } else {
+        serde_json::json!({ "ready": ready })
+    };
     let status = if ready {
         StatusCode::OK
     } else {

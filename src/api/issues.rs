@@ -10,7 +10,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::access::{page, respond, visible_repository};
+use super::access::{page, require_maintainer, respond, visible_repository};
 use super::checks::commit_of;
 use super::{any_actor, with_app};
 use crate::app::App;
@@ -261,6 +261,10 @@ async fn ignore(
         ));
     };
     let (repository, commit) = commit_of(app, actor, &path).await?;
+    // A permanent rule hides the issue in every later commit too: maintainers decide that.
+    if mode == IgnoreMode::ForGood {
+        require_maintainer(app, actor, &repository).await?;
+    }
     let reason = input
         .reason
         .as_deref()
@@ -308,6 +312,7 @@ async fn rules(app: &App, actor: &Actor, name: &str) -> Result<Value, ApiError> 
 
 async fn delete_rule(app: &App, actor: &Actor, name: &str, id: i64) -> Result<(), ApiError> {
     let repository = visible_repository(app, actor, name).await?;
+    require_maintainer(app, actor, &repository).await?;
     let deleted = issues::delete_rule(&app.db, repository.id, id)
         .await
         .map_err(|e| ApiError::internal("deleting an ignore rule", e))?;

@@ -22,15 +22,19 @@ use super::with_app;
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::auth::tokens::{self, TokenKind};
+use crate::coverage::budget::{self, Budget, OverBudget};
+use crate::coverage::upload::WireDataError;
 use crate::coverage::{self, Compression, Format, Mode, RawError, SubmitError, Upload};
 use crate::http::{ApiError, body, tag};
 use crate::repositories::{self, Repository};
 
 pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let limit = app.config.server.request_body_limit_bytes;
+    // The token is checked before the body is read: an unauthenticated client cannot make the
+    // daemon buffer up to `limit` bytes.
     let wire = warp::path!("v1" / "reports")
         .and(warp::post())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(uploader(app.clone()))
         .and(warp::header::optional::<String>("content-encoding"))
         .and(body::bytes(limit))
         .and(with_app(app.clone()))
@@ -39,7 +43,7 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let raw = warp::path!("v1" / "reports" / "raw")
         .and(warp::post())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("authorization"))
+        .and(uploader(app.clone()))
         .and(warp::header::optional::<String>("content-encoding"))
         .and(body::bytes(limit))
         .and(with_app(app))
@@ -49,7 +53,18 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
 }
 
 /// The repository whose upload token the request carries.
-async fn uploader(app: &App, header: Option<&str>) -> Result<Repository, ApiError> {
+fn uploader(app: App) -> impl Filter<Extract = (Repository,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let app = app.clone();
+        async move {
+            find_uploader(&app, header.as_deref())
+                .await
+                .map_err(warp::reject::custom)
+        }
+    })
+}
+
+async fn find_uploader(app: &App, header: Option<&str>) -> Result<Repository, ApiError> {
     let header = header.ok_or_else(|| ApiError::from(AuthError::NoAuthorization))?;
     let token = super::repositories::upload_token(header)
         .filter(|t| tokens::well_formed(t, TokenKind::RepositoryUpload))
@@ -71,8 +86,18 @@ fn compression(header: Option<&str>) -> Result<Compression, ApiError> {
     })
 }
 
+/// The report needed more time than `coverage.processing_time_limit_ms`.
+fn over_budget(e: OverBudget) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "report.over_time_limit",
+        e.to_string(),
+    )
+}
+
 fn raw_error(e: RawError) -> ApiError {
     match e {
+        RawError::OverBudget(over) => over_budget(over),
         RawError::TooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "report.too_large",
@@ -100,6 +125,13 @@ fn submit_error(e: SubmitError) -> Response {
             warp::reply::with_status(warp::reply::json(&body), StatusCode::UNPROCESSABLE_ENTITY)
                 .into_response()
         }
+        SubmitError::OverBudget(over) => over_budget(over).into_response(),
+        SubmitError::TooManyHeld { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "report.too_many_held",
+            e.to_string(),
+        )
+        .into_response(),
         SubmitError::Tree(_) | SubmitError::Db(_) => {
             ApiError::internal("storing coverage", e).into_response()
         }
@@ -161,29 +193,47 @@ fn parse_mode(raw: Option<&str>) -> Result<Mode, ApiError> {
 }
 
 async fn wire_upload(
-    authorization: Option<String>,
+    repository: Repository,
     encoding: Option<String>,
     body: Bytes,
     app: App,
 ) -> Response {
-    match wire_upload_inner(authorization, encoding, body, &app).await {
+    match wire_upload_inner(repository, encoding, body, &app).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
 async fn wire_upload_inner(
-    authorization: Option<String>,
+    repository: Repository,
     encoding: Option<String>,
     body: Bytes,
     app: &App,
 ) -> Result<Response, ApiError> {
-    let repository = uploader(app, authorization.as_deref()).await?;
     let compression = compression(encoding.as_deref())?;
     let max = app.config.coverage.max_report_bytes;
-    let json = tokio::task::spawn_blocking(move || decompressed(&body, compression, max))
-        .await
-        .map_err(|e| ApiError::internal("decompressing an upload", e))??;
+    // Decompressing, parsing and decoding run off the runtime, within the time limit.
+    let (sha, upload) = budget::run(app.config.coverage.processing_time_limit(), move |b| {
+        read_wire(&body, compression, max, b)
+    })
+    .await
+    .map_err(over_budget)??;
+    Ok(
+        match coverage::submit(app, &repository, &sha, upload).await {
+            Ok(_) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => submit_error(e),
+        },
+    )
+}
+
+/// The commit and the upload of a `POST /v1/reports` body.
+fn read_wire(
+    body: &Bytes,
+    compression: Compression,
+    max: u64,
+    budget: &Budget,
+) -> Result<(String, Upload), ApiError> {
+    let json = decompressed(body, compression, max)?;
     let report: WireReport = body::parse_json(&json)?;
     let sha = report
         .commit_sha
@@ -201,29 +251,25 @@ async fn wire_upload_inner(
         }
     };
     let mode = parse_mode(report.mode.as_deref())?;
-    let upload = Upload::from_wire(&data, mode).map_err(|e| {
-        ApiError::new(
+    let upload = Upload::from_wire(&data, mode, budget).map_err(|e| match e {
+        WireDataError::OverBudget(over) => over_budget(over),
+        e => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "report.invalid_data",
             e.to_string(),
-        )
+        ),
     })?;
-    Ok(
-        match coverage::submit(app, &repository, &sha, upload).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => submit_error(e),
-        },
-    )
+    Ok((sha, upload))
 }
 
 async fn raw_upload(
     query: String,
-    authorization: Option<String>,
+    repository: Repository,
     encoding: Option<String>,
     body: Bytes,
     app: App,
 ) -> Response {
-    match raw_upload_inner(query, authorization, encoding, body, &app).await {
+    match raw_upload_inner(query, repository, encoding, body, &app).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -231,12 +277,11 @@ async fn raw_upload(
 
 async fn raw_upload_inner(
     query: String,
-    authorization: Option<String>,
+    repository: Repository,
     encoding: Option<String>,
     body: Bytes,
     app: &App,
 ) -> Result<Response, ApiError> {
-    let repository = uploader(app, authorization.as_deref()).await?;
     let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -261,11 +306,11 @@ async fn raw_upload_inner(
         ));
     }
     let max = app.config.coverage.max_report_bytes;
-    let report = tokio::task::spawn_blocking(move || {
-        coverage::upload::parse_raw(&body[..], compression, format, max)
+    let report = budget::run(app.config.coverage.processing_time_limit(), move |b| {
+        coverage::upload::parse_raw(&body[..], compression, format, max, b)
     })
     .await
-    .map_err(|e| ApiError::internal("parsing a coverage report", e))?
+    .map_err(over_budget)?
     .map_err(raw_error)?;
     if report.files.is_empty() {
         return Err(ApiError::new(

@@ -69,10 +69,11 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .then(delete_repository)
         .map(tag("POST /v1/repositories/{name}/settings/delete"));
+    // Authorized before the body is read.
     let trigger = warp::path!("v1" / "repositories" / String / "commits")
         .and(warp::post())
         .and(warp::header::optional::<String>("authorization"))
-        .and(body::json::<Trigger>(BODY_LIMIT))
+        .and(body::deferred(BODY_LIMIT))
         .and(with_app(app))
         .then(trigger)
         .map(tag("POST /v1/repositories/{name}/commits"));
@@ -213,11 +214,15 @@ async fn create_repository(
 async fn trigger(
     name: String,
     authorization: Option<String>,
-    input: Trigger,
+    body: body::Deferred,
     app: App,
 ) -> Response {
     let repo = match authorize_trigger(&app, &name, authorization.as_deref()).await {
         Ok(repo) => repo,
+        Err(e) => return e.into_response(),
+    };
+    let input: Trigger = match body.json().await {
+        Ok(input) => input,
         Err(e) => return e.into_response(),
     };
     match commits::register_push(&app, &repo, input.sha.trim(), input.branch.as_deref()).await {

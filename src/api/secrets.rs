@@ -8,7 +8,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
-use super::access::visible_repository;
+use super::access::{require_maintainer, visible_repository};
 use super::{any_actor, with_app};
 use crate::app::App;
 use crate::auth::Actor;
@@ -126,16 +126,8 @@ async fn scope(
         return Ok(Scope::Organization);
     };
     let repository = visible_repository(app, actor, name).await?;
-    if write && !actor.is_admin() {
-        let Some(user_id) = actor.user_id() else {
-            return Err(ApiError::forbidden());
-        };
-        let maintainer = crate::permissions::is_maintainer(&app.db, repository.id, user_id)
-            .await
-            .map_err(|e| ApiError::internal("checking membership", e))?;
-        if !maintainer {
-            return Err(ApiError::forbidden());
-        }
+    if write {
+        require_maintainer(app, actor, &repository).await?;
     }
     Ok(Scope::Repository(repository.id))
 }

@@ -9,6 +9,7 @@
 //! The modules that change the numbers call [`invalidate`].
 
 mod cache;
+mod client_ip;
 mod invalidate;
 mod rate_limit;
 pub mod svg;
@@ -28,6 +29,7 @@ use warp::reply::{Reply, Response};
 use crate::app::App;
 use crate::http::{ApiError, PeerAddr, recover, tag};
 use cache::{Answer, BadgeCache, CacheKey, Limits, Loaded, Rendered};
+pub use client_ip::TrustedProxies;
 pub use invalidate::{
     CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate, invalidate_commit,
 };
@@ -49,6 +51,7 @@ struct State {
     app: App,
     cache: Arc<BadgeCache>,
     limiter: RateLimiter,
+    proxies: TrustedProxies,
     /// Stops the invalidation subscriber when the routes are dropped.
     _subscriber: Option<invalidate::Subscriber>,
 }
@@ -67,7 +70,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     }));
     invalidate::register_local(&app.kv.key(invalidate::CHANNEL), &cache);
     let subscriber = invalidate::subscribe(&app, &cache);
+    // Validated with the configuration; an invalid list cannot get this far.
+    let proxies = TrustedProxies::parse(&app.config.badger.trusted_proxies).unwrap_or_default();
     let state = Arc::new(State {
+        proxies,
         limiter: RateLimiter::new(
             app.config.badger.rate_limit_per_minute,
             rate_limit::MAX_CLIENTS,
@@ -102,8 +108,9 @@ fn badge_route(state: &Arc<State>, kind: Kind, name: &'static str) -> BoxedFilte
         .and(warp::header::optional::<String>("if-none-match"))
         .and(warp::header::optional::<String>("accept-encoding"))
         .and(warp::ext::optional::<PeerAddr>())
+        .and(warp::header::headers_cloned())
         .and_then(
-            move |repository, query, if_none_match, accept_encoding, peer| {
+            move |repository, query, if_none_match, accept_encoding, peer, headers| {
                 let state = state.clone();
                 async move {
                     let request = Request {
@@ -112,6 +119,7 @@ fn badge_route(state: &Arc<State>, kind: Kind, name: &'static str) -> BoxedFilte
                         if_none_match,
                         accept_encoding,
                         peer,
+                        headers,
                     };
                     Ok::<_, Infallible>(badge(&state, kind, request).await)
                 }
@@ -129,6 +137,7 @@ struct Request {
     if_none_match: Option<String>,
     accept_encoding: Option<String>,
     peer: Option<PeerAddr>,
+    headers: http::HeaderMap,
 }
 
 async fn badge(state: &State, kind: Kind, request: Request) -> Response {
@@ -138,13 +147,15 @@ async fn badge(state: &State, kind: Kind, request: Request) -> Response {
         if_none_match,
         accept_encoding,
         peer,
+        headers,
     } = request;
     // Before anything else, so a limited client costs no lookup, query or render. (Requests
     // without a peer address only come from in-process callers; the server always sets one.)
-    if let Some(PeerAddr(addr)) = peer
-        && let Decision::Limit { retry_after_secs } = state.limiter.check(addr.ip(), Instant::now())
-    {
-        return rate_limited(retry_after_secs);
+    if let Some(PeerAddr(addr)) = peer {
+        let client = state.proxies.client(addr.ip(), &headers);
+        if let Decision::Limit { retry_after_secs } = state.limiter.check(client, Instant::now()) {
+            return rate_limited(retry_after_secs);
+        }
     }
     let Some(repository) = crate::http::path::percent_decode(&repository) else {
         return not_found();

@@ -2,21 +2,22 @@
 //!
 //! It is decided before the cache, the database or the renderer are touched, so a limited
 //! client costs one map lookup, and the limiter itself never invalidates or recomputes anything.
-//! The client is the TCP peer (no X-Forwarded-For: anyone could forge it). IPv6 clients are
-//! grouped by /64, the block a single host usually gets, so rotating addresses does not help.
+//! The client is the TCP peer, or the address a trusted proxy forwarded (see `client_ip`).
+//! IPv6 clients are grouped by /64, the block a single host usually gets, so rotating addresses
+//! does not help.
+//!
+//! The table is bounded. When it is full, the client with the fullest bucket is forgotten: it
+//! is the one closest to a new client, so forgetting it loses the least, and a client being
+//! limited (an empty bucket) is forgotten last. A flood of new addresses therefore cannot free
+//! a limited client, and no client goes untracked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Most clients tracked at once (about 40 bytes each). When full, idle clients are forgotten;
-/// if none is idle, new clients go untracked (allowed) rather than locking everyone out.
+/// Most clients tracked at once (about 80 bytes each).
 pub const MAX_CLIENTS: usize = 65_536;
-
-/// How often a full table may be swept for idle clients, so a flood of new addresses cannot
-/// turn every request into a full sweep.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -31,11 +32,16 @@ pub enum Decision {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// Where the bucket sits in `Table::by_fullness`.
+    rank: i64,
 }
 
 struct Table {
     clients: HashMap<IpAddr, Bucket>,
-    last_sweep: Option<Instant>,
+    /// (rank, client), fullest bucket last. A bucket holds `tokens + (t - updated) * rate`
+    /// tokens at time t (until capped), so ordering by `tokens - updated * rate` orders by
+    /// fullness at any instant, and a rank only changes when its bucket does.
+    by_fullness: BTreeSet<(i64, IpAddr)>,
 }
 
 pub struct RateLimiter {
@@ -43,6 +49,8 @@ pub struct RateLimiter {
     capacity: f64,
     refill_per_sec: f64,
     max_clients: usize,
+    /// The origin of ranks.
+    epoch: Instant,
     table: Mutex<Table>,
 }
 
@@ -52,10 +60,11 @@ impl RateLimiter {
         RateLimiter {
             capacity: f64::from(per_minute),
             refill_per_sec: f64::from(per_minute) / 60.0,
-            max_clients,
+            max_clients: max_clients.max(1),
+            epoch: Instant::now(),
             table: Mutex::new(Table {
                 clients: HashMap::new(),
-                last_sweep: None,
+                by_fullness: BTreeSet::new(),
             }),
         }
     }
@@ -70,22 +79,30 @@ impl RateLimiter {
             return Decision::Allow;
         }
         let client = client_of(ip);
-        // Single insert/update operations: a poisoned lock holds nothing half-done.
+        // Every change below keeps the map and the set in step before anything can panic.
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bucket) = table.clients.get_mut(&client) {
-            return self.take(bucket, now);
-        }
-        if table.clients.len() >= self.max_clients {
-            self.sweep(&mut table, now);
-            if table.clients.len() >= self.max_clients {
-                return Decision::Allow;
+        let table = &mut *table;
+        let mut bucket = match table.clients.get(&client) {
+            Some(bucket) => {
+                table.by_fullness.remove(&(bucket.rank, client));
+                *bucket
             }
-        }
-        let mut bucket = Bucket {
-            tokens: self.capacity,
-            updated: now,
+            None => {
+                if table.clients.len() >= self.max_clients
+                    && let Some((_, fullest)) = table.by_fullness.pop_last()
+                {
+                    table.clients.remove(&fullest);
+                }
+                Bucket {
+                    tokens: self.capacity,
+                    updated: now,
+                    rank: 0,
+                }
+            }
         };
         let decision = self.take(&mut bucket, now);
+        bucket.rank = self.rank(&bucket);
+        table.by_fullness.insert((bucket.rank, client));
         table.clients.insert(client, bucket);
         decision
     }
@@ -93,7 +110,7 @@ impl RateLimiter {
     fn take(&self, bucket: &mut Bucket, now: Instant) -> Decision {
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.refill_per_sec).min(self.capacity);
-        bucket.updated = now;
+        bucket.updated = bucket.updated.max(now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Decision::Allow
@@ -105,19 +122,13 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets clients whose bucket has refilled: they are indistinguishable from new ones.
-    fn sweep(&self, table: &mut Table, now: Instant) {
-        if table
-            .last_sweep
-            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_INTERVAL)
-        {
-            return;
-        }
-        table.last_sweep = Some(now);
-        let full_after = Duration::from_secs_f64(self.capacity / self.refill_per_sec);
-        table
-            .clients
-            .retain(|_, b| now.saturating_duration_since(b.updated) < full_after);
+    /// `tokens - updated * rate` in millionths of a token (see [`Table::by_fullness`]).
+    fn rank(&self, bucket: &Bucket) -> i64 {
+        let since = bucket
+            .updated
+            .saturating_duration_since(self.epoch)
+            .as_secs_f64();
+        ((bucket.tokens - since * self.refill_per_sec) * 1e6) as i64
     }
 
     #[cfg(test)]
@@ -143,6 +154,8 @@ fn client_of(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
@@ -225,19 +238,34 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_bounded_and_idle_clients_are_forgotten() {
+    fn a_full_table_forgets_the_fullest_bucket_never_a_limited_client() {
         let limiter = RateLimiter::new(60, 10);
         let t0 = Instant::now();
-        for i in 0..10 {
-            limiter.check(ip(&format!("10.0.0.{i}")), t0);
+        let limited = ip("10.9.9.9");
+        for _ in 0..60 {
+            limiter.check(limited, t0);
         }
+        assert!(matches!(limiter.check(limited, t0), Decision::Limit { .. }));
+        // A flood of new addresses, far more than the table holds.
+        for i in 0..1000u32 {
+            let flood = IpAddr::from(std::net::Ipv4Addr::from(0x0b00_0000 + i));
+            assert_eq!(limiter.check(flood, t0), Decision::Allow);
+            assert!(limiter.tracked_clients() <= 10);
+        }
+        // Still limited: the flood evicted its own buckets, not the limited client's.
+        assert!(matches!(limiter.check(limited, t0), Decision::Limit { .. }));
+        // A flood client over its own limit stays limited too, however many others come.
+        let other = ip("10.0.0.1");
+        for _ in 0..60 {
+            limiter.check(other, t0);
+        }
+        for i in 0..100u32 {
+            limiter.check(IpAddr::from(std::net::Ipv4Addr::from(0x0c00_0000 + i)), t0);
+        }
+        assert!(matches!(limiter.check(other, t0), Decision::Limit { .. }));
         assert_eq!(limiter.tracked_clients(), 10);
-        // Full and nobody idle: a new client is allowed but not tracked.
-        assert_eq!(limiter.check(ip("10.0.1.1"), t0), Decision::Allow);
-        assert_eq!(limiter.tracked_clients(), 10);
-        // A minute later every bucket has refilled: the sweep forgets them all.
-        let later = t0 + Duration::from_secs(61);
-        assert_eq!(limiter.check(ip("10.0.1.1"), later), Decision::Allow);
-        assert_eq!(limiter.tracked_clients(), 1);
+        // Once refilled, the limited client is allowed again.
+        let later = t0 + std::time::Duration::from_secs(61);
+        assert_eq!(limiter.check(limited, later), Decision::Allow);
     }
 }

@@ -227,6 +227,8 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     if c.queue.max_deliveries == 0 {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
     }
+    crate::badges::TrustedProxies::parse(&c.badger.trusted_proxies)
+        .map_err(|e| ("badger.trusted_proxies", e))?;
     validate_github(&c.github)?;
     validate_git(&c.git)?;
     validate_sandbox(&c.worker)?;

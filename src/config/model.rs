@@ -60,6 +60,21 @@ pub struct ServerConfig {
     pub request_body_limit_bytes: u64,
     pub request_timeout_seconds: u64,
     pub shutdown_grace_seconds: u64,
+    /// Connection limits, applied to each listener (API and badger) separately.
+    /// A client must send a request's headers within this long, or the connection is closed.
+    pub header_read_timeout_seconds: u64,
+    /// A connection with no request in flight for this long is closed (also one that never
+    /// sends a request).
+    pub idle_timeout_seconds: u64,
+    /// HTTP/2: ping an idle peer this often, and close the connection when a ping is not
+    /// answered within the timeout.
+    pub http2_keep_alive_interval_seconds: u64,
+    pub http2_keep_alive_timeout_seconds: u64,
+    /// Open connections per listener; further clients wait in the listen backlog until one ends.
+    pub max_connections: usize,
+    /// A file holding the bearer token a metrics scraper sends to `/metrics`; when empty,
+    /// only administrators may read the metrics.
+    pub metrics_token_file: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +86,12 @@ impl Default for ServerConfig {
             request_body_limit_bytes: 8 * 1024 * 1024,
             request_timeout_seconds: 60,
             shutdown_grace_seconds: 30,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            http2_keep_alive_interval_seconds: 20,
+            http2_keep_alive_timeout_seconds: 10,
+            max_connections: 1024,
+            metrics_token_file: PathBuf::new(),
         }
     }
 }
@@ -90,6 +111,9 @@ pub struct BadgerConfig {
     /// Badge requests per minute per client address (token bucket, bursts up to this many);
     /// 0 disables the limit.
     pub rate_limit_per_minute: u32,
+    /// Reverse proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For`
+    /// headers name the client for the rate limit; from anyone else they are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for BadgerConfig {
@@ -99,6 +123,7 @@ impl Default for BadgerConfig {
             bind_port: 4000,
             base_url: String::new(),
             rate_limit_per_minute: 600,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -382,6 +407,17 @@ pub struct CoverageConfig {
     pub max_report_bytes: u64,
     /// An upload for a commit that has not arrived yet is kept this long, then dropped.
     pub early_upload_hold_seconds: u64,
+    /// Uploads held for commits not yet ingested, per repository; more get 429.
+    pub max_held_uploads_per_repository: u64,
+    /// Time allowed for the CPU-heavy part of one upload (decompressing, parsing, mapping its
+    /// paths), which runs off the async runtime; a report over it is refused and the work stops.
+    pub processing_time_limit_ms: u64,
+}
+
+impl CoverageConfig {
+    pub fn processing_time_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.processing_time_limit_ms.max(1))
+    }
 }
 
 impl Default for CoverageConfig {
@@ -389,6 +425,8 @@ impl Default for CoverageConfig {
         CoverageConfig {
             max_report_bytes: 256 * 1024 * 1024,
             early_upload_hold_seconds: 2 * 60 * 60,
+            max_held_uploads_per_repository: 100,
+            processing_time_limit_ms: 30_000,
         }
     }
 }

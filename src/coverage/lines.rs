@@ -332,11 +332,17 @@ impl FileCoverage {
     /// Parses token bytes. 0x1E only ends a number, wherever it appears, as in the original API;
     /// any byte that is not a token is an error naming its offset.
     pub fn from_raw_bytes(raw: &[u8]) -> Result<Self, WireError> {
+        Self::from_raw_bytes_within(raw, u32::MAX)
+    }
+
+    /// [`Self::from_raw_bytes`] refusing more than `max_lines` lines, so an upload is held to
+    /// the same line limit as a parsed report before the memory is spent.
+    pub fn from_raw_bytes_within(raw: &[u8], max_lines: u32) -> Result<Self, WireError> {
         let mut file = FileCoverage::new();
         let mut number: Option<u64> = None;
         let push = |file: &mut FileCoverage, line: Line| -> Result<(), WireError> {
-            if file.slots.len() >= u32::MAX as usize {
-                return Err(WireError::TooManyLines { max: u32::MAX });
+            if file.slots.len() >= max_lines as usize {
+                return Err(WireError::TooManyLines { max: max_lines });
             }
             file.slots.push(NEUTRAL);
             file.store(file.slots.len() - 1, line);
@@ -379,10 +385,15 @@ impl FileCoverage {
     /// Decodes a `data` value: base64 once, then tokens (the original decoded a second time when
     /// the bytes held no control byte, which lost one-line files).
     pub fn decode_wire(value: &str) -> Result<Self, WireError> {
+        Self::decode_wire_within(value, u32::MAX)
+    }
+
+    /// [`Self::decode_wire`] with at most `max_lines` lines.
+    pub fn decode_wire_within(value: &str, max_lines: u32) -> Result<Self, WireError> {
         let raw = STANDARD
             .decode(value.trim())
             .map_err(|e| WireError::Base64(e.to_string()))?;
-        Self::from_raw_bytes(&raw)
+        Self::from_raw_bytes_within(&raw, max_lines)
     }
 }
 

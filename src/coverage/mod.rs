@@ -11,6 +11,7 @@
 //! beyond XML's five predefined ones, and stop at [`Limits`] so a hostile report cannot make
 //! them allocate without bound.
 
+pub mod budget;
 pub mod detect;
 pub mod formats;
 pub mod gate;
@@ -127,6 +128,9 @@ pub struct Limits {
     pub max_total_lines: u64,
     /// Longest single text line (lcov, Go) or XML tag/text run, in bytes.
     pub max_token_bytes: usize,
+    /// Cobertura `<source>` roots: each is tried as a prefix of every relative path, so they
+    /// multiply the cost of mapping paths.
+    pub max_sources: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +141,7 @@ impl Default for Limits {
             max_path_len: 4096,
             max_total_lines: 20_000_000,
             max_token_bytes: 1 << 20,
+            max_sources: 64,
         }
     }
 }

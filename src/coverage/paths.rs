@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::budget::{Budget, OverBudget};
 use super::{Format, Report};
 
 /// A Go module of the tree: its module path and the directory of its `go.mod`.
@@ -121,6 +122,25 @@ pub fn map_with_sources<S: AsRef<str>, U: AsRef<str>, T: AsRef<str>>(
     repo_files: &[T],
     go_modules: &[GoModule],
 ) -> Mapping {
+    map_within(
+        report_paths,
+        sources,
+        repo_files,
+        go_modules,
+        &Budget::unlimited(),
+    )
+    .unwrap_or_default()
+}
+
+/// [`map_with_sources`] that stops when `budget` runs out: a report of many paths against a
+/// tree of many same-named files costs paths × candidates × namesakes.
+pub fn map_within<S: AsRef<str>, U: AsRef<str>, T: AsRef<str>>(
+    report_paths: &[S],
+    sources: &[U],
+    repo_files: &[T],
+    go_modules: &[GoModule],
+    budget: &Budget,
+) -> Result<Mapping, OverBudget> {
     let tree = Tree::new(repo_files);
     let mut modules: Vec<(Vec<&str>, Vec<&str>)> = go_modules
         .iter()
@@ -133,6 +153,7 @@ pub fn map_with_sources<S: AsRef<str>, U: AsRef<str>, T: AsRef<str>>(
 
     let mut mapping = Mapping::default();
     for original in report_paths {
+        budget.check()?;
         let original = original.as_ref();
         let path = components(original);
         let mut candidates: Vec<Vec<&str>> = Vec::new();
@@ -160,7 +181,7 @@ pub fn map_with_sources<S: AsRef<str>, U: AsRef<str>, T: AsRef<str>>(
             None => mapping.unmatched.push(original.to_string()),
         }
     }
-    mapping
+    Ok(mapping)
 }
 
 fn has_drive(path: &str) -> bool {

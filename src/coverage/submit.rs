@@ -5,9 +5,12 @@
 //! not ingested yet, the upload is held in `coverage_uploads` (the original's 2-hour "early
 //! coverage hold", made durable) and [`apply_early_uploads`] applies it once ingestion completes.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use super::budget::{self, Budget, OverBudget};
 use super::gate;
 use super::merge::{CommitCoverage, merge_into};
 use super::paths::Mapping;
@@ -61,6 +64,13 @@ pub enum SubmitError {
     InvalidSha(String),
     #[error("{}", no_match_message(.0))]
     NoMatch(Box<Diagnostic>),
+    #[error(
+        "this repository already has {limit} uploads held for commits not ingested yet \
+         (coverage.max_held_uploads_per_repository); try again once they arrive"
+    )]
+    TooManyHeld { limit: u64 },
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
     #[error(transparent)]
     Tree(#[from] TreeError),
     #[error(transparent)]
@@ -159,8 +169,16 @@ pub async fn submit(
     for _ in 0..2 {
         let commit = find_commit(&app.db, repository.id, &sha).await?;
         if let Some(c) = commit.as_ref().filter(|c| c.ingest_status == "completed") {
-            let tree = tree::read_tree(app, repository.id, &sha).await?;
-            let mapping = upload.map(&tree.files, &tree.go_modules);
+            let tree = Arc::new(tree::read_tree(app, repository.id, &sha).await?);
+            let for_work = tree.clone();
+            let (upload, mapping) = budget::run(app.config.coverage.processing_time_limit(), {
+                move |b| {
+                    let mapping = upload.map(&for_work.files, &for_work.go_modules, b);
+                    (upload, mapping)
+                }
+            })
+            .await?;
+            let mapping = mapping?;
             record_mapping(&mut diag, &mapping);
             if mapping.matched.is_empty() {
                 return Err(SubmitError::NoMatch(Box::new(diag)));
@@ -188,6 +206,12 @@ pub async fn submit(
         sqlx::query("DELETE FROM coverage_uploads WHERE expires_at <= now()")
             .execute(&mut *tx)
             .await?;
+        check_held_room(
+            &mut tx,
+            repository.id,
+            app.config.coverage.max_held_uploads_per_repository,
+        )
+        .await?;
         let expires_at: OffsetDateTime = sqlx::query_scalar(
             "INSERT INTO coverage_uploads (repository_id, commit_sha, mode, data, expires_at) \
              VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5)) RETURNING expires_at",
@@ -206,6 +230,32 @@ pub async fn submit(
     Err(SubmitError::Db(sqlx::Error::Protocol(
         "the commit's ingestion state kept changing".into(),
     )))
+}
+
+/// Refuses to hold another upload when the repository has `limit` held already: held uploads
+/// are stored whole, so without a cap anyone with the upload token could fill the database
+/// with uploads for commits that never come. Serialised per repository so concurrent uploads
+/// cannot all squeeze under the limit.
+async fn check_held_room(
+    tx: &mut sqlx::PgConnection,
+    repository_id: i64,
+    limit: u64,
+) -> Result<(), SubmitError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))")
+        .bind(format!("coverage-held:{repository_id}"))
+        .execute(&mut *tx)
+        .await?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM coverage_uploads WHERE repository_id = $1 \
+         AND applied_at IS NULL AND expires_at > now()",
+    )
+    .bind(repository_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if u64::try_from(held).unwrap_or(0) >= limit {
+        return Err(SubmitError::TooManyHeld { limit });
+    }
+    Ok(())
 }
 
 fn record_mapping(diag: &mut Diagnostic, mapping: &Mapping) {
@@ -251,7 +301,7 @@ async fn try_apply_early_uploads(app: &App, commit_id: i64) -> Result<(), Submit
     let Some(repository) = repositories::find(&app.db, repository_id).await? else {
         return Ok(());
     };
-    let tree = tree::read_tree(app, repository_id, &sha).await?;
+    let tree = Arc::new(tree::read_tree(app, repository_id, &sha).await?);
     apply(
         app,
         &repository,
@@ -275,6 +325,29 @@ pub async fn expire_early_uploads(app: &App) -> Result<u64, sqlx::Error> {
     )
 }
 
+type Steps = (Vec<(Mode, CommitCoverage)>, Vec<String>);
+
+/// Decodes and maps held uploads: each usable one as (mode, files by repository path) in
+/// order, and the report paths that matched nothing.
+fn map_held(held: &[HeldRow], tree: &CommitTree, budget: &Budget) -> Result<Steps, OverBudget> {
+    let mut steps = Vec::new();
+    let mut unmatched = Vec::new();
+    for row in held {
+        let mode = Mode::parse(&row.mode).unwrap_or_default();
+        match Upload::from_held_json(&row.data, mode) {
+            Ok(upload) => {
+                let mapping = upload.map(&tree.files, &tree.go_modules, budget)?;
+                unmatched.extend(mapping.unmatched.iter().cloned());
+                if !mapping.matched.is_empty() {
+                    steps.push((mode, upload.remap(&mapping)));
+                }
+            }
+            Err(e) => tracing::warn!(upload = row.id, error = %e, "held upload unreadable"),
+        }
+    }
+    Ok((steps, unmatched))
+}
+
 struct Applied {
     excluded: usize,
     commit: Option<Numbers>,
@@ -294,7 +367,7 @@ async fn apply(
     repository: &Repository,
     commit_id: i64,
     sha: &str,
-    tree: &CommitTree,
+    tree: &Arc<CommitTree>,
     new: Option<(&Upload, &Mapping)>,
 ) -> Result<Applied, SubmitError> {
     let manifest = parse_manifest(tree);
@@ -310,26 +383,20 @@ async fn apply(
     .fetch_all(&mut *tx)
     .await?;
 
+    let ids: Vec<i64> = held.iter().map(|r| r.id).collect();
     // Each usable upload as (mode, files by repository path), in order.
-    let mut steps: Vec<(Mode, CommitCoverage)> = Vec::new();
-    let mut unmatched: Vec<String> = Vec::new();
-    for row in &held {
-        let mode = Mode::parse(&row.mode).unwrap_or_default();
-        match Upload::from_held_json(&row.data, mode) {
-            Ok(upload) => {
-                let mapping = upload.map(&tree.files, &tree.go_modules);
-                unmatched.extend(mapping.unmatched.iter().cloned());
-                if !mapping.matched.is_empty() {
-                    steps.push((mode, upload.remap(&mapping)));
-                }
-            }
-            Err(e) => tracing::warn!(upload = row.id, error = %e, "held upload unreadable"),
-        }
-    }
+    let (mut steps, mut unmatched) = if held.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let tree = tree.clone();
+        budget::run(app.config.coverage.processing_time_limit(), move |b| {
+            map_held(&held, &tree, b)
+        })
+        .await??
+    };
     if let Some((upload, mapping)) = new {
         steps.push((upload.mode, upload.remap(mapping)));
     }
-    let ids: Vec<i64> = held.iter().map(|r| r.id).collect();
     sqlx::query("DELETE FROM coverage_uploads WHERE id = ANY($1) OR expires_at <= now()")
         .bind(&ids)
         .execute(&mut *tx)

@@ -4,13 +4,14 @@
 //! held in while its commit is not known yet, and the capped decompression of raw bodies.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::budget::{Budget, OverBudget};
 use super::merge::CommitCoverage;
 use super::paths::{self, GoModule, Mapping};
 use super::{FileCoverage, Format, Limits, ParseError, Report, Totals};
@@ -70,6 +71,10 @@ pub enum WireDataError {
     BadPath(String),
     #[error("the upload has more than {0} files")]
     TooManyFiles(usize),
+    #[error("the upload has more than {0} source lines in all")]
+    TooManyLines(u64),
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
 }
 
 /// The shape an upload is held in (`coverage_uploads.data`) until its commit arrives.
@@ -92,8 +97,13 @@ impl Upload {
         }
     }
 
-    /// From the `data` object of `POST /v1/reports`: path → base64 line map.
-    pub fn from_wire(data: &Map<String, Value>, mode: Mode) -> Result<Upload, WireDataError> {
+    /// From the `data` object of `POST /v1/reports`: path → base64 line map, held to the same
+    /// [`Limits`] as a parsed report (files, path length, lines per file and in all).
+    pub fn from_wire(
+        data: &Map<String, Value>,
+        mode: Mode,
+        budget: &Budget,
+    ) -> Result<Upload, WireDataError> {
         let limits = Limits::default();
         if data.is_empty() {
             return Err(WireDataError::Empty);
@@ -102,18 +112,25 @@ impl Upload {
             return Err(WireDataError::TooManyFiles(limits.max_files));
         }
         let mut files = BTreeMap::new();
+        let mut total_lines: u64 = 0;
         for (path, value) in data {
+            budget.check()?;
             if path.trim().is_empty() || path.len() > limits.max_path_len {
                 return Err(WireDataError::BadPath(path.clone()));
             }
             let Value::String(encoded) = value else {
                 return Err(WireDataError::NotAString { path: path.clone() });
             };
-            let file =
-                FileCoverage::decode_wire(encoded).map_err(|error| WireDataError::Invalid {
+            let file = FileCoverage::decode_wire_within(encoded, limits.max_line_number).map_err(
+                |error| WireDataError::Invalid {
                     path: path.clone(),
                     error,
-                })?;
+                },
+            )?;
+            total_lines += u64::from(file.len());
+            if total_lines > limits.max_total_lines {
+                return Err(WireDataError::TooManyLines(limits.max_total_lines));
+            }
             files.insert(path.clone(), file);
         }
         Ok(Upload {
@@ -162,15 +179,20 @@ impl Upload {
         t
     }
 
-    /// Maps the report paths onto a commit's files.
-    pub fn map(&self, repo_files: &[String], go_modules: &[GoModule]) -> Mapping {
+    /// Maps the report paths onto a commit's files, within `budget`.
+    pub fn map(
+        &self,
+        repo_files: &[String],
+        go_modules: &[GoModule],
+        budget: &Budget,
+    ) -> Result<Mapping, OverBudget> {
         let report_paths: Vec<&str> = self.files.keys().map(String::as_str).collect();
         let sources: &[String] = if self.format == Some(Format::Cobertura) {
             &self.sources
         } else {
             &[]
         };
-        paths::map_with_sources(&report_paths, sources, repo_files, go_modules)
+        paths::map_within(&report_paths, sources, repo_files, go_modules, budget)
     }
 
     /// The coverage keyed by repository path (report paths landing on one file merged).
@@ -218,18 +240,28 @@ pub enum RawError {
     TooLarge { limit: u64 },
     #[error(transparent)]
     Parse(#[from] ParseError),
+    #[error(transparent)]
+    OverBudget(#[from] OverBudget),
 }
 
 /// A reader that fails once more than `limit` bytes came through, and remembers that it did, so
 /// a decompression bomb ends as "too large" however the parser words the read error.
-struct Capped<R> {
+/// It is also where the time budget is checked: the parsers pull every block of input through
+/// it, so a report over its time stops at the next block whatever the format.
+struct Capped<'b, R> {
     inner: R,
     left: u64,
     tripped: Arc<AtomicBool>,
+    budget: &'b Budget,
+    over_budget: Option<OverBudget>,
 }
 
-impl<R: Read> Read for Capped<R> {
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Err(over) = self.budget.check() {
+            self.over_budget = Some(over);
+            return Err(std::io::Error::other(over.to_string()));
+        }
         if self.left == 0 {
             // One probe byte tells a report of exactly `limit` bytes from a longer one.
             let mut probe = [0u8; 1];
@@ -255,6 +287,7 @@ pub fn parse_raw<R: Read>(
     compression: Compression,
     format: Option<Format>,
     max_bytes: u64,
+    budget: &Budget,
 ) -> Result<Report, RawError> {
     let tripped = Arc::new(AtomicBool::new(false));
     let inner: Box<dyn Read> = match compression {
@@ -271,13 +304,17 @@ pub fn parse_raw<R: Read>(
             }
         },
     };
-    let capped = Capped {
+    let mut capped = Capped {
         inner,
         left: max_bytes,
         tripped: tripped.clone(),
+        budget,
+        over_budget: None,
     };
-    let reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(256 * 1024, capped));
-    let result = super::parse(format, reader);
+    let result = super::parse(format, BufReader::with_capacity(256 * 1024, &mut capped));
+    if let Some(over) = capped.over_budget {
+        return Err(RawError::OverBudget(over));
+    }
     if tripped.load(Ordering::Relaxed) {
         return Err(RawError::TooLarge { limit: max_bytes });
     }
@@ -303,7 +340,7 @@ mod tests {
             (gz, Compression::Gzip),
             (zst, Compression::Zstd),
         ] {
-            let report = parse_raw(&body[..], c, None, 1 << 20).unwrap();
+            let report = parse_raw(&body[..], c, None, 1 << 20, &Budget::unlimited()).unwrap();
             assert_eq!(report.totals().lines_total, 2, "{c:?}");
         }
     }
@@ -318,13 +355,26 @@ mod tests {
         }
         let gz = gz.finish().unwrap();
         assert!(gz.len() < 1 << 20);
-        let err = parse_raw(&gz[..], Compression::Gzip, Some(Format::Lcov), 1 << 20).unwrap_err();
+        let err = parse_raw(
+            &gz[..],
+            Compression::Gzip,
+            Some(Format::Lcov),
+            1 << 20,
+            &Budget::unlimited(),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, RawError::TooLarge { limit } if limit == 1 << 20),
             "{err}"
         );
         // Exactly at the cap is fine.
-        let exact = parse_raw(LCOV.as_bytes(), Compression::None, None, LCOV.len() as u64);
+        let exact = parse_raw(
+            LCOV.as_bytes(),
+            Compression::None,
+            None,
+            LCOV.len() as u64,
+            &Budget::unlimited(),
+        );
         assert!(exact.is_ok());
     }
 
@@ -332,17 +382,17 @@ mod tests {
     fn wire_data_and_held_envelope_round_trip() {
         let data: Map<String, Value> =
             serde_json::from_str(r#"{"src/a.rb": "MTAeMjAAGxU="}"#).unwrap();
-        let upload = Upload::from_wire(&data, Mode::Merge).unwrap();
+        let upload = Upload::from_wire(&data, Mode::Merge, &Budget::unlimited()).unwrap();
         assert_eq!(upload.totals().lines_total, 3);
         let held = upload.to_held_json();
         assert_eq!(Upload::from_held_json(&held, Mode::Merge).unwrap(), upload);
         let bad: Map<String, Value> = serde_json::from_str(r#"{"a.rb": "%%%"}"#).unwrap();
         assert!(matches!(
-            Upload::from_wire(&bad, Mode::Merge),
+            Upload::from_wire(&bad, Mode::Merge, &Budget::unlimited()),
             Err(WireDataError::Invalid { .. })
         ));
         assert!(matches!(
-            Upload::from_wire(&Map::new(), Mode::Merge),
+            Upload::from_wire(&Map::new(), Mode::Merge, &Budget::unlimited()),
             Err(WireDataError::Empty)
         ));
         assert_eq!(Mode::parse("REPLACE"), Some(Mode::Replace));

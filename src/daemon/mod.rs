@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::config::{Config, Role};
-use crate::http::{Listener, StackOptions, build_service, serve};
+use crate::http::{ConnectionLimits, Listener, StackOptions, build_service, serve};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -82,6 +82,7 @@ pub async fn start(
         tasks.push(tokio::spawn(serve(
             listener,
             service,
+            ConnectionLimits::from_config(&config.server),
             shutdown_rx.clone(),
             grace,
         )));
@@ -105,6 +106,7 @@ pub async fn start(
         tasks.push(tokio::spawn(serve(
             listener,
             service,
+            ConnectionLimits::from_config(&config.server),
             shutdown_rx.clone(),
             grace,
         )));

@@ -31,6 +31,56 @@ pub fn bytes(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> +
         })
 }
 
+/// A body not read yet: for handlers that must authorize the request first, so a caller
+/// without the right cannot make the daemon wait for (and buffer) what it sends.
+pub struct Deferred {
+    declared: Option<u64>,
+    limit: u64,
+    stream: futures_util::stream::BoxStream<'static, Result<Bytes, warp::Error>>,
+}
+
+impl Deferred {
+    /// The whole body, at most the limit (declared or actually sent).
+    pub async fn bytes(self) -> Result<Bytes, ApiError> {
+        if self.declared.is_some_and(|n| n > self.limit) {
+            return Err(too_large(self.limit));
+        }
+        read_limited(self.stream, self.limit).await
+    }
+
+    /// The body as JSON of type `T` (see [`json`]).
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        parse_json(&self.bytes().await?)
+    }
+}
+
+/// The body, to be read by the handler when it decides to ([`Deferred`]).
+pub fn deferred(limit: u64) -> impl Filter<Extract = (Deferred,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .map(move |declared: Option<u64>, stream| Deferred {
+            declared,
+            limit,
+            stream: boxed(stream),
+        })
+}
+
+fn boxed<S, B>(stream: S) -> futures_util::stream::BoxStream<'static, Result<Bytes, warp::Error>>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf,
+{
+    use futures_util::StreamExt;
+    stream
+        .map(|chunk| {
+            chunk.map(|mut buf| {
+                let n = buf.remaining();
+                buf.copy_to_bytes(n)
+            })
+        })
+        .boxed()
+}
+
 async fn read_limited<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,

@@ -3,12 +3,14 @@
 //! panic catching. Errors always leave as JSON `{"code","message"}`.
 
 pub mod body;
+mod connection;
 pub mod error;
 pub mod path;
 pub mod route;
 mod server;
 mod stack;
 
+pub use connection::ConnectionLimits;
 pub use error::{ApiError, recover};
 pub use route::{PeerAddr, RouteName, tag};
 pub use server::{Listener, serve};

@@ -2,18 +2,18 @@
 //! accepting, let in-flight requests finish within the grace period, then close.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::{Service, ServiceExt};
 
+use super::connection::{self, Activity, ConnectionLimits};
 use super::route::PeerAddr;
 use super::stack::ResponseBody;
 
@@ -36,10 +36,13 @@ impl Listener {
     }
 }
 
-/// Serves until `shutdown` flips to true, then drains for at most `grace`.
+/// Serves until `shutdown` flips to true, then drains for at most `grace`. At most
+/// `limits.max_connections` connections are open at once: the next one is accepted only when one
+/// ends (until then it waits in the kernel's listen backlog).
 pub async fn serve<S>(
     listener: Listener,
     service: S,
+    limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
@@ -52,49 +55,68 @@ pub async fn serve<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = limits.builder();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let name = listener.name;
     loop {
-        tokio::select! {
-            accepted = listener.listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Usually EMFILE: back off instead of spinning.
-                        tracing::warn!(listener = name, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let svc = service.clone().map_request(move |mut request: Request<Incoming>| {
-                    request.extensions_mut().insert(PeerAddr(peer));
-                    request
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-                    .into_owned();
-                let watched = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                });
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
+        // A permit first, so a full listener stops accepting instead of queueing in memory.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = connection::stopped(&mut shutdown) => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(listener = name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+            },
+            () = connection::stopped(&mut shutdown) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let activity = Activity::new();
+        let tracker = activity.clone();
+        let svc = service
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                request
+            })
+            .map_future(move |future| {
+                let in_flight = tracker.request_started();
+                async move {
+                    let response = future.await;
+                    drop(in_flight);
+                    response
+                }
+            });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .into_owned();
+        let limits = limits.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection::drive(connection, activity, &limits, shutdown, grace).await
+            {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
-        }
+            drop(permit);
+        });
     }
     drop(listener);
     tracing::info!(
         listener = name,
         "stopped accepting; draining in-flight requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
+    // Every open connection holds a permit: having them all back means everything drained.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
         .is_err()
     {

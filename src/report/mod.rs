@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::coverage::budget::Budget;
 use crate::coverage::paths::GoModule;
 use crate::coverage::{self, Format, Mode, Report, Totals, Upload, detect};
 
@@ -218,7 +219,10 @@ pub fn payload(reports: Vec<Parsed>, root: &Path) -> Payload {
     let mut unmatched = Vec::new();
     for parsed in reports {
         let upload = Upload::from_report(parsed.report, Mode::Merge);
-        let mapping = upload.map(&files, &modules);
+        // The reporter maps on the CI machine, with all the time it needs.
+        let mapping = upload
+            .map(&files, &modules, &Budget::unlimited())
+            .unwrap_or_default();
         coverage::merge::merge_into(&mut combined, &upload.remap(&mapping));
         for path in mapping.unmatched {
             if let Some(file) = upload.files.get(&path) {

@@ -1,5 +1,6 @@
 //! GitHub webhook deliveries: signature checked over the raw body before anything is parsed,
-//! de-duplicated by delivery id, then turned into quick database changes and jobs, so GitHub
+//! de-duplicated by delivery id and by a hash of the signed body (so a replay under a new id
+//! is caught), then turned into quick database changes and jobs, so GitHub
 //! gets its answer in milliseconds.
 
 mod events;
@@ -7,6 +8,7 @@ mod events;
 pub use events::{ANNOUNCE_JOB, AnnounceStatuses, Outcome, handle};
 
 use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::github::{SignatureError, verify_signature};
@@ -28,6 +30,14 @@ pub enum WebhookError {
 
 /// How long a delivery id is remembered (GitHub redelivers within days, not weeks).
 const DELIVERY_TTL_SECONDS: u64 = 2 * 24 * 3600;
+
+/// Claims a delivery by id and by body hash: 1 when neither was seen, else 0 and nothing set.
+const CLAIM_DELIVERY: &str = r#"
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
+redis.call('SET', KEYS[1], 'processing', 'EX', ARGV[1])
+redis.call('SET', KEYS[2], 'processing', 'EX', ARGV[1])
+return 1
+"#;
 
 /// One delivery, as GitHub sends it.
 pub struct Delivery<'a> {
@@ -55,19 +65,23 @@ pub async fn receive(app: &App, delivery: Delivery<'_>) -> Result<Outcome, Webho
         .ok_or(WebhookError::MissingHeader("X-GitHub-Delivery"))?;
     let payload: serde_json::Value = serde_json::from_slice(delivery.body)
         .map_err(|e| WebhookError::InvalidJson(e.to_string()))?;
-    let key = app.kv.key(&format!("github:delivery:{delivery_id}"));
+    // The delivery id is not signed: a captured delivery re-sent under a new id must be caught
+    // by what is signed, the body (GitHub's own redeliveries keep both).
+    let body_hash = hex::encode(Sha256::digest(delivery.body));
+    let keys = [
+        app.kv.key(&format!("github:delivery:{delivery_id}")),
+        app.kv.key(&format!("github:delivery-body:{body_hash}")),
+    ];
     let mut conn = app.kv.conn(Db::Primary);
     let unavailable = |e: redis::RedisError| WebhookError::Unavailable(e.to_string());
-    let first: bool = redis::cmd("SET")
-        .arg(&key)
-        .arg("processing")
-        .arg("NX")
-        .arg("EX")
+    // Both claimed at once with their expiry, or neither: a replay never half-claims.
+    let first: bool = redis::Script::new(CLAIM_DELIVERY)
+        .key(&keys[0])
+        .key(&keys[1])
         .arg(DELIVERY_TTL_SECONDS)
-        .query_async::<Option<String>>(&mut conn)
+        .invoke_async(&mut conn)
         .await
-        .map_err(unavailable)?
-        .is_some();
+        .map_err(unavailable)?;
     if !first {
         return Ok(Outcome::Duplicate);
     }
@@ -75,7 +89,7 @@ pub async fn receive(app: &App, delivery: Delivery<'_>) -> Result<Outcome, Webho
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             // Let GitHub's redelivery (or a manual one) try again.
-            let _: Result<(), _> = conn.del(&key).await;
+            let _: Result<(), _> = conn.del(keys.to_vec()).await;
             Err(WebhookError::Unavailable(e.to_string()))
         }
     }

@@ -103,8 +103,14 @@ pub fn parse<R: BufRead>(reader: R, limits: &Limits) -> Result<Report, ParseErro
                         let text = text.trim();
                         if !text.is_empty() {
                             let sources = &mut out.report_mut().sources;
-                            if sources.len() >= limits.max_files {
-                                return Err(err(xml.line(), "too many <source> elements"));
+                            if sources.len() >= limits.max_sources {
+                                return Err(err(
+                                    xml.line(),
+                                    format!(
+                                        "more than {} <source> elements (the limit)",
+                                        limits.max_sources
+                                    ),
+                                ));
                             }
                             sources.push(text.to_string());
                         }
