@@ -1,0 +1,291 @@
+//! `cocov backup` / `cocov restore` through the real binary: a seeded installation (a pushed
+//! commit checked by shellcheck in the sandbox, a coverage upload, a secret, user and service
+//! tokens) is backed up, restored onto a fresh database, store and key path, and a daemon
+//! started on the restored state answers as the original did.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::origin::{Origin, announce, register};
+use common::{TestApp, TestDb, cocov_command};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const MANIFEST: &str = "version: \"0.1.alpha\"\nchecks:\n  - plugin: cocov/shellcheck:v0.1\n";
+const SECRET: &[u8] = b"correct horse battery staple";
+
+fn fixture_project() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coverage/lcov/project");
+    let mut out = Vec::new();
+    for sub in ["src", "tests"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = format!("{sub}/{}", path.file_name().unwrap().to_string_lossy());
+            out.push((name, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    out
+}
+
+fn lcov_report() -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coverage/lcov/lcov.info"),
+    )
+    .unwrap()
+}
+
+/// A key file of its own (the backup must carry the key for secrets to decrypt).
+fn write_key(dir: &Path) -> PathBuf {
+    let path = dir.join("secret.key");
+    std::fs::write(&path, format!("{}\n", "5a".repeat(32))).unwrap();
+    path
+}
+
+/// The configuration as a file the binary reads.
+fn config_file(config: &cocov::config::Config, dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+    path
+}
+
+fn cocov(config: &Path, args: &[&str]) -> Output {
+    cocov_command()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("cocov runs")
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn get(t: &TestApp, auth: &str, path: &str) -> (StatusCode, Value) {
+    let resp = t
+        .client
+        .get(t.url(path))
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Every file under `root`, relative path → bytes.
+fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The answers compared before and after: what an API client sees of the seeded data.
+fn read_paths(name: &str, sha: &str) -> Vec<String> {
+    vec![
+        "/v1/repositories".into(),
+        format!("/v1/repositories/{name}"),
+        format!("/v1/repositories/{name}/branches"),
+        format!("/v1/repositories/{name}/commits"),
+        format!("/v1/repositories/{name}/commits/{sha}"),
+        format!("/v1/repositories/{name}/commits/{sha}/checks"),
+        format!("/v1/repositories/{name}/commits/{sha}/issues?per_page=100"),
+        format!("/v1/repositories/{name}/commits/{sha}/coverage"),
+        format!("/v1/repositories/{name}/commits/{sha}/coverage/summary"),
+    ]
+}
+
+async fn answers(t: &TestApp, auth: &str, paths: &[String]) -> Vec<(String, StatusCode, Value)> {
+    let mut out = Vec::new();
+    for path in paths {
+        let (status, body) = get(t, auth, path).await;
+        out.push((path.clone(), status, body));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_installation_answers_like_the_original() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = write_key(keys.path());
+    let key_for_app = key_file.clone();
+    let t = TestApp::start_with(move |c| c.security.cryptographic_key_file = key_for_app).await;
+
+    // A repository with a pushed commit, checked by shellcheck (issues) and a coverage upload.
+    let origin = Origin::new();
+    let (repo_id, repo_token) = register(&t, "vault", &origin.url()).await;
+    let mut files = fixture_project();
+    files.push((".cocov.yaml".into(), MANIFEST.into()));
+    files.push(("bin/run.sh".into(), "#!/bin/sh\necho $1\n".into()));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let sha = origin.commit(&refs, "first");
+    let (status, body) = announce(
+        &t,
+        "vault",
+        &format!("token {repo_token}"),
+        json!({"sha": sha, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let upload = t
+        .client
+        .post(t.url(&format!("/v1/reports/raw?commit_sha={sha}&format=lcov")))
+        .header("authorization", format!("token {repo_token}"))
+        .body(lcov_report())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        upload.status().is_success(),
+        "{}",
+        upload.text().await.unwrap()
+    );
+
+    let admin = format!("bearer {}", t.user_token("root", true).await);
+    let alice = format!("bearer {}", t.user_token("alice", false).await);
+    let (_, service) = cocov::auth::service_tokens::create(
+        &t.app().db,
+        "backup test",
+        None,
+        &cocov::audit::AuditActor::system(),
+    )
+    .await
+    .unwrap();
+    let service = format!("bearer {service}");
+    let cipher = cocov::secrets::Cipher::from_config(&t.app().config.security).unwrap();
+    cocov::secrets::put(
+        &t.app().db,
+        &cipher,
+        cocov::secrets::Scope::Repository(repo_id),
+        "DEPLOY_KEY",
+        SECRET,
+        None,
+    )
+    .await
+    .unwrap();
+
+    // Wait until the checks and the coverage are final, so both sides hold the same state.
+    let checks = format!("/v1/repositories/vault/commits/{sha}/checks");
+    let summary = format!("/v1/repositories/vault/commits/{sha}/coverage/summary");
+    common::eventually("checks and coverage", Duration::from_secs(180), || async {
+        let (_, view) = get(&t, &admin, &checks).await;
+        let (cov, _) = get(&t, &admin, &summary).await;
+        (view["status"] == "completed" && cov == StatusCode::OK).then_some(())
+    })
+    .await;
+    // The last step of a finished set (its status) is written a moment after it ends.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let paths = read_paths("vault", &sha);
+    let before = answers(&t, &admin, &paths).await;
+    for (path, status, body) in &before {
+        assert_eq!(*status, StatusCode::OK, "{path}: {body}");
+    }
+    let issues = &before[6].2["issues"];
+    assert!(
+        !issues.as_array().unwrap().is_empty(),
+        "no issues: {issues}"
+    );
+
+    // Back up with the binary.
+    let work = tempfile::tempdir().unwrap();
+    let source_config = config_file(&t.app().config, work.path(), "source.toml");
+    let backup_dir = work.path().join("backup");
+    let out = cocov(&source_config, &["backup", backup_dir.to_str().unwrap()]);
+    assert_ok(&out, "backup");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(backup_dir.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["schema_version"],
+        cocov::db::binary_schema_version()
+    );
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for must in ["database.dump", "secret.key", "cocov.toml"] {
+        assert!(listed.contains(&must), "{must} not in {listed:?}");
+    }
+    assert!(listed.iter().any(|p| p.starts_with("blobs/")), "{listed:?}");
+
+    // Restore onto a fresh database, store and key path.
+    let db = TestDb::empty().await;
+    let storage = tempfile::tempdir().unwrap();
+    let new_keys = tempfile::tempdir().unwrap();
+    let new_key_file = new_keys.path().join("restored/secret.key");
+    let mut target = (*t.app().config).clone();
+    target.database = db.config.clone();
+    target.storage.local_path = storage.path().to_path_buf();
+    target.security.cryptographic_key_file = new_key_file.clone();
+    let target_config = config_file(&target, work.path(), "target.toml");
+    let out = cocov(&target_config, &["restore", backup_dir.to_str().unwrap()]);
+    assert_ok(&out, "restore");
+    assert_eq!(
+        std::fs::read_to_string(&new_key_file).unwrap().trim(),
+        "5a".repeat(32)
+    );
+    assert_eq!(
+        tree(storage.path()),
+        tree(t.storage_dir.path()),
+        "blobs differ"
+    );
+
+    let key_for_restored = new_key_file.clone();
+    let r = TestApp::start_on(db, storage, move |c| {
+        c.security.cryptographic_key_file = key_for_restored
+    })
+    .await;
+    // The original tokens authenticate on the restored installation.
+    let after = answers(&r, &admin, &paths).await;
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "{} differs after restore", b.0);
+    }
+    for (who, auth) in [("user", &alice), ("service", &service)] {
+        let (status, body) = get(&r, auth, "/v1/repositories/vault").await;
+        assert_eq!(status, StatusCode::OK, "{who} token: {body}");
+    }
+    let (status, _) = get(&r, "bearer cop_not-a-token", "/v1/repositories/vault").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The secret still decrypts with the restored key.
+    let restored_cipher = cocov::secrets::Cipher::from_config(&r.app().config.security).unwrap();
+    let values = cocov::secrets::resolve_for_repository(
+        &r.app().db,
+        &restored_cipher,
+        repo_id,
+        &["DEPLOY_KEY".to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(values["DEPLOY_KEY"], SECRET);
+
+    r.shutdown().await;
+    t.shutdown().await;
+}
