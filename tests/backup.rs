@@ -289,3 +289,212 @@ async fn a_restored_installation_answers_like_the_original() {
     r.shutdown().await;
     t.shutdown().await;
 }
+
+/// A restore target: its own database, storage dir and key path, as a config file.
+struct Target {
+    db: TestDb,
+    storage: tempfile::TempDir,
+    key_file: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    async fn new(source: &cocov::config::Config, db: TestDb) -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("secret.key");
+        let mut config = source.clone();
+        config.database = db.config.clone();
+        config.storage.local_path = storage.path().to_path_buf();
+        config.security.cryptographic_key_file = key_file.clone();
+        let config = config_file(&config, dir.path(), "target.toml");
+        Target {
+            db,
+            storage,
+            key_file,
+            config,
+            _dir: dir,
+        }
+    }
+
+    fn restore(&self, backup: &Path, extra: &[&str]) -> Output {
+        let mut args = vec!["restore", backup.to_str().unwrap()];
+        args.extend(extra);
+        cocov(&self.config, &args)
+    }
+
+    async fn logins(&self) -> Vec<String> {
+        sqlx::query_scalar("SELECT login::text FROM users ORDER BY login")
+            .fetch_all(&self.db.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Whether restore wrote anything: tables, blobs or the key.
+    async fn untouched_since_empty(&self) -> bool {
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+        tables == 0 && tree(self.storage.path()).is_empty() && !self.key_file.exists()
+    }
+}
+
+fn refused(out: &Output, needles: &[&str]) {
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(out);
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+const BLOB: &str = "7/archives/0a1b.tar.zst";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = write_key(keys.path());
+    let t = TestApp::start_with(move |c| c.security.cryptographic_key_file = key_file).await;
+    t.user_token("owner", true).await;
+    let key = cocov::storage::BlobKey::new(BLOB).unwrap();
+    t.app()
+        .storage
+        .put(&key, bytes::Bytes::from_static(b"archive bytes"))
+        .await
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let source = config_file(&t.app().config, work.path(), "source.toml");
+    let backup = work.path().join("backup");
+    assert_ok(
+        &cocov(&source, &["backup", backup.to_str().unwrap()]),
+        "backup",
+    );
+
+    // A non-empty backup directory.
+    let out = cocov(&source, &["backup", backup.to_str().unwrap()]);
+    refused(&out, &[backup.to_str().unwrap(), "not empty"]);
+
+    // A database in use: refused without --force, and left as it was.
+    let used = Target::new(&t.app().config, TestDb::migrated().await).await;
+    cocov::auth::users::create(
+        &used.db.pool,
+        "someone",
+        true,
+        &cocov::audit::AuditActor::system(),
+    )
+    .await
+    .unwrap();
+    refused(
+        &used.restore(&backup, &[]),
+        &["not empty", "users", "--force"],
+    );
+    assert_eq!(used.logins().await, ["someone"]);
+    assert!(tree(used.storage.path()).is_empty() && !used.key_file.exists());
+
+    // A store holding blobs.
+    let full_store = Target::new(&t.app().config, TestDb::empty().await).await;
+    std::fs::write(full_store.storage.path().join("stray"), b"x").unwrap();
+    let out = full_store.restore(&backup, &[]);
+    refused(
+        &out,
+        &["blob store", full_store.storage.path().to_str().unwrap()],
+    );
+    std::fs::remove_file(full_store.storage.path().join("stray")).unwrap();
+    assert!(full_store.untouched_since_empty().await);
+
+    // Altered backups, each refused naming the file, onto an empty target that stays empty.
+    let empty = Target::new(&t.app().config, TestDb::empty().await).await;
+    let alter: [(&str, fn(&Path)); 5] = [
+        ("blobs/7/archives/0a1b.tar.zst", |dir| {
+            std::fs::write(dir.join("blobs").join(BLOB), b"archive bytez").unwrap()
+        }),
+        ("database.dump", |dir| {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("database.dump"))
+                .unwrap();
+            f.set_len(100).unwrap();
+        }),
+        ("secret.key", |dir| {
+            std::fs::remove_file(dir.join("secret.key")).unwrap()
+        }),
+        ("MANIFEST.json", |dir| {
+            std::fs::remove_file(dir.join("MANIFEST.json")).unwrap()
+        }),
+        ("../../etc/passwd", |dir| {
+            let path = dir.join("MANIFEST.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(
+                &path,
+                text.replace("\"cocov.toml\"", "\"../../etc/passwd\""),
+            )
+            .unwrap();
+        }),
+    ];
+    for (i, (name, change)) in alter.into_iter().enumerate() {
+        let copy = work.path().join(format!("altered-{i}"));
+        copy_dir(&backup, &copy);
+        change(&copy);
+        refused(&empty.restore(&copy, &[]), &[name]);
+        assert!(
+            empty.untouched_since_empty().await,
+            "{name}: something was written"
+        );
+    }
+
+    // A backup from a newer schema.
+    let newer = work.path().join("newer");
+    copy_dir(&backup, &newer);
+    let path = newer.join("MANIFEST.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["schema_version"] = json!(cocov::db::binary_schema_version() + 1);
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    refused(&empty.restore(&newer, &[]), &["newer than this cocov"]);
+    assert!(empty.untouched_since_empty().await);
+
+    // A target with a different key: refused unless told where to write the backup's.
+    std::fs::write(&empty.key_file, "c3".repeat(32)).unwrap();
+    refused(&empty.restore(&backup, &[]), &["differs", "--key-file"]);
+    let elsewhere = work.path().join("keys/backup.key");
+    assert_ok(
+        &empty.restore(&backup, &["--key-file", elsewhere.to_str().unwrap()]),
+        "restore with --key-file",
+    );
+    assert_eq!(
+        std::fs::read_to_string(&elsewhere).unwrap().trim(),
+        "5a".repeat(32)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&empty.key_file).unwrap(),
+        "c3".repeat(32)
+    );
+    assert_eq!(empty.logins().await, ["owner"]);
+
+    // --force replaces the database in use and the store's contents.
+    std::fs::write(used.storage.path().join("stray"), b"x").unwrap();
+    assert_ok(&used.restore(&backup, &["--force"]), "forced restore");
+    assert_eq!(used.logins().await, ["owner"]);
+    let blobs: Vec<String> = tree(used.storage.path())
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(blobs, [BLOB]);
+
+    t.shutdown().await;
+}
