@@ -498,3 +498,81 @@ async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
 
     t.shutdown().await;
 }
+
+/// Every object in a store, key → bytes.
+async fn objects(store: &dyn cocov::storage::BlobStore) -> Vec<(String, bytes::Bytes)> {
+    let mut out = Vec::new();
+    for meta in store
+        .list(&cocov::storage::BlobPrefix::all())
+        .await
+        .unwrap()
+    {
+        out.push((meta.key.to_string(), store.get(&meta.key).await.unwrap()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_s3_store_is_copied_object_by_object_and_restored_into_a_new_bucket() {
+    let server = common::s3_servers::S3Server::s3s_fs().await;
+    let s3 = server.config(&common::s3_servers::unique_bucket());
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = write_key(keys.path());
+    let t = TestApp::start_with(move |c| {
+        c.security.cryptographic_key_file = key_file;
+        c.storage.mode = cocov::config::StorageMode::S3;
+        c.storage.s3 = s3;
+    })
+    .await;
+    let origin = Origin::new();
+    register(&t, "bucketed", &origin.url()).await;
+    let admin = format!("bearer {}", t.user_token("root", true).await);
+    for (key, data) in [
+        (BLOB, "one"),
+        ("7/coverage/2.json", "two"),
+        ("8/x", "three"),
+    ] {
+        let key = cocov::storage::BlobKey::new(key).unwrap();
+        t.app().storage.put(&key, data.into()).await.unwrap();
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    let source = config_file(&t.app().config, work.path(), "source.toml");
+    let backup = work.path().join("backup");
+    assert_ok(
+        &cocov(&source, &["backup", backup.to_str().unwrap()]),
+        "backup",
+    );
+
+    // Restore into another bucket of the same server and a fresh database.
+    let db = TestDb::empty().await;
+    let mut target = (*t.app().config).clone();
+    target.database = db.config.clone();
+    target.storage.s3.bucket = common::s3_servers::unique_bucket();
+    target.security.cryptographic_key_file = work.path().join("restored.key");
+    let target_config = config_file(&target, work.path(), "target.toml");
+    let out = cocov(&target_config, &["restore", backup.to_str().unwrap()]);
+    assert_ok(&out, "restore");
+
+    let restored_store = cocov::storage::open(&target.storage).await.unwrap();
+    let original = objects(t.app().storage.as_ref()).await;
+    assert_eq!(original.len(), 3);
+    assert_eq!(objects(restored_store.as_ref()).await, original);
+
+    let (s3_bucket, restored_key) = (
+        target.storage.s3.clone(),
+        target.security.cryptographic_key_file.clone(),
+    );
+    let r = TestApp::start_on(db, tempfile::tempdir().unwrap(), move |c| {
+        c.storage.mode = cocov::config::StorageMode::S3;
+        c.storage.s3 = s3_bucket;
+        c.security.cryptographic_key_file = restored_key;
+    })
+    .await;
+    assert_eq!(
+        get(&r, &admin, "/v1/repositories").await,
+        get(&t, &admin, "/v1/repositories").await
+    );
+    r.shutdown().await;
+    t.shutdown().await;
+}
