@@ -366,6 +366,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 const BLOB: &str = "7/archives/0a1b.tar.zst";
 
+/// A change to a copy of a backup, and the name restore must report.
+type Alteration = (&'static str, fn(&Path));
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
     let keys = tempfile::tempdir().unwrap();
@@ -420,7 +423,7 @@ async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
 
     // Altered backups, each refused naming the file, onto an empty target that stays empty.
     let empty = Target::new(&t.app().config, TestDb::empty().await).await;
-    let alter: [(&str, fn(&Path)); 5] = [
+    let alter: [Alteration; 5] = [
         ("blobs/7/archives/0a1b.tar.zst", |dir| {
             std::fs::write(dir.join("blobs").join(BLOB), b"archive bytez").unwrap()
         }),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Cli, Failure, load_config};
-use crate::backup::{self, BackupError, RestoreOptions};
+use crate::backup::{self, RestoreOptions};
 use crate::config::{self, Config};
 
 #[derive(Args, Debug)]
@@ -27,10 +27,6 @@ pub struct RestoreArgs {
     pub key_file: Option<PathBuf>,
 }
 
-fn failure(e: BackupError) -> Failure {
-    Failure::new(e)
-}
-
 async fn open(
     config: &Config,
 ) -> Result<(sqlx::PgPool, std::sync::Arc<dyn crate::storage::BlobStore>), Failure> {
@@ -50,7 +46,7 @@ pub async fn run_backup(cli: &Cli, args: &BackupArgs) -> Result<(), Failure> {
     let (pool, store) = open(&config).await?;
     let report = backup::backup(&config, Some(&config_file), &pool, store, &args.dir)
         .await
-        .map_err(failure)?;
+        .map_err(Failure::new)?;
     println!(
         "backup written to {}: database (schema {}), {} blob(s), key {}, configuration {}",
         args.dir.display(),
@@ -79,7 +75,7 @@ pub async fn run_restore(cli: &Cli, args: &RestoreArgs) -> Result<(), Failure> {
     };
     let report = backup::restore(&config, &pool, store, &args.dir, &options)
         .await
-        .map_err(failure)?;
+        .map_err(Failure::new)?;
     println!(
         "restored {} (cocov {}, taken {}): database now at schema {}, {} blob(s)",
         args.dir.display(),
