@@ -10,6 +10,7 @@
 //! Restore checks everything before writing anything: the manifest's checksums, the schema
 //! versions, the key, and that the database and store are empty (unless forced).
 
+mod key;
 pub mod manifest;
 mod postgres;
 
@@ -17,10 +18,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{Config, SecurityConfig};
-use crate::secrets::Cipher;
+use crate::config::Config;
 use crate::storage::{BlobPrefix, BlobStore, StorageError};
-use manifest::{FileEntry, Item, Manifest};
+use key::{Key, KeyPlan};
+use manifest::{Item, Manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -35,6 +36,9 @@ pub enum BackupError {
     },
     #[error("{0}")]
     Tool(String),
+    /// The database is restored but the blobs are not all back.
+    #[error("{0}")]
+    Incomplete(String),
     #[error("blob store: {0}")]
     Storage(#[from] StorageError),
     #[error("PostgreSQL: {0}")]
@@ -75,7 +79,7 @@ pub async fn backup(
         BackupError::Invalid("the database has no cocov schema: nothing to back up".into())
     })?;
     // The key first: a backup whose secrets cannot be decrypted is not worth the dump.
-    let key = configured_key(&config.security)?;
+    let key = Key::configured(&config.security)?;
 
     let mut files = Vec::new();
     let dump = dir.join(manifest::DUMP_FILE);
@@ -86,17 +90,22 @@ pub async fn backup(
     files.push(manifest::entry(dir, manifest::DUMP_FILE).await?);
 
     let blobs = store.list(&BlobPrefix::all()).await?;
+    let mut vanished = 0;
     for blob in &blobs {
         let path = manifest::blob_path(dir, &blob.key);
         let parent = path.parent().expect("a blob path has a parent");
         std::fs::create_dir_all(parent)
             .map_err(|e| BackupError::io(format!("create {}", parent.display()), e))?;
-        store.get_to_file(&blob.key, &path).await?;
-        files.push(manifest::entry(dir, &manifest::blob_entry_path(&blob.key)).await?);
+        match store.get_to_file(&blob.key, &path).await {
+            Ok(_) => files.push(manifest::entry(dir, &manifest::blob_entry_path(&blob.key)).await?),
+            // Deleted since it was listed: nothing refers to it any more.
+            Err(e) if e.is_not_found() => vanished += 1,
+            Err(e) => return Err(e.into()),
+        }
     }
 
     if let Some(key) = &key {
-        write_private(&dir.join(manifest::KEY_FILE), format!("{key}\n").as_bytes())?;
+        key.write_file(&dir.join(manifest::KEY_FILE))?;
         files.push(manifest::entry(dir, manifest::KEY_FILE).await?);
     }
     let config_file = config_file.filter(|p| p.is_file());
@@ -119,7 +128,7 @@ pub async fn backup(
     manifest.write(dir).await?;
     Ok(BackupReport {
         manifest,
-        blobs: blobs.len(),
+        blobs: blobs.len() - vanished,
         key_included: key.is_some(),
         config_included: config_file.is_some(),
     })
@@ -175,7 +184,16 @@ pub async fn restore(
         )));
     }
 
-    let key_plan = plan_key(&config.security, dir, &items, options)?;
+    let backup_key = if items.iter().any(|(item, _)| *item == Item::Key) {
+        Key::read_file(&dir.join(manifest::KEY_FILE))?
+    } else {
+        None
+    };
+    let key_plan = key::plan(
+        &config.security,
+        backup_key.as_ref(),
+        options.key_file.as_deref(),
+    )?;
 
     if !options.force {
         let used = postgres::tables_in_use(pool).await?;
@@ -204,16 +222,24 @@ pub async fn restore(
     let mut blobs = 0;
     for (item, _) in &items {
         if let Item::Blob(key) = item {
-            store.put_file(key, &manifest::blob_path(dir, key)).await?;
+            store
+                .put_file(key, &manifest::blob_path(dir, key))
+                .await
+                .map_err(|e| {
+                    BackupError::Incomplete(format!(
+                        "the database is restored, but restoring the blobs failed: {e}; run \
+                         the restore again with --force once the store is reachable"
+                    ))
+                })?;
             blobs += 1;
         }
     }
-    let key_written = match key_plan {
-        KeyPlan::Write { key, path } => {
-            write_key_file(&path, &key)?;
+    let key_written = match (key_plan, &backup_key) {
+        (KeyPlan::Write(path), Some(key)) => {
+            key.write_file(&path)?;
             Some(path)
         }
-        KeyPlan::Keep => None,
+        _ => None,
     };
     // A backup from an older cocov is brought up to this binary's schema.
     let migrated = crate::db::migrate(&config.database).await?;
@@ -223,118 +249,6 @@ pub async fn restore(
         key_written,
         schema_after: migrated.after,
     })
-}
-
-enum KeyPlan {
-    /// The configured key is the backup's (or the backup has none).
-    Keep,
-    Write {
-        key: String,
-        path: PathBuf,
-    },
-}
-
-/// Decides, before anything is written, what happens to the backup's key: nothing when the
-/// configured key is the same; written to the configured key file when none is configured yet;
-/// written to `--key-file` when the configured key differs; refused otherwise, since the
-/// restored secrets would not decrypt.
-fn plan_key(
-    security: &SecurityConfig,
-    dir: &Path,
-    items: &[(Item, &FileEntry)],
-    options: &RestoreOptions,
-) -> Result<KeyPlan, BackupError> {
-    if !items.iter().any(|(item, _)| *item == Item::Key) {
-        return Ok(KeyPlan::Keep);
-    }
-    let path = dir.join(manifest::KEY_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| BackupError::io(format!("read {}", path.display()), e))?;
-    let key = text.trim().to_string();
-    let backup_cipher = Cipher::from_hex(&key, &path.display().to_string())
-        .map_err(|e| BackupError::Invalid(e.to_string()))?;
-    if let Some(target) = &options.key_file {
-        if let Some(existing) = read_key(target)?
-            && existing != backup_cipher.key_id()
-        {
-            return Err(BackupError::Invalid(format!(
-                "{} already holds a different key; name a new file for the backup's key",
-                target.display()
-            )));
-        }
-        return Ok(KeyPlan::Write {
-            key,
-            path: target.clone(),
-        });
-    }
-    match configured_key(security)? {
-        None if security.cryptographic_key.is_empty() => Ok(KeyPlan::Write {
-            key,
-            path: security.cryptographic_key_file.clone(),
-        }),
-        None => unreachable!("an inline key is always `Some`"),
-        Some(configured)
-            if Cipher::from_hex(&configured, "configured key")
-                .map_err(|e| BackupError::Invalid(e.to_string()))?
-                .key_id()
-                == backup_cipher.key_id() =>
-        {
-            Ok(KeyPlan::Keep)
-        }
-        Some(_) => Err(BackupError::Invalid(format!(
-            "the configured secret key ({}) differs from the backup's, so restored secrets \
-             would not decrypt: pass --key-file PATH to write the backup's key to PATH and then \
-             set security.cryptographic_key_file to it (and security.cryptographic_key to \"\")",
-            key_source(security)
-        ))),
-    }
-}
-
-fn key_source(security: &SecurityConfig) -> String {
-    if security.cryptographic_key.is_empty() {
-        security.cryptographic_key_file.display().to_string()
-    } else {
-        "security.cryptographic_key".into()
-    }
-}
-
-/// The configured key as hex (validated), or None when no key is configured yet.
-fn configured_key(security: &SecurityConfig) -> Result<Option<String>, BackupError> {
-    let key = if !security.cryptographic_key.is_empty() {
-        security.cryptographic_key.trim().to_string()
-    } else {
-        let path = &security.cryptographic_key_file;
-        match std::fs::read_to_string(path) {
-            Ok(text) => text.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(BackupError::io(format!("read {}", path.display()), e)),
-        }
-    };
-    Cipher::from_hex(&key, &key_source(security))
-        .map_err(|e| BackupError::Invalid(e.to_string()))?;
-    Ok(Some(key))
-}
-
-/// The key id of the key in `path`, or None when the file does not exist.
-fn read_key(path: &Path) -> Result<Option<String>, BackupError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(
-            Cipher::from_hex(text.trim(), &path.display().to_string())
-                .map_err(|e| BackupError::Invalid(e.to_string()))?
-                .key_id()
-                .to_string(),
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BackupError::io(format!("read {}", path.display()), e)),
-    }
-}
-
-fn write_key_file(path: &Path, key: &str) -> Result<(), BackupError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| BackupError::io(format!("create {}", parent.display()), e))?;
-    }
-    write_private(path, format!("{key}\n").as_bytes())
 }
 
 /// Creates `dir` (mode 0700: the backup holds the key and every secret) or accepts an existing
