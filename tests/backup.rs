@@ -60,6 +60,7 @@ fn cocov(config: &Path, args: &[&str]) -> Output {
         .expect("cocov runs")
 }
 
+#[track_caller]
 fn assert_ok(out: &Output, what: &str) {
     assert!(
         out.status.success(),
@@ -342,6 +343,7 @@ impl Target {
     }
 }
 
+#[track_caller]
 fn refused(out: &Output, needles: &[&str]) {
     assert!(
         !out.status.success(),
