@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::origin::{Origin, announce, register};
-use common::{TestApp, TestDb, cocov_command};
+use common::{TestApp, TestDb, TestRedis, cocov_command};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -294,6 +294,7 @@ async fn a_restored_installation_answers_like_the_original() {
 /// A restore target: its own database, storage dir and key path, as a config file.
 struct Target {
     db: TestDb,
+    redis: TestRedis,
     storage: tempfile::TempDir,
     key_file: PathBuf,
     config: PathBuf,
@@ -305,13 +306,16 @@ impl Target {
         let dir = tempfile::tempdir().unwrap();
         let storage = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("secret.key");
+        let redis = TestRedis::new();
         let mut config = source.clone();
         config.database = db.config.clone();
+        config.redis = redis.config.clone();
         config.storage.local_path = storage.path().to_path_buf();
         config.security.cryptographic_key_file = key_file.clone();
         let config = config_file(&config, dir.path(), "target.toml");
         Target {
             db,
+            redis,
             storage,
             key_file,
             config,
@@ -491,9 +495,24 @@ async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
     );
     assert_eq!(empty.logins().await, ["owner"]);
 
-    // --force replaces the database in use and the store's contents.
+    // --force replaces the database in use, the store's contents and the Redis keys (a queued
+    // job of the replaced database would name rows that now mean something else).
     std::fs::write(used.storage.path().join("stray"), b"x").unwrap();
+    let job = used.redis.kv.key("queue:stale");
+    let mut redis = used.redis.kv.conn(cocov::kv::Db::Queue);
+    let () = redis::cmd("SET")
+        .arg(&job)
+        .arg("1")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
     assert_ok(&used.restore(&backup, &["--force"]), "forced restore");
+    let left: Option<String> = redis::cmd("GET")
+        .arg(&job)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(left, None, "the stale queue key survived");
     assert_eq!(used.logins().await, ["owner"]);
     let blobs: Vec<String> = tree(used.storage.path())
         .into_iter()

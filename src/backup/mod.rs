@@ -45,6 +45,8 @@ pub enum BackupError {
     Sql(#[from] sqlx::Error),
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
+    #[error("Redis: {0}")]
+    Kv(#[from] crate::kv::KvError),
 }
 
 impl BackupError {
@@ -137,7 +139,8 @@ pub async fn backup(
 /// How restore treats an existing target.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
-    /// Replace a database that holds data and empty a store that holds blobs.
+    /// Replace a database that holds data, empty a store that holds blobs, and empty the
+    /// Redis key prefix (its queued jobs and caches name rows of the replaced database).
     pub force: bool,
     /// Where to write the backup's key when the configured key differs from it (the operator
     /// then points `security.cryptographic_key_file` there).
@@ -159,6 +162,7 @@ pub async fn restore(
     config: &Config,
     pool: &sqlx::PgPool,
     store: Arc<dyn BlobStore>,
+    kv: &crate::kv::Kv,
     dir: &Path,
     options: &RestoreOptions,
 ) -> Result<RestoreReport, BackupError> {
@@ -195,7 +199,11 @@ pub async fn restore(
         options.key_file.as_deref(),
     )?;
 
-    if !options.force {
+    if options.force {
+        // Reachable before anything is replaced, so a forced restore never stops half-way
+        // for want of Redis.
+        kv.ping().await?;
+    } else {
         let used = postgres::tables_in_use(pool).await?;
         if !used.is_empty() {
             return Err(BackupError::Invalid(format!(
@@ -217,6 +225,7 @@ pub async fn restore(
 
     postgres::restore(&config.database, &dir.join(manifest::DUMP_FILE)).await?;
     if options.force {
+        kv.delete_all_prefixed().await?;
         store.delete_prefix(&BlobPrefix::all()).await?;
     }
     let mut blobs = 0;

@@ -18,7 +18,8 @@ pub struct BackupArgs {
 pub struct RestoreArgs {
     /// A directory written by `cocov backup`.
     pub dir: PathBuf,
-    /// Replace a database that holds data and a blob store that holds blobs.
+    /// Replace a database that holds data and a blob store that holds blobs, and empty this
+    /// installation's Redis keys (queued jobs and caches of the replaced data).
     #[arg(long)]
     pub force: bool,
     /// When the configured secret key differs from the backup's: write the backup's key to
@@ -73,7 +74,9 @@ pub async fn run_restore(cli: &Cli, args: &RestoreArgs) -> Result<(), Failure> {
         force: args.force,
         key_file: args.key_file.clone(),
     };
-    let report = backup::restore(&config, &pool, store, &args.dir, &options)
+    let kv =
+        crate::kv::Kv::connect(&config.redis).map_err(|e| Failure::new(format!("Redis: {e}")))?;
+    let report = backup::restore(&config, &pool, store, &kv, &args.dir, &options)
         .await
         .map_err(Failure::new)?;
     println!(
