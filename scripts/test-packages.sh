@@ -317,9 +317,11 @@ grep -Eqx '[0-9a-f]{64}' "$root/etc/cocov/secret.key" || fail "the key is not 64
 [ "$(st /var/lib/cocov/storage)" = "cocov:cocov 750" ] || fail "storage: $(st /var/lib/cocov/storage)"
 expect "$(in_root getent passwd cocov)" '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\)(,*):/var/lib/cocov:/usr/sbin/nologin$' \
     "the cocov user"
+expect "$(in_root getent passwd cocov-sandbox)" '^cocov-sandbox:x:[0-9]+:[0-9]+:cocov checks \(created by the cocov package\)(,*):/nonexistent:/usr/sbin/nologin$' \
+    "the cocov-sandbox user"
 [ -L "$root/etc/systemd/system/multi-user.target.wants/cocov.service" ] || fail "unit not enabled"
 key_sum=$(md5sum <"$root/etc/cocov/secret.key")
-pass "user cocov, /var/lib/cocov 0750, config root:cocov 0640, key root 0600, unit enabled"
+pass "users cocov and cocov-sandbox, /var/lib/cocov 0750, config root:cocov 0640, key root 0600, unit enabled"
 
 said_version=$(in_root cocov --version) || fail "cocov --version"
 expect "$said_version" "^cocov ${version%-*}\$" "cocov --version: $said_version"
@@ -353,7 +355,10 @@ pass "cocov setup: created role, database, config and admin; a second run change
 
 out=$(in_root_ns env COCOV_REDIS_KEY_PREFIX="$prefix" cocov doctor 2>&1) || fail "cocov doctor: $out"
 printf '%s\n' "$out" >&2
-expect "$out" '^ok   bubblewrap sandbox starts as cocov' "doctor: sandbox as cocov"
+# doctor runs as root here, so its probe runs as the dedicated sandbox user, as a root daemon's
+# checks would (the unit's daemon is cocov, whose checks run as cocov).
+expect "$out" '^ok   bubblewrap sandbox starts as cocov-sandbox' "doctor: sandbox as cocov-sandbox"
+expect "$out" '^ok   sandbox seccomp filter on' "doctor: seccomp"
 pass "cocov doctor: every check passes"
 
 # ---------------------------------------------------------------------------------------------
@@ -542,6 +547,7 @@ for f in /etc/cocov /var/lib/cocov /usr/lib/systemd/system/cocov.service \
 done
 in_root getent passwd cocov >/dev/null && fail "purge left the user"
 in_root getent group cocov >/dev/null && fail "purge left the group"
+in_root getent passwd cocov-sandbox >/dev/null && fail "purge left the cocov-sandbox user"
 in_root dpkg-statoverride --list | grep -q cocov && fail "purge left a statoverride"
 left=$(find "$root/etc" "$root/var" "$root/usr" -name '*cocov*' ! -path "$root/var/cache/apt/*" 2>/dev/null)
 [ -z "$left" ] || fail "purge left: $left"
@@ -567,6 +573,8 @@ rpm --root "$rpmroot" -q cocov >/dev/null 2>&1 || fail "rpm -i: $out"
 rst() { chroot "$rpmroot" stat -c '%U:%G %a' "$1"; }
 expect "$(chroot "$rpmroot" getent passwd cocov)" \
     '^cocov:x:[0-9]+:[0-9]+:cocov daemon \(created by the cocov package\):/var/lib/cocov:/sbin/nologin$' "rpm: the cocov user"
+expect "$(chroot "$rpmroot" getent passwd cocov-sandbox)" \
+    '^cocov-sandbox:x:[0-9]+:[0-9]+:cocov checks \(created by the cocov package\):/nonexistent:/sbin/nologin$' "rpm: the cocov-sandbox user"
 [ "$(rst /etc/cocov/cocov.toml)" = "root:cocov 640" ] || fail "rpm config: $(rst /etc/cocov/cocov.toml)"
 [ "$(rst /etc/cocov/secret.key)" = "root:root 600" ] || fail "rpm key: $(rst /etc/cocov/secret.key)"
 grep -Eqx '[0-9a-f]{64}' "$rpmroot/etc/cocov/secret.key" || fail "rpm: the key is not 64 hex characters"

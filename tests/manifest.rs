@@ -357,6 +357,49 @@ fn envs_values_must_be_strings_and_names_identifiers() {
 }
 
 #[test]
+fn loader_interpreter_and_contract_variables_are_refused_with_line_and_key() {
+    let body = "checks:\n  - plugin: a\n    envs:\n      OK: x\n      LD_PRELOAD: /work/evil.so\n";
+    let e = refused_body(body);
+    assert_eq!(e.kind, ManifestErrorKind::InvalidOrMissingData);
+    assert_eq!(
+        e.to_string(),
+        ".cocov.yaml line 6, key checks.0.envs.LD_PRELOAD: Environment variable `LD_PRELOAD' on `checks.0.envs' is reserved: loader, interpreter and COCOV_ variables cannot be set by a manifest"
+    );
+    // In defaults too, and whatever the case.
+    let e = refused_body("defaults:\n  checks:\n    envs:\n      pythonpath: /work\n");
+    assert_eq!(e.path, "defaults.checks.envs.pythonpath");
+    assert!(e.message.contains("reserved"), "{e}");
+    for name in [
+        "LD_LIBRARY_PATH",
+        "PATH",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+        "RUBYOPT",
+        "PERL5LIB",
+        "COCOV_OUTPUT_FILE",
+        "BASH_ENV",
+        "GLIBC_TUNABLES",
+    ] {
+        let e = refused_body(&format!(
+            "checks:\n  - plugin: a\n    envs: {{{name}: x}}\n"
+        ));
+        assert_eq!(e.path, format!("checks.0.envs.{name}"), "{e}");
+    }
+    for name in cocov::manifest::DENIED_ENV_NAMES {
+        assert!(
+            parse(&format!(
+                "version: 0.1.alpha\ndefaults: {{checks: {{envs: {{{name}: x}}}}}}\n"
+            ))
+            .is_err(),
+            "{name}"
+        );
+    }
+    // Ordinary variables stay allowed.
+    parse("version: 0.1.alpha\nchecks:\n  - plugin: a\n    envs: {DEBUG: '1', LDFLAGS: x, NODE_ENV: ci}\n")
+        .unwrap();
+}
+
+#[test]
 fn null_sections_are_errors_not_crashes() {
     // Bug 25: the original validated these and then crashed.
     let cases = [
@@ -691,4 +734,27 @@ fn thousands_of_mutated_manifests_never_panic() {
         ok > 100 && refused_count > 1000,
         "ok {ok}, refused {refused_count}"
     );
+}
+
+#[test]
+fn a_manifest_that_is_not_a_regular_file_is_refused_with_its_own_kind() {
+    use cocov::git::TreeFile;
+    use cocov::manifest::{MAX_MANIFEST_BYTES, parse_file};
+    assert!(parse_file(&TreeFile::Absent).is_none());
+    let ok = TreeFile::Regular(b"version: 0.1.alpha\n".to_vec());
+    assert!(parse_file(&ok).unwrap().is_ok());
+    let e = parse_file(&TreeFile::NotRegular("a symbolic link"))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ManifestErrorKind::NotAFile);
+    assert_eq!(e.kind.as_str(), "manifest_not_a_file");
+    assert_eq!(
+        e.to_string(),
+        ".cocov.yaml: The manifest is a symbolic link; it must be a regular file (links are not followed)"
+    );
+    let e = parse_file(&TreeFile::TooLarge(MAX_MANIFEST_BYTES as u64 + 1))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind, ManifestErrorKind::InvalidYaml);
+    assert!(e.message.contains("at most 262144 bytes"), "{e}");
 }

@@ -462,8 +462,19 @@ async fn setup_creates_role_database_config_and_admin_once() {
     let name = &names.name;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cocov.toml");
-    // The file as the package installs it.
-    std::fs::copy(repo("etc/cocov.toml"), &config).unwrap();
+    // The file as the package installs it, but for a sandbox user of this test's own.
+    let sandbox_user = format!(
+        "cocov-sbx-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let packaged = std::fs::read_to_string(repo("etc/cocov.toml")).unwrap();
+    let ours = packaged.replace(
+        "sandbox_user = \"cocov-sandbox\"",
+        &format!("sandbox_user = \"{sandbox_user}\""),
+    );
+    assert_ne!(ours, packaged);
+    std::fs::write(&config, ours).unwrap();
+    let root = nix::unistd::geteuid().is_root();
 
     let first = setup(&config, name);
     let said = text(&first.stdout);
@@ -477,6 +488,18 @@ async fn setup_creates_role_database_config_and_admin_once() {
         "personal access token (shown once): cop_".into(),
     ] {
         assert!(said.contains(&line), "missing `{line}` in:\n{said}");
+    }
+    if root {
+        // The user checks run as under a root daemon: a system user without login or home.
+        let line = format!("sandbox user {sandbox_user}: created");
+        assert!(said.contains(&line), "missing `{line}` in:\n{said}");
+        let user = nix::unistd::User::from_name(&sandbox_user)
+            .unwrap()
+            .unwrap();
+        assert!(
+            user.uid.as_raw() < 1000 && user.shell.ends_with("nologin"),
+            "{user:?}"
+        );
     }
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("# Its password (secret; empty for peer/trust authentication)."));
@@ -536,6 +559,11 @@ async fn setup_creates_role_database_config_and_admin_once() {
         "admin user: 1 user(s) exist, none created".into(),
     ] {
         assert!(said.contains(&line), "missing `{line}` in:\n{said}");
+    }
+    if root {
+        let line = format!("sandbox user {sandbox_user}: exists, unchanged");
+        assert!(said.contains(&line), "missing `{line}` in:\n{said}");
+        let _ = Command::new("userdel").arg(&sandbox_user).status();
     }
     assert!(!said.contains("token"), "{said}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), written);

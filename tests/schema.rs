@@ -18,7 +18,7 @@ const UNIQUE_VIOLATION: &str = "23505";
 const CHECK_VIOLATION: &str = "23514";
 
 /// Every table with rows belonging to one repository (deleted with it).
-const REPOSITORY_TABLES: [&str; 14] = [
+const REPOSITORY_TABLES: [&str; 15] = [
     "repository_members",
     "branches",
     "commits",
@@ -32,6 +32,7 @@ const REPOSITORY_TABLES: [&str; 14] = [
     "coverage_files",
     "coverage_uploads",
     "secrets",
+    "secret_grants",
     "cache_artifacts",
 ];
 
@@ -440,6 +441,22 @@ async fn populate_repository(pool: &PgPool, name: &str, member: i64) -> Reposito
     add(
         "secrets",
         secret(pool, Some(repo), "DEPLOY_KEY", Some(member)).await,
+    );
+    // An organisation secret (kept with the repository's deletion) granted to this one.
+    let org = secret(pool, None, &format!("ORG_{}", name.replace('-', "_")), None)
+        .await
+        .expect("org secret");
+    add(
+        "secret_grants",
+        sqlx::query_scalar(
+            "INSERT INTO secret_grants (secret_id, repository_id, granted_by) \
+             VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(org)
+        .bind(repo)
+        .bind(member)
+        .fetch_one(pool)
+        .await,
     );
     add(
         "cache_artifacts",

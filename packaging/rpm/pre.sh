@@ -4,4 +4,9 @@ getent group cocov >/dev/null || groupadd --system cocov
 getent passwd cocov >/dev/null || useradd --system --gid cocov --home-dir /var/lib/cocov \
     --no-create-home --shell /sbin/nologin \
     --comment "cocov daemon (created by the cocov package)" cocov
+# The user checks run as when the daemon runs as root (worker.sandbox_user): no login, no home.
+getent group cocov-sandbox >/dev/null || groupadd --system cocov-sandbox
+getent passwd cocov-sandbox >/dev/null || useradd --system --gid cocov-sandbox \
+    --home-dir /nonexistent --no-create-home --shell /sbin/nologin \
+    --comment "cocov checks (created by the cocov package)" cocov-sandbox
 :

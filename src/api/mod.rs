@@ -16,6 +16,7 @@ mod openapi;
 mod reports;
 mod repositories;
 mod repository_reads;
+mod secret_grants;
 mod secrets;
 mod stats;
 
@@ -55,7 +56,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .or(issues::routes(app.clone()))
             .unify())
         .unify()
-        .or(secrets::routes(app.clone()))
+        .or(secrets::routes(app.clone())
+            .or(secret_grants::routes(app.clone()))
+            .unify())
         .unify()
         .or(github::routes(app))
         .unify()

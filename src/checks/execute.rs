@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +11,10 @@ use crate::config::WorkerConfig;
 use crate::issues::NewIssue;
 use crate::manifest::CheckSpec;
 use crate::plugins::{PluginDefinition, ReportSource, report};
-use crate::sandbox::{self, Bind, Ending, Limits, SANDBOX_HOME, SandboxSpec};
+use crate::sandbox::{
+    self, Bind, Collected, Ending, Limits, RunAs, SANDBOX_HOME, SandboxPolicy, SandboxSpec,
+    WorkCopy,
+};
 
 /// How a check ended.
 #[derive(Debug)]
@@ -35,13 +37,38 @@ pub struct LocalRun<'a> {
 /// Longest error output kept for a check.
 const MAX_ERROR_OUTPUT: usize = 64 * 1024;
 
-/// The host user a sandbox runs as when the daemon is root: `nobody`, never root.
-pub(super) fn sandbox_owner() -> Option<(u32, u32)> {
-    nix::unistd::geteuid().is_root().then_some((65534, 65534))
+/// The host user a sandbox runs as (and its files belong to) when the daemon is root.
+pub(super) fn sandbox_owner(config: &WorkerConfig) -> Option<(u32, u32)> {
+    RunAs::resolve(&config.sandbox_user).owner()
 }
 
-/// Runs `definition` for `spec` in `check_dir` (which holds `src/`, the tree copy, and
-/// `tmp/`), returning when the plugin ends, its limits end it, or `cancel` completes.
+/// What a sandbox for `definition` gets under `config`; doctor describes this same value.
+pub fn sandbox_policy(config: &WorkerConfig, definition: &PluginDefinition) -> SandboxPolicy {
+    let timeout = check_timeout(config, definition);
+    SandboxPolicy {
+        limits: Limits {
+            cpu_seconds: timeout,
+            memory_mb: definition.memory_mb.unwrap_or(config.memory_mb),
+            file_size_mb: config.max_file_size_mb,
+            processes: config.max_processes,
+            open_files: 4096,
+            cpu_weight: config.cpu_weight,
+        },
+        scratch_mb: config.scratch_mb,
+        run_as: RunAs::resolve(&config.sandbox_user),
+    }
+}
+
+fn check_timeout(config: &WorkerConfig, definition: &PluginDefinition) -> u64 {
+    definition
+        .timeout_seconds
+        .unwrap_or(config.check_timeout_seconds)
+        .max(1)
+}
+
+/// Runs `definition` for `spec` in `check_dir` (which holds `src/`, the tree copy the sandbox
+/// makes its writable work copy from), returning when the plugin ends, its limits end it, or
+/// `cancel` completes.
 pub async fn run_check(
     config: &WorkerConfig,
     definition: &PluginDefinition,
@@ -67,7 +94,8 @@ async fn prepare_and_run(
     run: &LocalRun<'_>,
     cancel: impl Future<Output = ()>,
 ) -> Result<CheckResult, sandbox::SandboxError> {
-    let owner = sandbox_owner();
+    let policy = sandbox_policy(config, definition);
+    let owner = policy.run_as.owner();
     let token = uuid::Uuid::new_v4().simple().to_string();
     let workdir = format!("/work/{token}");
     let output_file = format!("/tmp/{token}");
@@ -82,16 +110,6 @@ async fn prepare_and_run(
     )?;
     std::fs::write(etc.join("group"), "cocov:x:1000:\nnogroup:x:65534:\n")?;
     let mut binds = vec![
-        Bind {
-            host: check_dir.join("src"),
-            inside: workdir.clone(),
-            writable: true,
-        },
-        Bind {
-            host: check_dir.join("tmp"),
-            inside: "/tmp".into(),
-            writable: true,
-        },
         Bind {
             host: etc.join("passwd"),
             inside: "/etc/passwd".into(),
@@ -166,10 +184,7 @@ async fn prepare_and_run(
                 .replace("{workdir}", &workdir)
         })
         .collect();
-    let timeout = definition
-        .timeout_seconds
-        .unwrap_or(config.check_timeout_seconds)
-        .max(1);
+    let timeout = check_timeout(config, definition);
     let output_cap = (config.max_output_mb.max(1) * 1024 * 1024) as usize;
     let sandbox_spec = SandboxSpec {
         command: definition.command.clone(),
@@ -177,19 +192,14 @@ async fn prepare_and_run(
         env: env.into_iter().collect(),
         chdir: workdir.clone(),
         binds,
+        work_copy: Some(WorkCopy::new(&check_dir.join("src"), workdir.clone())?),
+        collect: Some(output_file.clone()),
         network: definition.network,
-        limits: Limits {
-            cpu_seconds: timeout,
-            memory_mb: definition.memory_mb.unwrap_or(config.memory_mb),
-            file_size_mb: config.max_file_size_mb,
-            processes: config.max_processes,
-            open_files: 4096,
-        },
+        policy,
         timeout: Duration::from_secs(timeout),
         output_cap,
-        run_as: owner,
     };
-    let outcome = sandbox::run(&sandbox_spec, cancel).await?;
+    let mut outcome = sandbox::run(&sandbox_spec, cancel).await?;
     tracing::debug!(plugin = %definition.name, ending = ?outcome.ending, elapsed = ?outcome.elapsed, "plugin ended");
     let name = &definition.name;
     // bubblewrap reports a plugin killed by signal N as exit status 128 + N.
@@ -202,8 +212,28 @@ async fn prepare_and_run(
         }
         other => other,
     };
+    let limits = &sandbox_spec.policy.limits;
+    let succeeded =
+        matches!(ending, Ending::Exited(code) if definition.success_exit_codes.contains(&code));
     let result = match ending {
         Ending::Canceled => CheckResult::Canceled,
+        // The kernel's word on why a run failed beats the symptom the program showed.
+        _ if !succeeded && outcome.events.oom_kills > 0 => CheckResult::Errored(with_log(
+            format!(
+                "{name} used more than {} MiB of memory and was stopped",
+                limits.memory_mb
+            ),
+            &outcome.log(),
+        )),
+        _ if !succeeded && outcome.events.pids_refused > 0 && ending != Ending::TimedOut => {
+            CheckResult::Errored(with_log(
+                format!(
+                    "{name} tried to run more than {} processes at once and failed",
+                    limits.processes
+                ),
+                &outcome.log(),
+            ))
+        }
         Ending::TimedOut => CheckResult::Errored(with_log(
             format!("{name} did not finish within {timeout} s and was stopped"),
             &outcome.log(),
@@ -222,9 +252,10 @@ async fn prepare_and_run(
         Ending::Exited(code) if definition.success_exit_codes.contains(&code) => {
             let report = match definition.report_source() {
                 ReportSource::Stdout => Ok(outcome.stdout.clone()),
-                ReportSource::File => {
-                    read_output_file(&check_dir.join("tmp").join(&token), output_cap)
-                }
+                ReportSource::File => collected_report(
+                    std::mem::replace(&mut outcome.collected, Collected::Absent),
+                    output_cap,
+                ),
             };
             match report {
                 Ok(bytes) => match report::read(definition, &bytes, &workdir) {
@@ -254,37 +285,19 @@ async fn prepare_and_run(
     Ok(result)
 }
 
-/// The output file, opened without following links (a plugin could leave a link to a host
-/// file there) and read up to the cap.
-fn read_output_file(path: &Path, cap: usize) -> Result<Vec<u8>, String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                "the plugin did not create its output file (COCOV_OUTPUT_FILE)".to_string()
-            }
-            _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                "the output file is a symbolic link".to_string()
-            }
-            _ => e.to_string(),
-        })?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("the output path is not a regular file".into());
-    }
-    let mut bytes = Vec::new();
-    file.take(cap as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() > cap {
-        return Err(format!(
+/// The output file as the sandbox handed it back (a link or a directory there counts as absent).
+fn collected_report(collected: Collected, cap: usize) -> Result<Vec<u8>, String> {
+    match collected {
+        Collected::Bytes(bytes) => Ok(bytes),
+        Collected::Absent => Err(
+            "the plugin did not create its output file (COCOV_OUTPUT_FILE) as a regular file"
+                .into(),
+        ),
+        Collected::TooLarge => Err(format!(
             "the output file is larger than {} MiB",
             cap / (1024 * 1024)
-        ));
+        )),
     }
-    Ok(bytes)
 }
 
 fn describe_signal(signal: i32, config: &WorkerConfig) -> String {
@@ -330,12 +343,7 @@ pub async fn run_locally(
     let check_dir = scratch.path().to_path_buf();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&check_dir, std::fs::Permissions::from_mode(0o711))?;
-    let owner = sandbox_owner();
-    super::workspace::copy_tree(dir, &check_dir.join("src"), owner)?;
-    std::fs::create_dir(check_dir.join("tmp"))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::lchown(check_dir.join("tmp"), Some(uid), Some(gid))?;
-    }
+    super::workspace::copy_tree(dir, &check_dir.join("src"), sandbox_owner(config))?;
     let spec = CheckSpec {
         plugin: definition.name.clone(),
         envs,
@@ -363,4 +371,25 @@ pub async fn run_locally(
     .await;
     let _ = super::workspace::remove_tree(&check_dir);
     Ok(result)
+}
+
+/// A plugin that only writes an empty report: what `cocov doctor` runs to prove a sandbox starts.
+const PROBE: &str = "name = \"cocov/doctor-probe\"\ncommand = \"/bin/sh\"\n\
+    args = [\"-c\", ': > \"$COCOV_OUTPUT_FILE\"']\n";
+
+/// `cocov doctor`'s sandbox probe: the policy a check gets and a run of the probe plugin through
+/// the very code a check runs (`run_locally`), over an empty directory.
+pub fn probe_sandbox(
+    config: &WorkerConfig,
+) -> (
+    SandboxPolicy,
+    impl Future<Output = std::io::Result<CheckResult>> + '_,
+) {
+    let definition: PluginDefinition = toml::from_str(PROBE).expect("the probe definition parses");
+    let policy = sandbox_policy(config, &definition);
+    let run = async move {
+        let empty = tempfile::Builder::new().prefix("cocov-probe-").tempdir()?;
+        run_locally(config, &definition, empty.path(), BTreeMap::new()).await
+    };
+    (policy, run)
 }

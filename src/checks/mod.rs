@@ -9,13 +9,14 @@
 
 mod execute;
 mod finish;
+mod links;
 mod model;
 mod run;
 mod schedule;
 mod sweep;
 pub mod workspace;
 
-pub use execute::{CheckResult, LocalRun, run_check, run_locally};
+pub use execute::{CheckResult, LocalRun, probe_sandbox, run_check, run_locally, sandbox_policy};
 pub use finish::refresh_status;
 pub use model::{Check, CheckSet, CheckSetStatus, CheckStatus, find_set_for_commit, list_checks};
 pub use run::{RUN_JOB, RunChecks};

@@ -75,6 +75,10 @@ impl JobHandler for RunChecks {
             return Ok(());
         };
 
+        let (manifest, catalog, secrets) = match prepare(app, check_set_id, repository.id).await {
+            Ok(p) => p,
+            Err(why) => return fail_all(app, check_set_id, &why).await,
+        };
         let workspace = match Workspace::prepare(
             app,
             &job_id.to_string(),
@@ -89,14 +93,6 @@ impl JobHandler for RunChecks {
                 return Err(JobError::Retry(e.to_string()));
             }
             Err(e) => return fail_all(app, check_set_id, &e.to_string()).await,
-        };
-        let prepared = prepare(app, &workspace, repository.id).await;
-        let (manifest, catalog, secrets) = match prepared {
-            Ok(p) => p,
-            Err(why) => {
-                workspace.remove();
-                return fail_all(app, check_set_id, &why).await;
-            }
         };
         let specs: BTreeMap<String, manifest::CheckSpec> = manifest
             .effective_checks()
@@ -133,7 +129,7 @@ impl JobHandler for RunChecks {
             update_check(&app.db, check.id, CheckStatus::InProgress, None)
                 .await
                 .map_err(JobError::retry)?;
-            let result = match workspace.check_dir(index, sandbox_owner()) {
+            let result = match workspace.check_dir(index, sandbox_owner(&app.config.worker)) {
                 Ok(dir) => {
                     let run = LocalRun {
                         repository: &repository.name,
@@ -178,14 +174,20 @@ impl JobHandler for RunChecks {
     }
 }
 
-/// The manifest from the unpacked tree, the plugin catalog and the secrets the checks mount.
+/// The manifest recorded with the set at scheduling (never the file in the unpacked tree, which
+/// could be a link anywhere), the plugin catalog and the secrets the checks mount.
 async fn prepare(
     app: &App,
-    workspace: &Workspace,
+    check_set_id: i64,
     repository_id: i64,
 ) -> Result<(Manifest, Catalog, BTreeMap<String, Vec<u8>>), String> {
-    let path = workspace.tree().join(manifest::MANIFEST_FILE_NAME);
-    let text = std::fs::read(&path).map_err(|e| format!("reading the manifest: {e}"))?;
+    let text: Option<Vec<u8>> = sqlx::query_scalar("SELECT manifest FROM check_sets WHERE id = $1")
+        .bind(check_set_id)
+        .fetch_one(&app.db)
+        .await
+        .map_err(|e| format!("reading the manifest: {e}"))?;
+    // Only a set queued by an older version lacks it; a re-run records it.
+    let text = text.ok_or("the check set has no recorded manifest; run its checks again")?;
     let manifest = manifest::parse(&String::from_utf8_lossy(&text))
         .map_err(|e| e.status_description_with_location())?;
     let catalog = Catalog::load(&app.config.worker.plugins_dir)

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 use super::model::{CheckSetStatus, find_set_for_commit};
 use super::run::RUN_JOB;
 use crate::app::App;
+use crate::git::TreeFile;
 use crate::manifest::{self, Manifest};
 use crate::statuses::{self, Context, State};
 
@@ -34,20 +35,21 @@ impl From<anyhow::Error> for ChecksError {
 }
 
 /// Records the commit's check set as its manifest says and queues the run. Idempotent: a commit
-/// that already has a set keeps it (re-running is [`rerun`]).
+/// that already has a set keeps it (re-running is [`rerun`]). The manifest's bytes are kept on
+/// the set: the worker parses those, never the file in the unpacked tree.
 pub async fn schedule(
     app: &App,
     commit_id: i64,
-    manifest_text: Option<&[u8]>,
+    manifest_file: &TreeFile,
 ) -> Result<(), ChecksError> {
     if find_set_for_commit(&app.db, commit_id).await?.is_some() {
         return Ok(());
     }
-    let Some(bytes) = manifest_text else {
+    let Some(parsed) = manifest::parse_file(manifest_file) else {
         insert_set(&app.db, commit_id, "not_configured", None).await?;
         return Ok(());
     };
-    let manifest = match manifest::parse(&String::from_utf8_lossy(bytes)) {
+    let manifest = match parsed {
         Ok(m) => m,
         Err(e) => {
             let extra = e.status_description_with_location();
@@ -83,17 +85,23 @@ pub async fn schedule(
         statuses::set(app, commit_id, Context::Checks, State::Error, &extra, None).await?;
         return Ok(());
     }
+    let TreeFile::Regular(bytes) = manifest_file else {
+        return Err(ChecksError::Internal(
+            "a parsed manifest without bytes".into(),
+        ));
+    };
     let job_id = uuid::Uuid::new_v4();
     let deadline = app.config.worker.check_set_deadline_seconds as f64;
     let mut tx = app.db.begin().await?;
     let set_id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO check_sets (commit_id, status, job_id, deadline_at) \
-         VALUES ($1, 'queued', $2, now() + make_interval(secs => $3)) \
+        "INSERT INTO check_sets (commit_id, status, job_id, deadline_at, manifest) \
+         VALUES ($1, 'queued', $2, now() + make_interval(secs => $3), $4) \
          ON CONFLICT (commit_id) DO NOTHING RETURNING id",
     )
     .bind(commit_id)
     .bind(job_id)
     .bind(deadline)
+    .bind(bytes.as_slice())
     .fetch_optional(&mut *tx)
     .await?;
     // Another ingestion of the same commit got there first.
@@ -163,7 +171,8 @@ async fn unknown_secret(
 
 /// Runs a finished check set again: its checks start over and their previous issues are
 /// replaced; other issues of the commit and the history are kept. The manifest is read again
-/// from the stored commit, so a secret added since an "unknown secret" failure is now found.
+/// from the stored commit (through the same bounded reader that follows no link), so a secret
+/// added or granted since an "unknown secret" failure is now found.
 pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
     let set = find_set_for_commit(&app.db, commit_id)
         .await?
@@ -194,8 +203,7 @@ pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    if let Some(m) = manifest.as_deref()
-        && let Ok(parsed) = manifest::parse(&String::from_utf8_lossy(m))
+    if let Some(Ok(parsed)) = manifest::parse_file(&manifest)
         && !parsed.effective_checks().is_empty()
     {
         statuses::set(
@@ -208,7 +216,7 @@ pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
         )
         .await?;
     }
-    schedule(app, commit_id, manifest.as_deref()).await
+    schedule(app, commit_id, &manifest).await
 }
 
 /// Cancels a running check set. One still waiting for a worker ends at once; a running one is
@@ -233,8 +241,9 @@ pub async fn cancel(app: &App, commit_id: i64) -> Result<(), ChecksError> {
     Ok(())
 }
 
-/// `.cocov.yaml` of a stored commit, read from its archive.
-async fn read_manifest(app: &App, commit_id: i64) -> Result<Option<Vec<u8>>, ChecksError> {
+/// `.cocov.yaml` of a stored commit, read from its archive: a regular file up to the manifest's
+/// cap, or what else the entry is (a link is reported, not followed).
+async fn read_manifest(app: &App, commit_id: i64) -> Result<TreeFile, ChecksError> {
     let (repository_id, sha, status): (i64, String, String) =
         sqlx::query_as("SELECT repository_id, sha::text, ingest_status FROM commits WHERE id = $1")
             .bind(commit_id)
@@ -243,21 +252,13 @@ async fn read_manifest(app: &App, commit_id: i64) -> Result<Option<Vec<u8>>, Che
     if status != "completed" {
         return Err(ChecksError::NotIngested);
     }
-    use crate::coverage::tree::{Source, read_source};
-    let limit = manifest::MAX_MANIFEST_BYTES as u64;
-    match read_source(
+    crate::coverage::tree::read_tree_file(
         app,
         repository_id,
         &sha,
         manifest::MANIFEST_FILE_NAME,
-        limit,
+        manifest::MAX_MANIFEST_BYTES as u64,
     )
     .await
-    {
-        Ok(Source::Text(text)) => Ok(Some(text.into_bytes())),
-        Ok(Source::NotFound) => Ok(None),
-        // Parsing says "too large" with the line and key.
-        Ok(Source::TooLarge) => Ok(Some(vec![b' '; limit as usize + 1])),
-        Err(e) => Err(ChecksError::Internal(e.to_string())),
-    }
+    .map_err(|e| ChecksError::Internal(e.to_string()))
 }

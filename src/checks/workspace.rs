@@ -104,8 +104,8 @@ impl Workspace {
         &self.tree
     }
 
-    /// A fresh private directory for one check: `src/` (a writable copy of the tree, owned by
-    /// `owner` when given) and `tmp/`.
+    /// A fresh private directory for one check: `src/`, a copy of the tree owned by `owner`
+    /// when given, from which the sandbox makes its writable work copy.
     pub fn check_dir(&self, index: usize, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
         let dir = self.root.join(format!("check-{index}"));
         if dir.exists() {
@@ -113,10 +113,6 @@ impl Workspace {
         }
         std::fs::create_dir_all(&dir)?;
         copy_tree(&self.tree, &dir.join("src"), owner)?;
-        std::fs::create_dir(dir.join("tmp"))?;
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::lchown(dir.join("tmp"), Some(uid), Some(gid))?;
-        }
         Ok(dir)
     }
 
@@ -237,24 +233,43 @@ fn unpack(
         }
         // Character and block devices, FIFOs and the like are dropped.
     }
-    // Links last, so no file is ever written through one; a link whose parent is itself a link
-    // could be resolved somewhere else than it looks, so it is refused.
-    for (relative, link) in links {
-        let mut walked = dest.to_path_buf();
-        for component in relative.parent().into_iter().flat_map(|p| p.components()) {
-            walked.push(component);
-            if std::fs::symlink_metadata(&walked).is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(refuse(format!(
-                    "link `{}` lies below another link",
-                    relative.display()
-                )));
-            }
+    // Links last, so no file is ever written through one. Each link is judged by where it
+    // resolves through all the others (`a -> .` makes `a/a/../..` leave the tree), and one
+    // below another link is refused outright: it is not where it looks.
+    let mut map = super::links::Links::default();
+    for (relative, link) in &links {
+        map.insert(relative.clone(), link.clone());
+    }
+    for (relative, link) in &links {
+        if map.below_a_link(relative) {
+            return Err(refuse(format!(
+                "link `{}` lies below another link",
+                relative.display()
+            )));
         }
+        if let Err(escape) = map.resolve(relative) {
+            return Err(refuse(format!(
+                "link `{}` points outside the tree (`{}`: {escape})",
+                relative.display(),
+                link.display()
+            )));
+        }
+    }
+    for (relative, link) in links {
         let target = dest.join(&relative);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::os::unix::fs::symlink(&link, &target)?;
+        std::os::unix::fs::symlink(&link, &target).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                refuse(format!(
+                    "link `{}` is also a file or directory",
+                    relative.display()
+                ))
+            } else {
+                e.into()
+            }
+        })?;
     }
     Ok(())
 }
@@ -459,6 +474,57 @@ mod tests {
             (
                 vec![Entry::Link("abc/d", "."), Entry::Link("abc/d/l", "../x")],
                 "below another link",
+            ),
+            // Chains judged by where they resolve, not by their text.
+            (
+                vec![
+                    Entry::Link("abc/a", "."),
+                    Entry::Link("abc/x", "a/a/a/../../.."),
+                ],
+                "points outside",
+            ),
+            (
+                vec![Entry::Link("abc/b", "a/.."), Entry::Link("abc/a", ".")],
+                "points outside",
+            ),
+            (
+                vec![
+                    Entry::Link("abc/a", "."),
+                    Entry::Link("abc/b", "a"),
+                    Entry::Link("abc/c", "b/b/../.."),
+                ],
+                "points outside",
+            ),
+            (
+                vec![
+                    Entry::Link("abc/m", "l"),
+                    Entry::Link("abc/l", "d/up"),
+                    Entry::Link("abc/d/up", "../.."),
+                ],
+                "points outside",
+            ),
+            (
+                vec![
+                    Entry::Dir("abc/sub/deeper/"),
+                    Entry::Link("abc/d", "sub/deeper"),
+                    Entry::Link("abc/x", "d/../../.."),
+                ],
+                "points outside",
+            ),
+            (
+                vec![Entry::Link("abc/p", "q"), Entry::Link("abc/q", "p")],
+                "more than 40 links",
+            ),
+            (
+                vec![Entry::Link("abc/d/l", "../x"), Entry::Link("abc/d", ".")],
+                "below another link",
+            ),
+            (
+                vec![
+                    Entry::File("abc/d/x", b"x", 0o644),
+                    Entry::Link("abc/d", "e"),
+                ],
+                "also a file or directory",
             ),
             (
                 vec![Entry::File("abc/big", &[b'x'; 2048], 0o644)],

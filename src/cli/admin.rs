@@ -28,6 +28,11 @@ pub enum AdminCommand {
         #[arg(long)]
         new_key_file: std::path::PathBuf,
     },
+    /// Which repositories an organisation secret reaches (grants).
+    Secret {
+        #[command(subcommand)]
+        command: super::admin_secret::SecretCommand,
+    },
     /// Inspect background jobs.
     Jobs {
         #[command(subcommand)]
@@ -126,6 +131,10 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
                 }
             }
             Ok(())
+        }
+        AdminCommand::Secret { command } => {
+            let pool = migrated_pool(&config).await?;
+            super::admin_secret::run(&pool, command).await
         }
         AdminCommand::RotateKey { new_key_file } => {
             let pool = migrated_pool(&config).await?;

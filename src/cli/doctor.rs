@@ -6,9 +6,7 @@
 //! client) so that "doctor passes" means "the daemon can do the same".
 
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +15,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 use super::{Cli, Failure};
+use crate::checks::CheckResult;
 use crate::config::{self, Config, StorageMode};
 use crate::kv::Kv;
+use crate::sandbox::RunAs;
 
 /// Every network check gives up after this long, so doctor never hangs.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +34,12 @@ const MIN_FREE_PERCENT: u64 = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     Pass(String),
-    Fail { what: String, hint: String },
+    Fail {
+        what: String,
+        hint: String,
+    },
+    /// Works, but weaker than it should be; not a failure.
+    Warn(String),
     Skip(String),
 }
 
@@ -50,6 +55,7 @@ impl Check {
         match self {
             Check::Pass(what) => format!("ok   {what}"),
             Check::Fail { what, hint } => format!("FAIL {what} — {hint}"),
+            Check::Warn(what) => format!("warn {what}"),
             Check::Skip(what) => format!("skip {what}"),
         }
     }
@@ -89,7 +95,9 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
     for check in github(&config, kv.ok()).await {
         report(check);
     }
-    report(sandbox().await);
+    for check in sandbox(&config).await {
+        report(check);
+    }
     report(work_dir(&config.worker.work_dir));
     report(disk(&config));
     if failed > 0 {
@@ -406,89 +414,61 @@ fn service_user() -> Option<nix::unistd::User> {
     nix::unistd::User::from_name(SERVICE_USER).ok().flatten()
 }
 
-/// The arguments of a minimal sandbox: what the worker does for each check, minus the checkout.
-const SANDBOX_ARGS: &str = "--unshare-all --die-with-parent --new-session --ro-bind /usr /usr \
-    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc \
-    --dev /dev --tmpfs /tmp --uid 65534 --gid 65534 /usr/bin/true";
-
-/// Starts a bubblewrap sandbox the way the daemon would: as the service user (as `nobody`
-/// when that user does not exist yet), with no_new_privs set as the unit sets it. As root, bwrap
-/// would succeed even where unprivileged user namespaces are off, proving nothing.
-async fn sandbox() -> Check {
-    let Some(bwrap) = find_in_path("bwrap") else {
-        return Check::fail(
+/// Starts a sandbox exactly as a check would (the same spec builder, binds, limits, seccomp
+/// filter, cgroup and user), running a probe plugin over an empty directory, and reports the
+/// limits that sandbox got. As root, bubblewrap runs as the configured sandbox user, so a failure
+/// here means unprivileged user namespaces are unavailable to it.
+async fn sandbox(config: &Config) -> Vec<Check> {
+    if find_in_path("bwrap").is_none() {
+        return vec![Check::fail(
             "bubblewrap: bwrap is not installed",
             "apt install bubblewrap (dnf install bubblewrap)",
-        );
-    };
-    let mut cmd = std::process::Command::new(&bwrap);
-    cmd.args(SANDBOX_ARGS.split_whitespace())
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut who = "this user".to_string();
-    if nix::unistd::geteuid().is_root() {
-        let (uid, gid, name) = match service_user() {
-            Some(u) => (u.uid, u.gid, SERVICE_USER.to_string()),
-            None => (
-                nix::unistd::Uid::from_raw(65534),
-                nix::unistd::Gid::from_raw(65534),
-                format!("nobody (no {SERVICE_USER} user yet)"),
-            ),
-        };
-        who = name;
-        // SAFETY: only async-signal-safe syscalls between fork and exec; nothing allocates.
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::unistd::setgroups(&[])?;
-                nix::unistd::setgid(gid)?;
-                nix::unistd::setuid(uid)?;
-                nix::sys::prctl::set_no_new_privs()?;
-                Ok(())
-            });
-        }
-    } else {
-        // SAFETY: as above.
-        unsafe {
-            cmd.pre_exec(|| Ok(nix::sys::prctl::set_no_new_privs()?));
-        }
+        )];
     }
-    let mut cmd = tokio::process::Command::from(cmd);
-    cmd.kill_on_drop(true);
-    let out = match tokio::time::timeout(TIMEOUT, cmd.output()).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => {
-            return Check::fail(
-                format!("bubblewrap: cannot run {}: {e}", bwrap.display()),
-                "reinstall bubblewrap",
-            );
-        }
-        Err(_) => {
-            return Check::fail(
-                "bubblewrap: the sandbox did not finish in 10 s",
-                "check the system load",
-            );
-        }
+    let (policy, probe) = crate::checks::probe_sandbox(&config.worker);
+    let host = crate::sandbox::host();
+    let (lines, warnings) = policy.describe(host);
+    let who = match &policy.run_as {
+        RunAs::Daemon => "this user".to_string(),
+        RunAs::User { name, .. } => name.clone(),
+        RunAs::Nobody { .. } => "nobody".to_string(),
     };
-    if out.status.success() {
-        return Check::Pass(format!(
+    let started = match tokio::time::timeout(TIMEOUT, probe).await {
+        Ok(Ok(CheckResult::Completed(_))) => Check::Pass(format!(
             "bubblewrap sandbox starts as {who}, with no_new_privs: user namespaces available"
-        ));
-    }
-    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        )),
+        Ok(Ok(CheckResult::Errored(why))) => Check::fail(
+            format!("bubblewrap as {who}: {}", why.trim()),
+            sandbox_hint(),
+        ),
+        Ok(Ok(CheckResult::Canceled)) => Check::fail("bubblewrap: the probe was canceled", ""),
+        Ok(Err(e)) => Check::fail(
+            format!("bubblewrap: preparing the probe: {e}"),
+            "check that the temporary directory is writable",
+        ),
+        Err(_) => Check::fail(
+            "bubblewrap: the sandbox did not finish in 10 s",
+            "check the system load",
+        ),
+    };
+    std::iter::once(started)
+        .chain(lines.into_iter().map(Check::Pass))
+        .chain(warnings.into_iter().map(Check::Warn))
+        .collect()
+}
+
+fn sandbox_hint() -> String {
     let sysctl = |name: &str| {
         std::fs::read_to_string(format!("/proc/sys/{name}"))
             .ok()
             .map(|s| s.trim().to_string())
     };
-    let hint = userns_hint(
+    userns_hint(
         sysctl("user/max_user_namespaces").as_deref(),
         sysctl("kernel/unprivileged_userns_clone").as_deref(),
         sysctl("kernel/apparmor_restrict_unprivileged_userns").as_deref(),
         in_chroot(),
-    );
-    Check::fail(format!("bubblewrap as {who}: {err}"), hint)
+    )
 }
 
 /// Whether our root differs from PID 1's: the kernel refuses to create user namespaces for a

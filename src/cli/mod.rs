@@ -2,6 +2,7 @@
 //! as one clear line and mapped to exit statuses (2 for configuration problems, 1 otherwise).
 
 mod admin;
+mod admin_secret;
 mod backup;
 mod doctor;
 mod hook;

@@ -202,7 +202,42 @@ pub async fn run(cli: &Cli, args: &SetupArgs) -> Result<(), Failure> {
         ),
     }
     create_first_admin(&target, &args.admin_login).await?;
+    if root {
+        ensure_sandbox_user(&config.worker.sandbox_user)?;
+    }
     println!("next: systemctl start cocov; `cocov doctor` checks the installation");
+    Ok(())
+}
+
+/// The unprivileged user checks run as when the daemon runs as root (the packages create it
+/// too): a system user with its own group, no home and no login shell.
+fn ensure_sandbox_user(name: &str) -> Result<(), Failure> {
+    if nix::unistd::User::from_name(name).ok().flatten().is_some() {
+        println!("sandbox user {name}: exists, unchanged");
+        return Ok(());
+    }
+    let shell = ["/usr/sbin/nologin", "/sbin/nologin"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("/bin/false");
+    let out = std::process::Command::new("useradd")
+        .args(["--system", "--user-group", "--no-create-home"])
+        .args(["--home-dir", "/nonexistent", "--shell", shell])
+        .args([
+            "--comment",
+            "cocov checks (created by cocov setup)",
+            "--",
+            name,
+        ])
+        .output()
+        .map_err(|e| Failure::new(format!("sandbox user {name}: cannot run useradd: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::new(format!(
+            "sandbox user {name}: useradd failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    println!("sandbox user {name}: created (checks run as it when the daemon runs as root)");
     Ok(())
 }
 

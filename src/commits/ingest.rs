@@ -184,11 +184,20 @@ async fn ingest(
     .await
     .map_err(|e| GitError::Io(format!("recording the commit: {e}")))?;
     tracing::info!(repository = %repository.name, sha, size = archive.size, "commit ingested");
-    let manifest = scratch.read_file(sha, ".cocov.yaml", timeout).await?;
-    crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
+    // Read once, here, from git's objects (a link is reported, never followed, and the size is
+    // capped); the check set keeps the bytes, so no worker reads the file again.
+    let manifest = scratch
+        .read_tree_file(
+            sha,
+            crate::manifest::MANIFEST_FILE_NAME,
+            crate::manifest::MAX_MANIFEST_BYTES as u64,
+            timeout,
+        )
+        .await?;
+    crate::statuses::announce_from_manifest(app, commit_id, &manifest)
         .await
         .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;
-    crate::checks::schedule(app, commit_id, manifest.as_deref())
+    crate::checks::schedule(app, commit_id, &manifest)
         .await
         .map_err(|e| GitError::Io(format!("scheduling checks: {e}")))?;
     // Coverage uploaded before the commit arrived (held in coverage_uploads) applies now.

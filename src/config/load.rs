@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::model::{Config, GithubConfig, StorageMode};
+use super::model::{Config, GithubConfig, StorageMode, WorkerConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/cocov/cocov.toml";
 
@@ -229,6 +229,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     }
     validate_github(&c.github)?;
     validate_git(&c.git)?;
+    validate_sandbox(&c.worker)?;
     Ok(())
 }
 
@@ -249,6 +250,22 @@ fn validate_git(g: &super::model::GitConfig) -> Result<(), (&'static str, String
     }
     if g.known_hosts_file.as_os_str().is_empty() {
         return Err(("git.known_hosts_file", "must not be empty".into()));
+    }
+    Ok(())
+}
+
+fn validate_sandbox(w: &WorkerConfig) -> Result<(), (&'static str, String)> {
+    if !(1..=10_000).contains(&w.cpu_weight) {
+        return Err(("worker.cpu_weight", "must be between 1 and 10000".into()));
+    }
+    if w.scratch_mb == 0 {
+        return Err(("worker.scratch_mb", "must be at least 1".into()));
+    }
+    if w.sandbox_user.is_empty() || w.sandbox_user == "root" {
+        return Err((
+            "worker.sandbox_user",
+            "must name an unprivileged user (the package creates cocov-sandbox)".into(),
+        ));
     }
     Ok(())
 }
@@ -526,6 +543,19 @@ mod tests {
     fn s3_mode_needs_an_endpoint() {
         let e = from_text("[storage]\nmode = \"s3\"\n", &[]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("storage.s3.endpoint"));
+    }
+
+    #[test]
+    fn sandbox_settings_are_bounded() {
+        for (text, key) in [
+            ("[worker]\ncpu_weight = 0\n", "worker.cpu_weight"),
+            ("[worker]\ncpu_weight = 10001\n", "worker.cpu_weight"),
+            ("[worker]\nscratch_mb = 0\n", "worker.scratch_mb"),
+            ("[worker]\nsandbox_user = \"root\"\n", "worker.sandbox_user"),
+        ] {
+            let e = from_text(text, &[]).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}");
+        }
     }
 
     #[test]

@@ -442,6 +442,15 @@ pub struct WorkerConfig {
     /// Cap on the unpacked size of a commit (MiB) and on its number of entries.
     pub max_tree_mb: u64,
     pub max_tree_entries: u64,
+    /// Host user the sandbox runs as when the daemon runs as root (never the shared `nobody`
+    /// unless this user is missing). Under the packaged unit the daemon is `cocov` and this is
+    /// unused: bubblewrap runs as `cocov`.
+    pub sandbox_user: String,
+    /// Size (MiB) of each tmpfs a check may write (`/tmp`, its home) and the room its work copy
+    /// has beyond the size of the tree.
+    pub scratch_mb: u64,
+    /// A check's CPU share against the others (cgroup `cpu.weight`, 1-10000; 100 is default).
+    pub cpu_weight: u64,
 }
 
 impl Default for WorkerConfig {
@@ -458,6 +467,9 @@ impl Default for WorkerConfig {
             max_output_mb: 32,
             max_tree_mb: 2048,
             max_tree_entries: 200_000,
+            sandbox_user: "cocov-sandbox".into(),
+            scratch_mb: 512,
+            cpu_weight: 100,
         }
     }
 }

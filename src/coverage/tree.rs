@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::app::App;
 use crate::coverage::paths::GoModule;
+use crate::git::TreeFile;
 use crate::storage::BlobKey;
 
 /// Largest `go.mod` read for its `module` line.
@@ -54,12 +55,12 @@ async fn download(
     }
 }
 
-/// Walks the archive's regular files, giving each repository-relative path and its reader to
-/// `visit`; stops when `visit` returns false.
-fn walk(
+/// Walks the archive's entries, giving each repository-relative path, type, size and reader
+/// to `visit`; stops when `visit` returns false. Nothing is unpacked, so no link is followed.
+fn walk_entries(
     archive: &Path,
     sha: &str,
-    mut visit: impl FnMut(&str, &mut dyn Read) -> std::io::Result<bool>,
+    mut visit: impl FnMut(&str, tar::EntryType, u64, &mut dyn Read) -> std::io::Result<bool>,
 ) -> Result<(), TreeError> {
     let read = |e: std::io::Error| TreeError::Read(e.to_string());
     let file = std::fs::File::open(archive).map_err(read)?;
@@ -68,22 +69,37 @@ fn walk(
     let prefix = format!("{sha}/");
     for entry in tar.entries().map_err(read)? {
         let mut entry = entry.map_err(read)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
+        let kind = entry.header().entry_type();
+        let size = entry.size();
         let path = entry.path().map_err(read)?.to_string_lossy().into_owned();
         let Some(relative) = path.strip_prefix(&prefix) else {
             continue;
         };
+        let relative = relative.trim_end_matches('/');
         if relative.is_empty() {
             continue;
         }
         let relative = relative.to_string();
-        if !visit(&relative, &mut entry).map_err(read)? {
+        if !visit(&relative, kind, size, &mut entry).map_err(read)? {
             break;
         }
     }
     Ok(())
+}
+
+/// [`walk_entries`] over the regular files only.
+fn walk(
+    archive: &Path,
+    sha: &str,
+    mut visit: impl FnMut(&str, &mut dyn Read) -> std::io::Result<bool>,
+) -> Result<(), TreeError> {
+    walk_entries(archive, sha, |path, kind, _, reader| {
+        if kind.is_file() {
+            visit(path, reader)
+        } else {
+            Ok(true)
+        }
+    })
 }
 
 fn read_capped(reader: &mut dyn Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
@@ -142,4 +158,101 @@ pub async fn read_source(
     })
     .await
     .map_err(|e| TreeError::Read(e.to_string()))?
+}
+
+/// What the commit holds at `file`: a regular file's bytes up to `max_bytes`, or what else the
+/// entry is. Unlike [`read_source`], a link is reported rather than skipped.
+pub async fn read_tree_file(
+    app: &App,
+    repository_id: i64,
+    sha: &str,
+    file: &str,
+    max_bytes: u64,
+) -> Result<TreeFile, TreeError> {
+    let dir = download(app, repository_id, sha).await?;
+    let (sha, file) = (sha.to_string(), file.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut found = TreeFile::Absent;
+        walk_entries(&dir.path().join("a"), &sha, |path, kind, size, reader| {
+            if path != file {
+                return Ok(true);
+            }
+            found = if kind.is_file() {
+                match read_capped(reader, max_bytes)? {
+                    Some(bytes) => TreeFile::Regular(bytes),
+                    None => TreeFile::TooLarge(size.max(max_bytes + 1)),
+                }
+            } else if kind.is_symlink() {
+                TreeFile::NotRegular("a symbolic link")
+            } else if kind.is_hard_link() {
+                TreeFile::NotRegular("a hard link")
+            } else if kind.is_dir() {
+                TreeFile::NotRegular("a directory")
+            } else {
+                TreeFile::NotRegular("not a regular file")
+            };
+            Ok(false)
+        })?;
+        Ok(found)
+    })
+    .await
+    .map_err(|e| TreeError::Read(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar.zst of `<sha>/…` entries: regular files, and links when `link` is given.
+    fn archive(dir: &Path, entries: &[(&str, &[u8], Option<&str>)]) -> std::path::PathBuf {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data, link) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            match link {
+                Some(target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    builder.append_link(&mut header, name, target).unwrap();
+                }
+                None => builder.append_data(&mut header, name, *data).unwrap(),
+            }
+        }
+        let path = dir.join("a.tar.zst");
+        let tar = builder.into_inner().unwrap();
+        std::fs::write(&path, zstd::encode_all(&tar[..], 3).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn links_are_reported_with_their_type_and_never_read_as_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = archive(
+            dir.path(),
+            &[
+                ("s/.cocov.yaml", b"", Some("/dev/zero")),
+                ("s/src/a.rs", b"fn main() {}", None),
+            ],
+        );
+        let mut seen = Vec::new();
+        walk_entries(&path, "s", |p, kind, size, _| {
+            seen.push((p.to_string(), kind.is_symlink(), size));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (".cocov.yaml".to_string(), true, 0),
+                ("src/a.rs".to_string(), false, 12)
+            ]
+        );
+        let mut files = Vec::new();
+        walk(&path, "s", |p, _| {
+            files.push(p.to_string());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(files, ["src/a.rs"]);
+    }
 }

@@ -111,6 +111,9 @@ pub async fn start(
     }
 
     if config.server.has_role(Role::Worker) {
+        // What the host offers the sandbox (cgroup, seccomp, userns switch), found and logged
+        // once now rather than inside the first check.
+        let _ = tokio::task::spawn_blocking(crate::sandbox::host).await;
         tasks.push(tokio::spawn(sweep_deadlines(
             app.clone(),
             shutdown_rx.clone(),

@@ -9,11 +9,13 @@
 mod archive;
 mod command;
 mod policy;
+mod tree_file;
 mod url;
 
 pub use archive::{ArchiveInfo, archive_to_file};
 pub use command::{GitError, git};
 pub use policy::{Policy, config_env};
+pub use tree_file::TreeFile;
 pub use url::{GitUrlError, KNOWN_PROTOCOLS, check as check_url, redact};
 
 use std::path::{Path, PathBuf};
@@ -122,28 +124,6 @@ impl Scratch {
             message,
             committed_at,
         })
-    }
-
-    /// A file's content at `sha`, or None when the path does not exist there.
-    pub async fn read_file(
-        &self,
-        sha: &str,
-        path: &str,
-        timeout: Duration,
-    ) -> Result<Option<Vec<u8>>, GitError> {
-        let spec = format!("{sha}:{path}");
-        match self
-            .git(
-                &["cat-file", "blob", "--end-of-options", &spec],
-                &[],
-                timeout,
-            )
-            .await
-        {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(GitError::Failed { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// Every file path of the tree at `sha`.

@@ -24,10 +24,12 @@ pub enum ManifestErrorKind {
     InvalidMountSource,
     /// Raised at run time, when a mounted secret does not exist.
     UnknownSecret,
+    /// `.cocov.yaml` is a symbolic link, a submodule or a directory: never followed or read.
+    NotAFile,
 }
 
 impl ManifestErrorKind {
-    pub const ALL: [ManifestErrorKind; 9] = [
+    pub const ALL: [ManifestErrorKind; 10] = [
         Self::InvalidYaml,
         Self::RootMustBeMapping,
         Self::MissingVersion,
@@ -37,6 +39,7 @@ impl ManifestErrorKind {
         Self::DuplicatedMountDestination,
         Self::InvalidMountSource,
         Self::UnknownSecret,
+        Self::NotAFile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl ManifestErrorKind {
             Self::DuplicatedMountDestination => "manifest_duplicated_mount_destination",
             Self::InvalidMountSource => "manifest_invalid_mount_source",
             Self::UnknownSecret => "manifest_unknown_secret",
+            Self::NotAFile => "manifest_not_a_file",
         }
     }
 
@@ -66,6 +70,7 @@ impl ManifestErrorKind {
             Self::DuplicatedMountDestination => "Failure: Duplicated mount destination",
             Self::InvalidMountSource => "Failure: Invalid mount source",
             Self::UnknownSecret => "Failure: Unknown secret",
+            Self::NotAFile => "Invalid manifest: not a regular file",
         }
     }
 }
@@ -136,6 +141,25 @@ impl ManifestError {
             path: String::new(),
             message: message.into(),
         }
+    }
+
+    /// `.cocov.yaml` is `what` ("a symbolic link", …) instead of a regular file.
+    pub fn not_a_file(what: &str) -> Self {
+        Self::whole_document(
+            ManifestErrorKind::NotAFile,
+            format!("The manifest is {what}; it must be a regular file (links are not followed)"),
+        )
+    }
+
+    /// The manifest is `bytes` long, over [`super::MAX_MANIFEST_BYTES`].
+    pub fn too_large(bytes: u64) -> Self {
+        Self::whole_document(
+            ManifestErrorKind::InvalidYaml,
+            format!(
+                "The manifest is {bytes} bytes; at most {} bytes are allowed",
+                super::MAX_MANIFEST_BYTES
+            ),
+        )
     }
 
     /// A mount names a secret that neither the repository nor its organization has. Raised by

@@ -8,6 +8,7 @@
 //! Pure: no I/O, no database, no HTTP. Secrets named by mounts are resolved by the caller,
 //! which raises [`ManifestError::unknown_secret`] for names it cannot find.
 
+mod env_policy;
 mod error;
 mod exclude;
 mod merge;
@@ -20,6 +21,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::git::TreeFile;
+
+pub use env_policy::{DENIED_NAMES as DENIED_ENV_NAMES, DENIED_PREFIXES as DENIED_ENV_PREFIXES};
 pub use error::{
     ManifestError, ManifestErrorKind, STATUS_DESCRIPTION_MAX_CHARS, UnknownErrorKind,
     truncate_status,
@@ -117,6 +121,17 @@ impl fmt::Display for MountSource {
 pub fn parse(text: &str) -> Result<Manifest, ManifestError> {
     let root = yaml::load(text)?;
     validate::manifest(&root)
+}
+
+/// A commit's `.cocov.yaml` as its tree holds it (read without following links, up to
+/// [`MAX_MANIFEST_BYTES`]): `None` when there is none, else the manifest or why it is refused.
+pub fn parse_file(file: &TreeFile) -> Option<Result<Manifest, ManifestError>> {
+    match file {
+        TreeFile::Absent => None,
+        TreeFile::Regular(bytes) => Some(parse(&String::from_utf8_lossy(bytes))),
+        TreeFile::TooLarge(bytes) => Some(Err(ManifestError::too_large(*bytes))),
+        TreeFile::NotRegular(what) => Some(Err(ManifestError::not_a_file(what))),
+    }
 }
 
 impl Manifest {

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::env_policy;
 use super::error::{ManifestError, ManifestErrorKind};
 use super::exclude::ExcludeMatcher;
 use super::merge::destination_key;
@@ -309,6 +310,18 @@ fn envs(node: &Node, path: &str) -> Result<BTreeMap<String, String>> {
                 &key_path,
                 format!(
                     "Invalid environment variable name `{}' on `{path}': names must match {IDENTIFIER_RULE}",
+                    entry.key
+                ),
+            ));
+        }
+        if env_policy::is_denied(&entry.key) {
+            return Err(ManifestError::new(
+                ManifestErrorKind::InvalidOrMissingData,
+                entry.key_line,
+                entry.key_column,
+                &key_path,
+                format!(
+                    "Environment variable `{}' on `{path}' is reserved: loader, interpreter and COCOV_ variables cannot be set by a manifest",
                     entry.key
                 ),
             ));

@@ -114,13 +114,7 @@ impl Value {
 /// Parses one YAML document. An empty document (nothing but comments) is a `Null` node.
 pub(crate) fn load(text: &str) -> Result<Node, ManifestError> {
     if text.len() > MAX_MANIFEST_BYTES {
-        return Err(ManifestError::whole_document(
-            ManifestErrorKind::InvalidYaml,
-            format!(
-                "The manifest is {} bytes; at most {MAX_MANIFEST_BYTES} bytes are allowed",
-                text.len()
-            ),
-        ));
+        return Err(ManifestError::too_large(text.len() as u64));
     }
     let mut builder = Builder::default();
     for item in Parser::new_from_str(text) {

@@ -6,10 +6,11 @@ use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
+use super::grants::VISIBLE_TO_REPOSITORY;
 use super::{Cipher, KeyError};
 
-/// Organisation secrets apply to every repository; a repository secret with the same name
-/// overrides the organisation's for that repository.
+/// Organisation secrets apply to the repositories they are granted to (see [`super::grants`]);
+/// a repository secret with the same name overrides the organisation's for that repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Organization,
@@ -76,6 +77,8 @@ pub struct SecretInfo {
     pub name: String,
     pub scope: String,
     pub created_by: Option<String>,
+    /// Organisation secrets: usable by every repository, not only those granted.
+    pub all_repositories: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -130,7 +133,7 @@ pub async fn put(
 async fn info(db: &PgPool, id: i64) -> Result<Option<SecretInfo>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id, s.name::text AS name, s.scope, u.login::text AS created_by, \
-         s.last_used_at, s.created_at, s.updated_at \
+         s.all_repositories, s.last_used_at, s.created_at, s.updated_at \
          FROM secrets s LEFT JOIN users u ON u.id = s.created_by WHERE s.id = $1",
     )
     .bind(id)
@@ -141,7 +144,7 @@ async fn info(db: &PgPool, id: i64) -> Result<Option<SecretInfo>, sqlx::Error> {
 pub async fn list(db: &PgPool, scope: Scope) -> Result<Vec<SecretInfo>, sqlx::Error> {
     sqlx::query_as(
         "SELECT s.id, s.name::text AS name, s.scope, u.login::text AS created_by, \
-         s.last_used_at, s.created_at, s.updated_at \
+         s.all_repositories, s.last_used_at, s.created_at, s.updated_at \
          FROM secrets s LEFT JOIN users u ON u.id = s.created_by \
          WHERE s.scope = $1 AND s.repository_id IS NOT DISTINCT FROM $2 ORDER BY s.name",
     )
@@ -201,12 +204,11 @@ pub async fn resolve_for_repository(
 ) -> Result<BTreeMap<String, Vec<u8>>, SecretError> {
     let mut values = BTreeMap::new();
     for name in names {
-        let row: Option<SealedRow> = sqlx::query_as(
+        let row: Option<SealedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, scope, name::text AS name, repository_id, ciphertext, nonce, key_id \
-             FROM secrets WHERE name = $1::citext \
-               AND (repository_id = $2 OR scope = 'organization') \
-             ORDER BY (scope = 'repository') DESC LIMIT 1",
-        )
+             FROM secrets s WHERE name = $1::citext AND {VISIBLE_TO_REPOSITORY} \
+             ORDER BY (scope = 'repository') DESC LIMIT 1"
+        )))
         .bind(name)
         .bind(repository_id)
         .fetch_optional(db)
@@ -221,17 +223,18 @@ pub async fn resolve_for_repository(
     Ok(values)
 }
 
-/// Whether every name exists for the repository (its own or the organisation's).
+/// The first name the repository cannot use (neither its own nor an organisation secret
+/// granted to it).
 pub async fn missing_for_repository(
     db: &PgPool,
     repository_id: i64,
     names: &[String],
 ) -> Result<Option<String>, sqlx::Error> {
     for name in names {
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM secrets WHERE name = $1::citext \
-             AND (repository_id = $2 OR scope = 'organization'))",
-        )
+        let exists: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM secrets s WHERE name = $1::citext \
+             AND {VISIBLE_TO_REPOSITORY})"
+        )))
         .bind(name)
         .bind(repository_id)
         .fetch_one(db)

@@ -152,13 +152,12 @@ async fn write(
 pub async fn announce_from_manifest(
     app: &App,
     commit_id: i64,
-    manifest_text: Option<&[u8]>,
+    manifest_file: &crate::git::TreeFile,
 ) -> Result<(), anyhow::Error> {
-    let Some(bytes) = manifest_text else {
+    let Some(parsed) = manifest::parse_file(manifest_file) else {
         return Ok(());
     };
-    let text = String::from_utf8_lossy(bytes);
-    match manifest::parse(&text) {
+    match parsed {
         Ok(m) => {
             let (state, text) = if m.checks.is_empty() {
                 (State::Success, "Looking good!")

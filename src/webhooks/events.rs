@@ -165,7 +165,12 @@ impl JobHandler for AnnounceStatuses {
             Err(e) if e.is_transient() => return Err(JobError::retry(e)),
             Err(e) => return Err(JobError::permanent(e)),
         };
-        crate::statuses::announce_from_manifest(app, commit_id, manifest.as_deref())
+        // GitHub resolves links inside the repository itself; nothing here touches a disk.
+        let manifest = match manifest {
+            Some(bytes) => crate::git::TreeFile::Regular(bytes),
+            None => crate::git::TreeFile::Absent,
+        };
+        crate::statuses::announce_from_manifest(app, commit_id, &manifest)
             .await
             .map_err(JobError::retry)
     }
