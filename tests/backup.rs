@@ -477,6 +477,19 @@ async fn bad_targets_and_altered_backups_are_refused_and_nothing_is_written() {
     refused(&empty.restore(&newer, &[]), &["newer than this cocov"]);
     assert!(empty.untouched_since_empty().await);
 
+    // A target migrated past the backup's schema (restoring would leave its newer objects).
+    let older = work.path().join("older");
+    copy_dir(&backup, &older);
+    let path = older.join("MANIFEST.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["schema_version"] = json!(cocov::db::binary_schema_version() - 1);
+    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    refused(
+        &used.restore(&older, &["--force"]),
+        &["newer than the backup's"],
+    );
+    assert_eq!(used.logins().await, ["someone"]);
+
     // A target with a different key: refused unless told where to write the backup's.
     std::fs::write(&empty.key_file, "c3".repeat(32)).unwrap();
     refused(&empty.restore(&backup, &[]), &["differs", "--key-file"]);
