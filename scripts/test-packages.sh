@@ -109,7 +109,7 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for d in git bubblewrap adduser init-system-helpers; do
     expect "${depends//, /$'\n'}" "^$d( |\$)" "Depends lacks $d: $depends"
 done
-[ "$(dpkg-deb -f "$deb" Recommends)" = "postgresql, redis-server" ] || fail "Recommends"
+[ "$(dpkg-deb -f "$deb" Recommends)" = "postgresql, postgresql-client, redis-server" ] || fail "Recommends"
 [ "$(dpkg-deb -I "$deb" conffiles)" = "/etc/cocov/cocov.toml" ] || fail "conffiles"
 postinst=$(dpkg-deb -I "$deb" postinst)
 expect "$postinst" 'adduser --quiet --system' "postinst does not create the user"

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_secret;
+mod backup;
 mod doctor;
 mod hook;
 mod plugin;
@@ -68,6 +69,11 @@ pub enum Command {
     Setup(setup::SetupArgs),
     /// Check configuration, PostgreSQL, Redis, storage, GitHub, the sandbox and free disk.
     Doctor,
+    /// Write a backup (database dump, every blob, the secret key, the configuration file and a
+    /// checksum manifest) into a new or empty directory.
+    Backup(backup::BackupArgs),
+    /// Restore a backup onto an empty database and blob store (verifies its checksums first).
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,5 +169,7 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Report(args) => report::run(args).await,
         Command::Setup(args) => setup::run(cli, args).await,
         Command::Doctor => doctor::run(cli).await,
+        Command::Backup(args) => backup::run_backup(cli, args).await,
+        Command::Restore(args) => backup::run_restore(cli, args).await,
     }
 }

@@ -202,8 +202,17 @@ impl TestApp {
     /// Starts with a configuration adjusted by `adjust` (roles, limits, …).
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDb::migrated().await;
-        let redis = TestRedis::new();
         let storage_dir = tempfile::tempdir().expect("tempdir");
+        TestApp::start_on(db, storage_dir, adjust).await
+    }
+
+    /// Starts on an existing database and storage directory (e.g. restored from a backup).
+    pub async fn start_on(
+        db: TestDb,
+        storage_dir: tempfile::TempDir,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let redis = TestRedis::new();
         let mut config = test_config(&db, &redis, storage_dir.path());
         config.queue.reclaim_idle_seconds = 2;
         config.queue.retry_base_delay_ms = 50;
