@@ -198,20 +198,24 @@ fn plugin_pids(marker: &str) -> Vec<u32> {
 }
 
 /// Whether `ancestor` is `pid` or one of its parents (bubblewrap keeps the process tree, seen
-/// from outside the sandbox's pid namespace).
-fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+/// from outside the sandbox's pid namespace); None when the process is already gone.
+fn descends_from(mut pid: u32, ancestor: u32) -> Option<bool> {
+    let mut first = true;
     while pid > 1 {
         if pid == ancestor {
-            return true;
+            return Some(true);
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
+        let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat,
+            Err(_) if first => return None,
+            Err(_) => return Some(false),
         };
+        first = false;
         // "pid (comm) state ppid …"; comm may hold spaces and parentheses.
         let after = &stat[stat.rfind(')').unwrap() + 2..];
         pid = after.split(' ').nth(1).unwrap().parse().unwrap();
     }
-    false
+    Some(false)
 }
 
 /// Waits until the plugin runs under `host`, and fails if it runs under any other process.
@@ -219,18 +223,20 @@ async fn plugin_running_on(host: &Host, marker: &str) {
     let pid = host.pid();
     let what = format!("the plugin to run on host {}", host.name);
     eventually(&what, Duration::from_secs(60), || async {
-        let pids = plugin_pids(marker);
-        (!pids.is_empty()).then_some(pids)
+        let mut seen = false;
+        for p in plugin_pids(marker) {
+            match descends_from(p, pid) {
+                Some(true) => seen = true,
+                Some(false) => panic!(
+                    "plugin process {p} does not descend from host {} ({pid})",
+                    host.name
+                ),
+                None => {} // ended between the listing and the look
+            }
+        }
+        seen.then_some(())
     })
-    .await
-    .into_iter()
-    .for_each(|p| {
-        assert!(
-            descends_from(p, pid),
-            "plugin process {p} does not descend from host {} ({pid})",
-            host.name
-        )
-    });
+    .await;
 }
 
 struct Client {
@@ -292,11 +298,14 @@ impl Client {
     }
 }
 
+/// The check set has ended and its results are on the commit: a completed set is marked so a
+/// moment before its issue count is stored.
 fn checks_final(commit: &Value) -> bool {
-    matches!(
-        commit["checks_status"].as_str(),
-        Some("completed" | "errored" | "canceled" | "not_configured")
-    )
+    match commit["checks_status"].as_str() {
+        Some("completed") => !commit["issues_count"].is_null(),
+        Some("errored" | "canceled" | "not_configured") => true,
+        _ => false,
+    }
 }
 
 /// The `cocov` status recorded for the commit, once final.
