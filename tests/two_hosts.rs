@@ -167,21 +167,24 @@ fn shared_config(
     config
 }
 
-/// A plugin that takes `$DELAY` seconds, then reports `$COUNT` issues in `a.sh`. Its command
-/// line carries `marker`, so the test can find the running sandbox among the host's processes.
+/// A plugin that takes `$DELAY` seconds, then reports `$COUNT` issues in `a.sh`, each saying
+/// the SHA-256 of the secret mounted at `~/.token`. Its command line carries `marker`, so the
+/// test can find the running sandbox among the host's processes.
 fn finder_plugin(marker: &str) -> String {
     format!(
         "name = \"acme/finder\"\ncommand = \"/bin/sh\"\nformat = \"cocov\"\nargs = [\"-c\", '''\
-         : {marker}; sleep \"$DELAY\"; i=0; while [ \"$i\" -lt \"$COUNT\" ]; do i=$((i+1)); \
-         printf '{{\"kind\":\"bug\",\"file\":\"a.sh\",\"line_start\":%s,\"line_end\":%s,\"message\":\"finding %s\",\"uid\":\"finding-%s\"}}\\0' \
-         \"$i\" \"$i\" \"$i\" \"$i\"; done > \"$COCOV_OUTPUT_FILE\"''']\n"
+         : {marker}; sleep \"$DELAY\"; h=$(sha256sum < \"$HOME/.token\" | cut -c1-64); \
+         i=0; while [ \"$i\" -lt \"$COUNT\" ]; do i=$((i+1)); \
+         printf '{{\"kind\":\"bug\",\"file\":\"a.sh\",\"line_start\":%s,\"line_end\":%s,\"message\":\"finding %s %s\",\"uid\":\"finding-%s\"}}\\0' \
+         \"$i\" \"$i\" \"$i\" \"$h\" \"$i\"; done > \"$COCOV_OUTPUT_FILE\"''']\n"
     )
 }
 
 fn manifest(delay: u32, count: u32) -> String {
     format!(
         "version: \"0.1.alpha\"\nchecks:\n  - plugin: acme/finder\n    envs:\n      \
-         DELAY: \"{delay}\"\n      COUNT: \"{count}\"\n"
+         DELAY: \"{delay}\"\n      COUNT: \"{count}\"\n    mounts:\n      \
+         - source: secrets:TOKEN\n        destination: ~/.token\n"
     )
 }
 
@@ -380,6 +383,18 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
         }
     };
 
+    // A secret, sealed by A with the shared key; every worker opens it for the plugin.
+    let secret = "shared-key-secret";
+    let (status, body) = client
+        .post(
+            a.api("/v1/repositories/fleet/secrets"),
+            format!("bearer {admin}"),
+            json!({"name": "TOKEN", "data": secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret_hash = cocov::auth::tokens::hash_bytes(secret.as_bytes());
+
     // First push: announced through A, ingested and checked on B.
     let sha1 = origin.commit(
         &[
@@ -420,7 +435,11 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
     let (_, issues) = client
         .get(a.api(&format!("/v1/repositories/fleet/commits/{sha1}/issues")))
         .await;
-    assert_eq!(issues["issues"][0]["message"], "finding 1", "{issues}");
+    assert_eq!(
+        issues["issues"][0]["message"],
+        format!("finding 1 {secret_hash}"),
+        "{issues}"
+    );
     // The file view: A reads the source from the archive B stored in S3.
     let coverage_url = a.api(&format!("/v1/repositories/fleet/commits/{sha1}/coverage"));
     let (_, files) = client.get(coverage_url.clone()).await;
@@ -487,7 +506,18 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
     let (_, issues) = client
         .get(a.api(&format!("/v1/repositories/fleet/commits/{sha2}/issues")))
         .await;
-    assert_eq!(issues["issues"].as_array().unwrap().len(), 2, "{issues}");
+    let messages: Vec<&str> = issues["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["message"].as_str())
+        .collect();
+    // C opened the secret with the same key file.
+    assert_eq!(messages.len(), 2, "{issues}");
+    assert!(
+        messages.iter().all(|m| m.ends_with(&secret_hash)),
+        "{issues}"
+    );
     eventually(
         "A's issues badge to show the second push",
         TAKEOVER_DEADLINE,
