@@ -33,6 +33,7 @@ struct Host {
     api: Option<String>,
     badger: Option<String>,
     log: PathBuf,
+    config: PathBuf,
     _dir: tempfile::TempDir,
     _work: tempfile::TempDir,
 }
@@ -86,9 +87,27 @@ impl Host {
             badger: address("badger"),
             child,
             log,
+            config: config_path,
             _dir: dir,
             _work: work,
         }
+    }
+
+    /// Runs `cocov ARGS` on this host, as its operator would; returns standard output.
+    fn cocov(&self, args: &[&str]) -> String {
+        let out = common::cocov_command()
+            .args(args)
+            .env("COCOV_CONFIG", &self.config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert!(
+            out.status.success(),
+            "cocov {args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
     }
 
     fn pid(&self) -> u32 {
@@ -350,13 +369,12 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
     let mut b = Host::start("B", &shared, &[Role::Worker]);
     assert!(b.api.is_none() && b.badger.is_none());
 
-    let actor = cocov::audit::AuditActor::system();
-    let user = cocov::auth::users::create(&db.pool, "fleet-admin", true, &actor)
-        .await
-        .unwrap();
-    let admin = cocov::auth::users::create_personal_token(&db.pool, &user, "test", &actor)
-        .await
-        .unwrap();
+    let created = a.cocov(&["admin", "create-user", "--login", "fleet-admin", "--admin"]);
+    let admin = created
+        .lines()
+        .find_map(|l| l.split("(shown once): ").nth(1))
+        .unwrap_or_else(|| panic!("no token in {created}"))
+        .to_string();
     let client = Client {
         http: reqwest::Client::new(),
         admin: admin.clone(),
