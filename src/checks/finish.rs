@@ -4,17 +4,30 @@
 use crate::app::App;
 use crate::statuses::{self, Context, State};
 
-use super::model::{CheckStatus, find_set, list_checks};
+use super::model::{CheckSetStatus, CheckStatus, find_set, list_checks};
 
-/// Ends the set once; later calls (a second worker, the sweeper) change nothing. Checks still
-/// unfinished end `canceled` when the set was canceled, else `errored`.
+/// Ends the set once; later calls (a second worker, the sweeper) change nothing, except that a
+/// set ended by a run that stopped before announcing it (a crash between the two) gets its
+/// `cocov` status now. Checks still unfinished end `canceled` when the set was canceled, else
+/// `errored`.
 pub async fn finish(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
     let Some(set) = find_set(&app.db, check_set_id).await? else {
         return Ok(());
     };
     if set.status().is_finished() {
+        if !checks_status_pending(app, set.commit_id).await? {
+            return Ok(());
+        }
+    } else if !end(app, &set).await? {
+        // Another caller ended it meanwhile and announces it.
         return Ok(());
     }
+    announce(app, check_set_id).await
+}
+
+/// Ends the checks still open and the set, and stores the commit's issue count, in one
+/// transaction: a completed set always has its count. False when the set was already ended.
+async fn end(app: &App, set: &super::CheckSet) -> Result<bool, anyhow::Error> {
     let (leftover, leftover_output) = if set.canceling {
         ("canceled", None)
     } else {
@@ -26,19 +39,15 @@ pub async fn finish(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
          started_at = COALESCE(started_at, now()), finished_at = now() \
          WHERE check_set_id = $1 AND status IN ('waiting', 'in_progress')",
     )
-    .bind(check_set_id)
+    .bind(set.id)
     .bind(leftover)
     .bind(leftover_output)
     .execute(&mut *tx)
     .await?;
-    let checks = list_checks(&mut *tx, check_set_id).await?;
-    let errored: Vec<_> = checks
-        .iter()
-        .filter(|c| c.status() == CheckStatus::Errored)
-        .collect();
+    let checks = list_checks(&mut *tx, set.id).await?;
     let status = if set.canceling {
         "canceled"
-    } else if !errored.is_empty() {
+    } else if checks.iter().any(|c| c.status() == CheckStatus::Errored) {
         "errored"
     } else {
         "completed"
@@ -47,24 +56,58 @@ pub async fn finish(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
         "UPDATE check_sets SET status = $2, finished_at = now(), updated_at = now() \
          WHERE id = $1 AND status IN ('waiting', 'queued', 'in_progress')",
     )
-    .bind(check_set_id)
+    .bind(set.id)
     .bind(status)
     .execute(&mut *tx)
     .await?;
     if ended.rows_affected() == 0 {
-        return Ok(());
+        return Ok(false);
+    }
+    if status == "completed" {
+        store_issue_count(&mut tx, set.commit_id).await?;
     }
     tx.commit().await?;
+    Ok(true)
+}
 
-    let (state, description) = match status {
-        "canceled" => (State::Failure, "Checks were canceled".to_string()),
-        "errored" => (State::Error, errored_description(&errored)),
-        _ => {
-            let count = refresh_issue_count(app, set.commit_id).await?;
-            issue_count_status(count)
-        }
+/// Whether the commit's `cocov` status still waits for the set's result.
+async fn checks_status_pending(app: &App, commit_id: i64) -> Result<bool, anyhow::Error> {
+    let pending: Option<bool> = sqlx::query_scalar(
+        "SELECT state = 'pending' FROM commit_statuses WHERE commit_id = $1 AND context = $2",
+    )
+    .bind(commit_id)
+    .bind(Context::Checks.as_str())
+    .fetch_optional(&app.db)
+    .await?;
+    Ok(pending == Some(true))
+}
+
+/// The `cocov` status of an ended set, derived from what is stored.
+async fn announce(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
+    let Some(set) = find_set(&app.db, check_set_id).await? else {
+        return Ok(());
     };
-    let url = target_url(app, set.commit_id, status == "completed").await?;
+    let checks = list_checks(&app.db, check_set_id).await?;
+    let errored: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status() == CheckStatus::Errored)
+        .collect();
+    let status = set.status();
+    let (state, description) = match status {
+        CheckSetStatus::Canceled => (State::Failure, "Checks were canceled".to_string()),
+        CheckSetStatus::Errored => (State::Error, errored_description(&errored)),
+        CheckSetStatus::Completed => {
+            let count: Option<i32> =
+                sqlx::query_scalar("SELECT issues_count FROM commits WHERE id = $1")
+                    .bind(set.commit_id)
+                    .fetch_one(&app.db)
+                    .await?;
+            issue_count_status(i64::from(count.unwrap_or(0)))
+        }
+        // Ended elsewhere (manifest errors, not configured), with their own status.
+        _ => return Ok(()),
+    };
+    let url = target_url(app, set.commit_id, status == CheckSetStatus::Completed).await?;
     statuses::set(
         app,
         set.commit_id,
@@ -77,7 +120,7 @@ pub async fn finish(app: &App, check_set_id: i64) -> Result<(), anyhow::Error> {
     tracing::info!(
         check_set_id,
         commit_id = set.commit_id,
-        status,
+        status = ?status,
         "check set finished"
     );
     Ok(())
@@ -109,12 +152,21 @@ pub fn issue_count_status(count: i64) -> (State, String) {
 /// Stores the commit's active issue count on it and on the branches it heads, with a history
 /// point per branch. Returns the count.
 pub async fn refresh_issue_count(app: &App, commit_id: i64) -> Result<i64, anyhow::Error> {
-    let count = crate::issues::count_active(&app.db, commit_id).await?;
     let mut tx = app.db.begin().await?;
+    let count = store_issue_count(&mut tx, commit_id).await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
+async fn store_issue_count(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    commit_id: i64,
+) -> Result<i64, anyhow::Error> {
+    let count = crate::issues::count_active(&mut **tx, commit_id).await?;
     sqlx::query("UPDATE commits SET issues_count = $2, updated_at = now() WHERE id = $1")
         .bind(commit_id)
         .bind(count as i32)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "WITH heads AS (UPDATE branches SET issues = $2, updated_at = now() \
@@ -124,9 +176,8 @@ pub async fn refresh_issue_count(app: &App, commit_id: i64) -> Result<i64, anyho
     )
     .bind(commit_id)
     .bind(count as i32)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(count)
 }
 

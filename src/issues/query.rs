@@ -116,7 +116,10 @@ pub async fn list(
 }
 
 /// Active issues of a commit: the number its `cocov` status and badge show.
-pub async fn count_active(db: &PgPool, commit_id: i64) -> Result<i64, sqlx::Error> {
+pub async fn count_active<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    commit_id: i64,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM issues WHERE commit_id = $1 AND ignored_at IS NULL")
         .bind(commit_id)
         .fetch_one(db)
