@@ -651,6 +651,63 @@ async fn an_unknown_plugin_errors_its_check_naming_the_known_ones() {
     t.shutdown().await;
 }
 
+/// A worker that ends a set and dies before announcing it leaves the `cocov` status pending; its
+/// job, delivered again, announces the stored result instead of doing nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_ended_without_its_status_is_announced_when_its_job_comes_back() {
+    let (t, _plugins) = start(&[], |_| {}).await;
+    let origin = Origin::new();
+    let (sha, admin) = push(
+        &t,
+        &origin,
+        "owed",
+        &[(".cocov.yaml", SHELLCHECK_MANIFEST), ("a.sh", "echo $1\n")],
+    )
+    .await;
+    let view = finished_checks(&t, &admin, "owed", &sha).await;
+    assert_eq!(view["status"], "completed");
+    let announced = cocov_status(&t, "owed", &sha).await;
+    assert_eq!(announced.0, "failure");
+
+    // The state a crash between ending the set and announcing it leaves behind.
+    let (set_id, job_id): (i64, uuid::Uuid) = sqlx::query_as(
+        "SELECT s.id, s.job_id FROM check_sets s JOIN commits c ON c.id = s.commit_id \
+         WHERE c.sha = $1::citext",
+    )
+    .bind(&sha)
+    .fetch_one(&t.app().db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE commit_statuses SET state = 'pending', description = 'Checks are running', \
+         deadline_at = now() + interval '1 hour' FROM commits c WHERE c.id = commit_statuses.commit_id AND c.sha = $1::citext \
+         AND commit_statuses.context = 'cocov'",
+    )
+    .bind(&sha)
+    .execute(&t.app().db)
+    .await
+    .unwrap();
+    let issues_count: Option<i32> =
+        sqlx::query_scalar("SELECT issues_count FROM commits WHERE sha = $1::citext")
+            .bind(&sha)
+            .fetch_one(&t.app().db)
+            .await
+            .unwrap();
+    let count = issues_count.expect("the count is stored with the set's end");
+    assert_eq!(announced.1, format!("{count} issues found"));
+
+    t.app()
+        .queue
+        .enqueue(
+            cocov::checks::RUN_JOB,
+            json!({"check_set_id": set_id, "job_id": job_id}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cocov_status(&t, "owed", &sha).await, announced);
+    t.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_set_is_canceled_and_an_expired_one_is_ended_by_the_sweeper() {
     let sleeper =

@@ -46,9 +46,14 @@ impl JobHandler for RunChecks {
         else {
             return Ok(());
         };
-        // A re-run replaced this set's run, or it already ended (canceled, deadline).
-        if set.job_id != Some(job_id) || set.status().is_finished() {
+        // A re-run replaced this set's run.
+        if set.job_id != Some(job_id) {
             return Ok(());
+        }
+        // It already ended (canceled, deadline, or this job delivered again after the run that
+        // ended it stopped before announcing it): announce it if that is still owed.
+        if set.status().is_finished() {
+            return finish(app, check_set_id).await;
         }
         if set.canceling {
             return finish(app, check_set_id).await;
