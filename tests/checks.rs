@@ -487,7 +487,12 @@ async fn hostile_plugins_are_contained_and_the_worker_keeps_serving() {
         "{network}"
     );
     let bomb = error_output(&t, &admin, &view, &evil_sha, "evil/forkbomb").await;
-    assert!(bomb.contains("did not finish within 4 s"), "{bomb}");
+    // Stopped either way: by the pids limit (the bomb gives up) or by the timeout (it keeps
+    // retrying its forks until then), depending on how the shells race.
+    assert!(
+        bomb.contains("did not finish within 4 s") || bomb.contains("more than 64 processes"),
+        "{bomb}"
+    );
     let filler = error_output(&t, &admin, &view, &evil_sha, "evil/filler").await;
     assert!(
         filler.contains("SIGXFSZ") || filler.contains("File size limit"),
