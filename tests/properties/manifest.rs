@@ -137,13 +137,10 @@ fn check() -> impl Strategy<Value = String> {
         .prop_map(|(plugin, envs, mounts)| {
             let mut out = format!("\n  - plugin: {plugin}");
             if let Some(envs) = envs {
-                out += &format!("\n    envs:{}", envs.replace("\n      ", "\n      "));
+                out += &format!("\n    envs:{}", envs);
             }
             if let Some(mounts) = mounts {
-                out += &format!(
-                    "\n    mounts:{}",
-                    mounts.concat().replace("\n      ", "\n      ")
-                );
+                out += &format!("\n    mounts:{}", mounts.concat());
             }
             out
         })
@@ -177,7 +174,7 @@ fn near_valid_manifest() -> impl Strategy<Value = String> {
                 if let Some((envs, mounts)) = defaults {
                     out += &format!(
                         "defaults:\n  checks:\n    envs:{}\n    mounts:{}\n",
-                        envs.replace("\n      ", "\n      "),
+                        envs,
                         mounts.concat()
                     );
                 }
