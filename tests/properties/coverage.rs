@@ -7,7 +7,7 @@ use std::io::Write;
 use cocov::coverage::formats;
 use cocov::coverage::upload::parse_raw;
 use cocov::coverage::{
-    Compression, FileCoverage, Format, Limits, Line, Mode, RawError, Report, Upload,
+    Compression, FileCoverage, Format, Limits, Line, Mode, RawError, Report, SNIFF_BYTES, Upload,
     parse_with_limits,
 };
 use proptest::prelude::*;
@@ -439,14 +439,25 @@ fn simplecov(h: bool) -> impl Strategy<Value = Vec<u8>> {
 /// A document of `format`: every field valid (so reports get past the first file and reach
 /// the caps), or with hostile fields mixed in.
 fn document(format: Format) -> BoxedStrategy<Vec<u8>> {
-    let of = move |h: bool| match format {
-        Format::Lcov => lcov(h).boxed(),
-        Format::GoCover => gocover(h).boxed(),
-        Format::Cobertura => cobertura(h).boxed(),
-        Format::Jacoco => jacoco(h).boxed(),
-        Format::SimpleCov => simplecov(h).boxed(),
+    let hostile = match format {
+        Format::Lcov => lcov(true).boxed(),
+        Format::GoCover => gocover(true).boxed(),
+        Format::Cobertura => cobertura(true).boxed(),
+        Format::Jacoco => jacoco(true).boxed(),
+        Format::SimpleCov => simplecov(true).boxed(),
     };
-    prop_oneof![of(false), of(true)].boxed()
+    prop_oneof![clean_document(format), hostile].boxed()
+}
+
+/// A document of `format` with every field valid.
+fn clean_document(format: Format) -> BoxedStrategy<Vec<u8>> {
+    match format {
+        Format::Lcov => lcov(false).boxed(),
+        Format::GoCover => gocover(false).boxed(),
+        Format::Cobertura => cobertura(false).boxed(),
+        Format::Jacoco => jacoco(false).boxed(),
+        Format::SimpleCov => simplecov(false).boxed(),
+    }
 }
 
 /// A near-valid document of some format, with that format.
@@ -502,6 +513,21 @@ proptest! {
         // Default limits: the same document mostly parses, and must still be bounded.
         if let Some(report) = parse_checked(Some(format), &doc, &Limits::default())? {
             prop_assert!(report.files.len() < FILES.end);
+        }
+    }
+
+    /// The generators' valid documents are valid: they parse and are detected as their format,
+    /// so the properties above really reach the parsers' inner paths and caps.
+    #[test]
+    fn clean_documents_parse_and_are_detected(
+        (format, doc) in any_format().prop_flat_map(|f| (Just(f), clean_document(f))),
+    ) {
+        let report = parse_checked(Some(format), &doc, &Limits::default())?;
+        prop_assert!(report.is_some(), "{}", String::from_utf8_lossy(&doc));
+        let detected = cocov::coverage::detect::detect(&doc[..doc.len().min(SNIFF_BYTES)]);
+        // A SimpleCov result set with no files has nothing to recognise it by.
+        if format != Format::SimpleCov || doc.windows(7).any(|w| w == b"\"lines\"") {
+            prop_assert_eq!(detected, Some(format));
         }
     }
 
