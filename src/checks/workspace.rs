@@ -566,3 +566,7 @@ mod tests {
         assert_eq!(inside_prefix(Path::new("other/x"), sha), None);
     }
 }
+
+#[cfg(test)]
+#[path = "workspace_properties.rs"]
+mod properties;
