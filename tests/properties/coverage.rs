@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use cocov::coverage::budget::Budget;
 use cocov::coverage::formats;
 use cocov::coverage::upload::parse_raw;
 use cocov::coverage::{
@@ -24,6 +25,7 @@ fn small_limits() -> Limits {
         max_path_len: 64,
         max_total_lines: 2000,
         max_token_bytes: 512,
+        max_sources: 4,
     }
 }
 
@@ -593,7 +595,7 @@ proptest! {
             None => (compress(&doc, compression), Some(doc.len())),
         };
         let format = hint.then_some(format);
-        let (result, peak) = alloc::peak(|| parse_raw(&body[..], compression, format, max_bytes));
+        let (result, peak) = alloc::peak(|| parse_raw(&body[..], compression, format, max_bytes, &Budget::unlimited()));
         prop_assert!(peak <= BASE_MEMORY + 4 * doc.len() + (1 << 20), "held {peak} bytes");
         match result {
             Ok(report) => {
@@ -604,6 +606,7 @@ proptest! {
             }
             Err(RawError::TooLarge { limit }) => prop_assert_eq!(limit, max_bytes),
             Err(RawError::Parse(e)) => prop_assert!(!e.message.is_empty()),
+            Err(RawError::OverBudget(_)) => prop_assert!(false, "no time budget was set"),
         }
     }
 
@@ -620,7 +623,13 @@ proptest! {
         drop(doc);
         let max_bytes = cap_kib << 10;
         let (result, peak) =
-            alloc::peak(|| parse_raw(&body[..], compression, Some(Format::Lcov), max_bytes));
+            alloc::peak(|| parse_raw(
+                    &body[..],
+                    compression,
+                    Some(Format::Lcov),
+                    max_bytes,
+                    &Budget::unlimited(),
+                ));
         prop_assert!(
             matches!(result, Err(RawError::TooLarge { limit }) if limit == max_bytes),
             "{result:?}"
@@ -680,7 +689,7 @@ proptest! {
     ) {
         let data: Map<String, Value> = entries.into_iter().collect();
         let limits = Limits::default();
-        if let Ok(upload) = Upload::from_wire(&data, Mode::Merge) {
+        if let Ok(upload) = Upload::from_wire(&data, Mode::Merge, &Budget::unlimited()) {
             prop_assert!(!upload.files.is_empty() && upload.files.len() <= limits.max_files);
             for path in upload.files.keys() {
                 prop_assert!(!path.trim().is_empty() && path.len() <= limits.max_path_len);
