@@ -31,7 +31,7 @@ pub use filters::{admin_actor, any_actor, with_app};
 
 /// Every route of the API listener.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    health::routes(app.clone())
+    let routes = health::routes(app.clone())
         .or(openapi::routes())
         .unify()
         .or(me::routes(app.clone()))
@@ -61,7 +61,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .unify())
         .unify()
         .or(github::routes(app))
-        .unify()
+        .unify();
+    // Before any route: a NUL in the path or query is a 400 whichever handler it was meant for.
+    crate::http::input::guard()
+        .and(routes)
         .recover(recover)
         .unify()
         .boxed()
