@@ -29,7 +29,15 @@ impl Scratch {
     ) -> Result<TreeFile, GitError> {
         let listing = self
             .git(
-                &["ls-tree", "-z", "--long", "--end-of-options", sha, "--", path],
+                &[
+                    "ls-tree",
+                    "-z",
+                    "--long",
+                    "--end-of-options",
+                    sha,
+                    "--",
+                    path,
+                ],
                 &[],
                 timeout,
             )
