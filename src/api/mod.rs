@@ -63,9 +63,12 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(github::routes(app))
         .unify();
     // Before any route: a NUL in the path or query is a 400 whichever handler it was meant for.
-    crate::http::input::guard()
+    let answered = crate::http::input::guard()
         .and(routes)
         .recover(recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(answered)
+        .map(|path: warp::path::FullPath, response| openapi::with_allow(path.as_str(), response))
         .boxed()
 }
