@@ -43,7 +43,8 @@ async fn fuzz(t: &TestApp, who: &str, headers: &[String]) {
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_schema_conformance,allow_header_conformance,unsupported_method",
+             response_schema_conformance,allow_header_conformance,unsupported_method,\
+             negative_data_rejection",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args([
