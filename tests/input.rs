@@ -106,6 +106,18 @@ async fn a_nul_in_any_json_string_is_a_400_and_nothing_is_written() {
     .await;
     assert_refused(status, &body, "request.invalid_input", "`description`");
     assert_eq!(count(&t, "repositories").await, repositories);
+    // A lone surrogate cannot become a Rust string at all: the JSON parser refuses it.
+    let (status, body) = send(
+        t.client
+            .post(t.url("/v1/repositories"))
+            .header("authorization", format!("bearer {admin}"))
+            .header("content-type", "application/json")
+            .body(r#"{"name": "j", "description": "\ud800"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "request.invalid_json", "{body}");
+    assert_eq!(count(&t, "repositories").await, repositories);
 
     let (status, body) = send(
         t.client
