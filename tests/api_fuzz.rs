@@ -32,6 +32,12 @@ fn schemathesis() -> PathBuf {
     bin
 }
 
+/// The bounds CI uses, which a longer local run can raise (`COCOV_FUZZ_EXAMPLES=200`, another
+/// `COCOV_FUZZ_SEED`).
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
 /// Runs Schemathesis against the daemon with `headers`; panics with its report on failure.
 async fn fuzz(t: &TestApp, who: &str, headers: &[String]) {
     let base = t.url("");
@@ -56,9 +62,9 @@ async fn fuzz(t: &TestApp, who: &str, headers: &[String]) {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args([
             "--max-examples",
-            "25",
+            &setting("COCOV_FUZZ_EXAMPLES", "25"),
             "--seed",
-            "20261205",
+            &setting("COCOV_FUZZ_SEED", "20261205"),
             "--workers",
             "1",
         ])

@@ -89,6 +89,9 @@ async fn a_nul_in_a_path_segment_is_a_400() {
         .await;
         assert_refused(status, &body, "request.invalid_input", "request path");
     }
+    // The badge listener has the same guard.
+    let (status, body) = send(t.client.get(format!("{}/p%00/coverage", t.badger_base))).await;
+    assert_refused(status, &body, "request.invalid_input", "request path");
     t.shutdown().await;
 }
 
