@@ -68,6 +68,9 @@ cargo_tool() {
 # S3 servers for the storage tests: moto accepts any credentials and has complete
 # S3 semantics; s3s-fs verifies SigV4 signatures and stores in a real directory.
 install_moto() { pip_tool moto_server 'moto[server]'; }
+# Schema-driven API fuzzing (scripts/fuzz-api.sh). Pinned: its CLI options change between
+# releases.
+install_schemathesis() { pip_tool schemathesis 'schemathesis==4.32.5'; }
 # Pinned: a plain `cargo install s3s-fs` picks 0.17, which needs rustc 1.96; 0.14.1 is tested.
 install_s3s_fs() { cargo_tool s3s-fs s3s-fs 0.14.1 --features binary; }
 
@@ -107,6 +110,7 @@ main() {
     mkdir -p "$T"
     log "tools directory: $T"
     install_moto
+    install_schemathesis
     install_s3s_fs
     install_linters
     log "done"

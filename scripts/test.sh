@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs and starts what the tests need when it is missing
-# (PostgreSQL, Redis, S3 servers, linters, bubblewrap), then `cargo test`.
+# (PostgreSQL, Redis, S3 servers, linters, bubblewrap), then `cargo test`, then (for a whole run)
+# the bounded Schemathesis run of tests/api_fuzz.rs against the OpenAPI document.
 # Extra arguments go to cargo test, e.g. `scripts/test.sh --test storage`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,7 @@ COCOV_TEST_DATABASE_URL=${COCOV_TEST_DATABASE_URL:-$(superuser_database_url)}
 export COCOV_TEST_DATABASE_URL
 log "cargo test $*"
 cargo test --locked "$@"
+if [ $# -eq 0 ]; then
+    log "API fuzzing (Schemathesis, bounded)"
+    cargo test --locked --test api_fuzz -- --ignored
+fi

@@ -758,3 +758,24 @@ fn a_manifest_that_is_not_a_regular_file_is_refused_with_its_own_kind() {
     assert_eq!(e.kind, ManifestErrorKind::InvalidYaml);
     assert!(e.message.contains("at most 262144 bytes"), "{e}");
 }
+
+/// PostgreSQL cannot store a NUL character (check names, environments and error messages are
+/// stored), so a manifest string holding one — written as a `"\0"` escape, a `\x00` escape or a
+/// raw byte, as a value or as a key — is refused like a YAML error, at its line.
+#[test]
+fn strings_with_a_nul_character_are_refused() {
+    for body in [
+        "checks:\n  - plugin: \"cocov/a\\0b:v1\"\n",
+        "checks:\n  - plugin: cocov/a:v1\n    envs:\n      K: \"\\x00\"\n",
+        "checks:\n  - plugin: cocov/a:v1\n    envs:\n      \"K\\0\": v\n",
+        "exclude_paths:\n  - \"a\u{0}\"\n",
+        // Unquoted: the YAML parser alone would stop reading here and accept the rest unread.
+        "exclude_paths:\n  - a\u{0}\nchecks: 1\n",
+    ] {
+        let e = refused_body(body);
+        assert_eq!(e.kind, ManifestErrorKind::InvalidYaml, "{body:?}: {e}");
+        assert!(e.to_string().contains("NUL"), "{body:?}: {e}");
+        assert!(e.line.is_some_and(|l| l > 1), "{body:?}: {e}");
+        assert!(!e.to_string().contains('\0'), "{body:?}: {e}");
+    }
+}

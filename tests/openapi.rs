@@ -371,3 +371,22 @@ async fn read_answers_match_their_documented_schemas() {
     .await;
     t.shutdown().await;
 }
+
+/// A method the path does not have is a 405 whose `Allow` lists the documented methods.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_method_not_allowed_lists_the_allowed_ones() {
+    let t = TestApp::start().await;
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/v1/secrets", "GET, POST"),
+        (
+            reqwest::Method::GET,
+            "/v1/repositories/x/commits/y/checks/re_run",
+            "POST",
+        ),
+    ] {
+        let response = t.client.request(method, t.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+    }
+    t.shutdown().await;
+}

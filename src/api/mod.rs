@@ -31,7 +31,7 @@ pub use filters::{admin_actor, any_actor, with_app};
 
 /// Every route of the API listener.
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    health::routes(app.clone())
+    let routes = health::routes(app.clone())
         .or(openapi::routes())
         .unify()
         .or(me::routes(app.clone()))
@@ -61,8 +61,14 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .unify())
         .unify()
         .or(github::routes(app))
-        .unify()
+        .unify();
+    // Before any route: a NUL in the path or query is a 400 whichever handler it was meant for.
+    let answered = crate::http::input::guard()
+        .and(routes)
         .recover(recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(answered)
+        .map(|path: warp::path::FullPath, response| openapi::with_allow(path.as_str(), response))
         .boxed()
 }

@@ -116,6 +116,9 @@ fn submit_error(e: SubmitError) -> Response {
         SubmitError::InvalidSha(_) => {
             ApiError::bad_request("report.invalid_commit_sha", e.to_string()).into_response()
         }
+        SubmitError::NulInPath(_) => {
+            ApiError::bad_request("report.invalid_path", e.to_string()).into_response()
+        }
         SubmitError::NoMatch(ref diagnostic) => {
             let body = json!({
                 "code": "report.no_matching_files",

@@ -88,11 +88,13 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .map(|| warp::reply::with_header("Ok", "content-type", "text/plain").into_response())
         .map(tag("GET /health"));
 
-    health
+    let routes = health
         .or(badge_route(&state, Kind::Coverage, "GET /{repo}/coverage"))
         .unify()
         .or(badge_route(&state, Kind::Issues, "GET /{repo}/issues"))
-        .unify()
+        .unify();
+    crate::http::input::guard()
+        .and(routes)
         .recover(recover)
         .unify()
         .boxed()

@@ -62,6 +62,9 @@ pub struct Diagnostic {
 pub enum SubmitError {
     #[error("`{0}` is not a full commit sha (40 or 64 hexadecimal characters)")]
     InvalidSha(String),
+    /// PostgreSQL cannot store the NUL character, and no file of a git tree has one.
+    #[error("the report names a path containing a NUL character: `{0}`")]
+    NulInPath(String),
     #[error("{}", no_match_message(.0))]
     NoMatch(Box<Diagnostic>),
     #[error(
@@ -163,6 +166,9 @@ pub async fn submit(
     let sha = sha.trim().to_ascii_lowercase();
     if !crate::git::is_full_sha(&sha) {
         return Err(SubmitError::InvalidSha(sha));
+    }
+    if let Some(path) = upload.path_with_nul() {
+        return Err(SubmitError::NulInPath(path.replace('\0', "\\0")));
     }
     let mut diag = diagnostic(&sha, &upload);
     // Twice at most: a commit whose ingestion completes while we decide is applied directly.

@@ -88,6 +88,15 @@ struct Held {
 }
 
 impl Upload {
+    /// A file path or source root holding a NUL character, if any (see [`super::submit`]).
+    pub fn path_with_nul(&self) -> Option<&str> {
+        self.files
+            .keys()
+            .chain(&self.sources)
+            .map(String::as_str)
+            .find(|p| p.contains('\0'))
+    }
+
     pub fn from_report(report: Report, mode: Mode) -> Upload {
         Upload {
             format: Some(report.format),

@@ -116,6 +116,18 @@ pub(crate) fn load(text: &str) -> Result<Node, ManifestError> {
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(ManifestError::too_large(text.len() as u64));
     }
+    // The parser takes a raw NUL for the end of the stream and would ignore what follows.
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        let column = text[..at].rfind('\n').map_or(at, |nl| at - nl - 1) + 1;
+        return Err(ManifestError::new(
+            ManifestErrorKind::InvalidYaml,
+            line,
+            column,
+            "",
+            "The manifest contains a NUL character",
+        ));
+    }
     let mut builder = Builder::default();
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(syntax_error)?;
@@ -188,6 +200,11 @@ impl Builder {
             Event::Alias(_) => Err(anchors_refused(span)),
             Event::Scalar(text, style, anchor, tag) => {
                 refuse_decorations(anchor, tag.is_some(), span)?;
+                // A `"\0"` escape (or a raw NUL) would end up in a status description or a
+                // check's environment, and PostgreSQL cannot store the character.
+                if text.contains('\0') {
+                    return Err(yaml_error(span, "Strings cannot contain a NUL character"));
+                }
                 let (line, column) = (span.start.line().max(1), span.start.col() + 1);
                 if let Some(Frame::Map {
                     pending_key: None, ..
