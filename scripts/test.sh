@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 need_commands git git pg_isready postgresql-client redis-cli redis-tools redis-server redis-server \
     zstd zstd python3 python3 bwrap bubblewrap shellcheck shellcheck cppcheck cppcheck \
-    yamllint yamllint
+    yamllint yamllint openssl openssl
 ensure_services
 scripts/install-test-tools.sh
 COCOV_TEST_DATABASE_URL=${COCOV_TEST_DATABASE_URL:-$(superuser_database_url)}
