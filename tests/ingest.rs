@@ -314,10 +314,12 @@ async fn a_hooked_bare_repository_announces_its_pushes() {
     let t = start().await;
     let origin = Origin::new();
     let (id, token) = register(&t, "hooked", &origin.url()).await;
-    // The token goes in on standard input, never on the command line.
+    // The token goes in on standard input, never on the command line; the repository is named
+    // relative to the current directory, which is not where git runs the hook from.
     let mut child = Command::new(env!("CARGO_BIN_EXE_cocov"))
+        .current_dir(origin.bare.parent().unwrap())
         .args(["hook", "install", "--git-dir"])
-        .arg(&origin.bare)
+        .arg(origin.bare.file_name().unwrap())
         .args([
             "--url",
             &t.base,

@@ -107,6 +107,10 @@ fn install(git_dir: &Path, url: &str, repository: &str, token: &str) -> Result<(
         ));
     }
     url::Url::parse(url).map_err(|e| Failure::new(format!("--url {url}: {e}")))?;
+    // git runs hooks from inside the repository, so a path relative to here would not resolve.
+    let git_dir = &git_dir
+        .canonicalize()
+        .map_err(|e| Failure::new(format!("--git-dir {}: {e}", git_dir.display())))?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(format!("cannot locate the cocov binary: {e}")))?;
     let hooks = git_dir.join("hooks");
