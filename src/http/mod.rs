@@ -7,6 +7,7 @@ mod connection;
 pub mod error;
 pub mod input;
 pub mod path;
+mod unavailable;
 pub mod route;
 mod server;
 mod stack;
