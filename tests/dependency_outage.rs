@@ -23,11 +23,7 @@ async fn start_on(redis: &PrivateRedis) -> TestApp {
 }
 
 /// POST /v1/repositories/{name}/commits: status, `Retry-After`, body.
-async fn announce(
-    t: &TestApp,
-    token: &str,
-    sha: &str,
-) -> (StatusCode, Option<String>, Value) {
+async fn announce(t: &TestApp, token: &str, sha: &str) -> (StatusCode, Option<String>, Value) {
     let resp = t
         .client
         .post(t.url("/v1/repositories/demo/commits"))
@@ -73,21 +69,32 @@ async fn an_announcement_while_redis_is_down_gets_503_and_is_ingested_once_it_is
     redis.resume().await;
     // The client retries as told; once the daemon's Redis connections are back the same
     // announcement is accepted (a repeat: new=false) and queues the ingestion again.
-    let body = eventually("the retried announcement is accepted", Duration::from_secs(30), || async {
-        let (status, _, body) = announce(&t, &token, &sha).await;
-        (status == StatusCode::ACCEPTED).then_some(body)
-    })
+    let body = eventually(
+        "the retried announcement is accepted",
+        Duration::from_secs(30),
+        || async {
+            let (status, _, body) = announce(&t, &token, &sha).await;
+            (status == StatusCode::ACCEPTED).then_some(body)
+        },
+    )
     .await;
     assert_eq!(body["new"], false, "{body}");
-    eventually("the commit is ingested", Duration::from_secs(60), || async {
-        (ingest_status(&t, &sha).await.as_deref() == Some("completed")).then_some(())
-    })
+    eventually(
+        "the commit is ingested",
+        Duration::from_secs(60),
+        || async { (ingest_status(&t, &sha).await.as_deref() == Some("completed")).then_some(()) },
+    )
     .await;
     t.shutdown().await;
 }
 
 async fn ready(t: &TestApp) -> StatusCode {
-    t.client.get(t.url("/readyz")).send().await.unwrap().status()
+    t.client
+        .get(t.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -69,10 +69,7 @@ impl ApiError {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 dependency.code(),
-                format!(
-                    "{} is unavailable; please retry later.",
-                    dependency.name()
-                ),
+                format!("{} is unavailable; please retry later.", dependency.name()),
             );
         }
         tracing::error!(error = %format!("{error:#}"), context, "request failed");

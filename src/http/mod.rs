@@ -7,10 +7,10 @@ mod connection;
 pub mod error;
 pub mod input;
 pub mod path;
-mod unavailable;
 pub mod route;
 mod server;
 mod stack;
+mod unavailable;
 
 pub use connection::ConnectionLimits;
 pub use error::{ApiError, recover};

@@ -69,3 +69,37 @@ pub fn dependency_down(error: &anyhow::Error) -> Option<Dependency> {
         .then_some(Dependency::Other)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn down(error: impl Into<anyhow::Error>) -> Option<Dependency> {
+        dependency_down(&error.into())
+    }
+
+    #[test]
+    fn outages_are_recognised_through_domain_errors() {
+        assert_eq!(
+            down(crate::commits::CommitError::Db(sqlx::Error::PoolTimedOut)),
+            Some(Dependency::Postgresql)
+        );
+        let refused = std::io::Error::new(ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(
+            down(crate::commits::CommitError::Queue(
+                redis::RedisError::from(refused).into()
+            )),
+            Some(Dependency::Redis)
+        );
+        let reset = std::io::Error::new(ErrorKind::ConnectionReset, "reset");
+        assert_eq!(down(reset), Some(Dependency::Other));
+    }
+
+    #[test]
+    fn bugs_stay_bugs() {
+        assert_eq!(down(sqlx::Error::RowNotFound), None);
+        assert_eq!(down(anyhow::anyhow!("something else")), None);
+        let denied = std::io::Error::new(ErrorKind::PermissionDenied, "denied");
+        assert_eq!(down(denied), None);
+    }
+}

@@ -52,10 +52,7 @@ impl PrivateRedis {
             Duration::from_secs(30),
             || async {
                 let mut c = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .ok()
+                redis::cmd("PING").query_async::<String>(&mut c).await.ok()
             },
         )
         .await;
