@@ -22,7 +22,8 @@ pub struct ServiceToken {
 pub enum ServiceTokenError {
     #[error("a description is required")]
     MissingDescription,
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

@@ -26,7 +26,8 @@ pub enum UserError {
     InvalidLogin(String),
     #[error("no user named `{0}`")]
     NotFound(String),
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

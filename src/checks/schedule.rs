@@ -18,19 +18,21 @@ pub enum ChecksError {
     StillRunning,
     #[error("the commit's source is not available yet")]
     NotIngested,
-    #[error("{0}")]
-    Internal(String),
+    /// Kept as a cause chain (not flattened to text), so the HTTP layer can tell an outage
+    /// from a bug.
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
 }
 
 impl From<sqlx::Error> for ChecksError {
     fn from(e: sqlx::Error) -> Self {
-        ChecksError::Internal(format!("database: {e}"))
+        ChecksError::Internal(anyhow::Error::new(e).context("database"))
     }
 }
 
 impl From<anyhow::Error> for ChecksError {
     fn from(e: anyhow::Error) -> Self {
-        ChecksError::Internal(e.to_string())
+        ChecksError::Internal(e)
     }
 }
 
@@ -86,9 +88,9 @@ pub async fn schedule(
         return Ok(());
     }
     let TreeFile::Regular(bytes) = manifest_file else {
-        return Err(ChecksError::Internal(
-            "a parsed manifest without bytes".into(),
-        ));
+        return Err(ChecksError::Internal(anyhow::anyhow!(
+            "a parsed manifest without bytes"
+        )));
     };
     let job_id = uuid::Uuid::new_v4();
     let deadline = app.config.worker.check_set_deadline_seconds as f64;
@@ -121,7 +123,7 @@ pub async fn schedule(
     app.queue
         .enqueue(RUN_JOB, json!({"check_set_id": set_id, "job_id": job_id}))
         .await
-        .map_err(|e| ChecksError::Internal(format!("queueing the checks: {e}")))?;
+        .map_err(|e| ChecksError::Internal(anyhow::Error::new(e).context("queueing the checks")))?;
     Ok(())
 }
 
@@ -260,5 +262,5 @@ async fn read_manifest(app: &App, commit_id: i64) -> Result<TreeFile, ChecksErro
         manifest::MAX_MANIFEST_BYTES as u64,
     )
     .await
-    .map_err(|e| ChecksError::Internal(e.to_string()))
+    .map_err(|e| ChecksError::Internal(e.into()))
 }

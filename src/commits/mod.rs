@@ -22,7 +22,8 @@ pub enum CommitError {
     InvalidSha(String),
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
     #[error("could not queue the ingestion: {0}")]
     Queue(#[from] crate::queue::QueueError),

@@ -76,7 +76,8 @@ pub enum SubmitError {
     OverBudget(#[from] OverBudget),
     #[error(transparent)]
     Tree(#[from] TreeError),
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

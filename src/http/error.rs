@@ -59,9 +59,20 @@ impl ApiError {
         )
     }
 
-    /// An unexpected failure: logged in full, answered without internals.
-    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
-        tracing::error!(%error, context, "request failed");
+    /// A failure: logged in full, answered without internals. A dependency that cannot be
+    /// reached (PostgreSQL, Redis, the blob store) is not the request's fault and will pass:
+    /// that is a 503 with `Retry-After`, so clients retry instead of giving up.
+    pub fn internal(context: &str, error: impl Into<anyhow::Error>) -> Self {
+        let error = error.into();
+        if let Some(dependency) = super::unavailable::dependency_down(&error) {
+            tracing::warn!(error = %format!("{error:#}"), context, "a dependency is down");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                dependency.code(),
+                format!("{} is unavailable; please retry later.", dependency.name()),
+            );
+        }
+        tracing::error!(error = %format!("{error:#}"), context, "request failed");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -112,10 +123,16 @@ impl From<crate::auth::AuthError> for ApiError {
     }
 }
 
-/// A JSON error response.
+/// A JSON error response. Every 503 says when to come back (`Retry-After`, seconds).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     let mut response = warp::reply::json(&Body { code, message }).into_response();
     *response.status_mut() = status;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(super::unavailable::RETRY_AFTER_SECONDS),
+        );
+    }
     response
 }
 

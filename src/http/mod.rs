@@ -10,6 +10,7 @@ pub mod path;
 pub mod route;
 mod server;
 mod stack;
+mod unavailable;
 
 pub use connection::ConnectionLimits;
 pub use error::{ApiError, recover};

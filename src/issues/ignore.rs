@@ -30,7 +30,8 @@ impl IgnoreMode {
 pub enum IgnoreError {
     #[error("issue not found")]
     NotFound,
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

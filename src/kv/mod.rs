@@ -41,6 +41,10 @@ pub struct Kv {
     cache: ConnectionManager,
     queue: ConnectionManager,
     queue_client: Client,
+    /// The clients behind primary, cache and queue, for probes that must not go through the
+    /// managers (see [`Kv::ping`]).
+    clients: [Client; 3],
+    probe_timeout: Duration,
 }
 
 impl Kv {
@@ -89,7 +93,9 @@ impl Kv {
             primary: lazy(&primary_client)?,
             cache: lazy(&cache_client)?,
             queue: lazy(&queue_client)?,
+            clients: [primary_client, cache_client, queue_client.clone()],
             queue_client,
+            probe_timeout: timeout,
         })
     }
 
@@ -125,10 +131,18 @@ impl Kv {
         )?)
     }
 
-    /// PING on every database, for readiness.
+    /// PING on every database over a fresh connection, for readiness. Not through the managers:
+    /// after an outage a manager hands out its last failed (or backing-off) reconnection first,
+    /// so a probe through it kept reporting Redis down after Redis was back. A fresh
+    /// connection answers "does Redis answer now"; the managers reconnect on their own.
     pub async fn ping(&self) -> Result<(), KvError> {
-        for db in [Db::Primary, Db::Cache, Db::Queue] {
-            let mut c = self.conn(db);
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.probe_timeout))
+            .set_response_timeout(Some(self.probe_timeout));
+        for client in &self.clients {
+            let mut c = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             let _: String = redis::cmd("PING").query_async(&mut c).await?;
         }
         Ok(())

@@ -55,7 +55,7 @@ pub const GROUP: &str = "workers";
 pub enum QueueError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error(transparent)]
+    #[error("{0}")]
     Kv(#[from] KvError),
     #[error("job JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -52,7 +52,8 @@ pub enum RepositoryError {
     InvalidBranch(String),
     #[error(transparent)]
     GitUrl(#[from] GitUrlError),
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

@@ -24,7 +24,8 @@ pub enum GrantError {
     UnknownSecret(String),
     #[error("unknown repository `{0}`")]
     UnknownRepository(String),
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 

@@ -57,7 +57,8 @@ pub enum SecretError {
     Unknown(String),
     #[error("secret `{name}`: {source}")]
     Key { name: String, source: KeyError },
-    #[error(transparent)]
+    // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
+    #[error("{0}")]
     Db(#[from] sqlx::Error),
 }
 
