@@ -298,7 +298,6 @@ fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {
 }
 
 #[test]
-#[ignore = "issue 12: the cycles are being cut; this attribute goes when they are gone"]
 fn the_module_graph_of_src_has_no_cycles() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = BTreeMap::new();
@@ -367,4 +366,89 @@ fn a_longer_cycle_is_one_component() {
         cycles(&graph(&files)),
         [vec!["a".to_string(), "b".to_string(), "c".to_string()]]
     );
+}
+
+/// The modules in the order `src/lib.rs`'s opening map names them (``[`name`]`` links).
+fn layout_map_order(lib_rs: &str, modules: &BTreeSet<String>) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    for line in lib_rs.lines().take_while(|l| l.starts_with("//!")) {
+        for link in line.split("[`").skip(1) {
+            let name = link.split('`').next().unwrap_or("");
+            if modules.contains(name) && !order.iter().any(|m| m == name) {
+                order.push(name.to_string());
+            }
+        }
+    }
+    order
+}
+
+/// Edges that point forward in `order` (a module using one the map lists after it).
+fn forward_edges(graph: &Graph, order: &[String]) -> Vec<String> {
+    let position = |m: &str| order.iter().position(|o| o == m);
+    let mut found = Vec::new();
+    for (from, edges) in graph {
+        for to in edges.keys() {
+            if let (Some(f), Some(t)) = (position(from), position(to))
+                && t > f
+            {
+                found.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_layout_map_of_lib_rs_and_the_readme_tree_match_the_modules() {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.join("src");
+    let mut files = BTreeMap::new();
+    read_tree(&root, &root, &mut files);
+    let graph = graph(&files);
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    let order = layout_map_order(&files["lib.rs"], &modules);
+    let missing: Vec<&String> = modules.iter().filter(|m| !order.contains(m)).collect();
+    assert!(
+        missing.is_empty(),
+        "src/lib.rs's map does not name {missing:?}"
+    );
+    let forward = forward_edges(&graph, &order);
+    assert!(
+        forward.is_empty(),
+        "src/lib.rs's map lists these modules before what they use: {forward:?}"
+    );
+    let readme = std::fs::read_to_string(manifest_dir.join("README.md")).unwrap();
+    let tree: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let unlisted: Vec<&String> = modules
+        .iter()
+        .filter(|m| {
+            !tree.contains(&format!("{m}/").as_str()) && !tree.contains(&format!("{m}.rs").as_str())
+        })
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "the README's architecture tree does not list {unlisted:?}"
+    );
+}
+
+#[test]
+fn a_map_that_lists_a_module_before_what_it_uses_is_reported() {
+    let files = files(&[
+        (
+            "lib.rs",
+            "//! [`a`] first, then [`b`] and [`c::Thing`].\npub mod a;",
+        ),
+        ("a.rs", "use crate::b::X;"),
+        ("b.rs", ""),
+        ("c.rs", ""),
+    ]);
+    let graph = graph(&files);
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    let order = layout_map_order(&files["lib.rs"], &modules);
+    assert_eq!(order, ["a", "b"]);
+    assert_eq!(forward_edges(&graph, &order), ["a -> b"]);
 }
