@@ -20,9 +20,10 @@ use crate::storage::{BlobKey, BlobStore, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// The store could not be read now; worth retrying.
+    /// The store could not be read now; worth retrying. Kept as the source, so the HTTP edge
+    /// can tell an unavailable store from a bug.
     #[error("fetching the commit archive: {0}")]
-    Storage(StorageError),
+    Storage(#[source] StorageError),
     #[error("the commit archive is missing from storage")]
     Missing,
     #[error("the commit archive failed verification: {0}")]

@@ -2,7 +2,7 @@
 //! history, and the `cocov` status.
 
 use crate::app::App;
-use crate::commits::{HeadNumber, record_head_number};
+use crate::commits::{CommitNumber, record_commit_number};
 use crate::statuses::{self, Context, State};
 
 use super::model::{CheckSetStatus, CheckStatus, find_set, list_checks};
@@ -164,7 +164,7 @@ async fn store_issue_count(
     commit_id: i64,
 ) -> Result<i64, anyhow::Error> {
     let count = crate::issues::count_active(&mut **tx, commit_id).await?;
-    record_head_number(&mut **tx, commit_id, HeadNumber::Issues(count as i32)).await?;
+    record_commit_number(tx, commit_id, CommitNumber::Issues(count as i32)).await?;
     Ok(count)
 }
 

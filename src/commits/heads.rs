@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 /// A number measured on a commit.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HeadNumber {
+pub enum CommitNumber {
     /// Active issues after the checks.
     Issues(i32),
     /// Total line coverage, in percent, and the manifest's gate when it sets one.
@@ -22,20 +22,20 @@ pub struct HeadBranch {
 
 /// Sets `number` on the commit and on every branch whose head it is, and appends a history
 /// point for each such branch, in the caller's transaction. Returns those branches.
-pub async fn record_head_number(
+pub async fn record_commit_number(
     conn: &mut PgConnection,
     commit_id: i64,
-    number: HeadNumber,
+    number: CommitNumber,
 ) -> Result<Vec<HeadBranch>, sqlx::Error> {
     match number {
-        HeadNumber::Issues(count) => {
+        CommitNumber::Issues(count) => {
             sqlx::query("UPDATE commits SET issues_count = $2, updated_at = now() WHERE id = $1")
                 .bind(commit_id)
                 .bind(count)
                 .execute(&mut *conn)
                 .await?;
         }
-        HeadNumber::Coverage { percent, minimum } => {
+        CommitNumber::Coverage { percent, minimum } => {
             sqlx::query(
                 "UPDATE commits SET coverage_percent = $2, minimum_coverage = $3 WHERE id = $1",
             )
@@ -47,8 +47,8 @@ pub async fn record_head_number(
         }
     }
     let (column, history, value_column) = match number {
-        HeadNumber::Issues(_) => ("issues", "issue_histories", "quantity"),
-        HeadNumber::Coverage { .. } => ("coverage", "coverage_histories", "percentage"),
+        CommitNumber::Issues(_) => ("issues", "issue_histories", "quantity"),
+        CommitNumber::Coverage { .. } => ("coverage", "coverage_histories", "percentage"),
     };
     let sql = format!(
         "WITH heads AS (UPDATE branches SET {column} = $2, updated_at = now() \
@@ -59,8 +59,8 @@ pub async fn record_head_number(
     );
     let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(commit_id);
     let query = match number {
-        HeadNumber::Issues(n) => query.bind(n),
-        HeadNumber::Coverage { percent, .. } => query.bind(percent),
+        CommitNumber::Issues(n) => query.bind(n),
+        CommitNumber::Coverage { percent, .. } => query.bind(percent),
     };
     query.fetch_all(conn).await
 }

@@ -8,7 +8,7 @@ mod ingest;
 mod read;
 mod state;
 
-pub use heads::{HeadBranch, HeadNumber, record_head_number};
+pub use heads::{CommitNumber, HeadBranch, record_commit_number};
 pub use ingest::{FollowUp, INGEST_JOB, Ingest, IngestError, IngestJob, Ingested};
 pub use read::{CommitUser, CommitView, condensed_status, find_by_sha, list_for_branch, view};
 pub use state::IngestStatus;

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use super::FileCoverage;
 use super::merge::{CommitCoverage, merge_into};
 pub use crate::commits::HeadBranch;
-use crate::commits::{HeadNumber, record_head_number};
+use crate::commits::{CommitNumber, record_commit_number};
 
 /// A commit's coverage totals as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -123,10 +123,10 @@ pub async fn save(
     .bind(i32::try_from(covered).unwrap_or(i32::MAX))
     .execute(&mut *conn)
     .await?;
-    let branches = record_head_number(
+    let branches = record_commit_number(
         &mut *conn,
         commit_id,
-        HeadNumber::Coverage {
+        CommitNumber::Coverage {
             percent: totals.percent_covered,
             minimum: minimum.map(|m| i32::try_from(m).unwrap_or(100)),
         },

@@ -14,7 +14,7 @@ const MAX_GO_MOD_BYTES: u64 = 256 * 1024;
 pub enum TreeError {
     #[error("the commit's archive is not in the blob store")]
     Missing,
-    #[error("{0}")]
+    #[error(transparent)]
     Archive(ArchiveError),
 }
 
