@@ -2,7 +2,8 @@
 //! never one that (directly or through others) uses it back. Read from the source text, not
 //! from the compiler: each `crate::<module>` reference (also inside `use crate::{a, b::c}`
 //! groups; comments and string literals ignored) is an edge from the file's top-level module.
-//! No database, no build of the daemon: this runs in milliseconds.
+//! No database, no daemon: this runs in milliseconds (`cargo test --test integration
+//! architecture::`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
