@@ -11,6 +11,10 @@ use crate::{checks, commits, permissions, repositories, statuses, webhooks};
 pub fn registry(app: &App) -> Registry {
     Registry::new()
         .with(commits::INGEST_JOB, Arc::new(commits::Ingest(app.clone())))
+        .with(
+            commits::FOLLOW_UP_JOB,
+            Arc::new(commits::FollowUp(app.clone())),
+        )
         .with(checks::RUN_JOB, Arc::new(checks::RunChecks(app.clone())))
         .with(
             repositories::DELETE_JOB,

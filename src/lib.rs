@@ -31,6 +31,7 @@ pub mod paging;
 pub mod permissions;
 pub mod plugins;
 pub mod queue;
+pub mod reconcile;
 pub mod report;
 pub mod repositories;
 pub mod sandbox;

@@ -36,13 +36,58 @@ pub struct RunChecks(pub App);
 impl JobHandler for RunChecks {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
         let app = &self.0;
+        let payload: Payload = job.payload_as()?;
+        // One runner per set. A copy of this job queued again while the first still runs (Redis
+        // lost the entry and the reconciler queued it again) leaves the set to the runner that
+        // holds the lock. The lock is PostgreSQL's: it ends with its holder's transaction or
+        // connection, so a runner that died blocks nobody.
+        let mut lock = app.db.begin().await.map_err(JobError::from_cause)?;
+        let ours: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('cocov.checks.run:' || $1::text, 0))",
+        )
+        .bind(payload.check_set_id)
+        .fetch_one(&mut *lock)
+        .await
+        .map_err(JobError::from_cause)?;
+        if !ours {
+            tracing::info!(
+                check_set_id = payload.check_set_id,
+                "check set already running elsewhere; leaving it to that runner"
+            );
+            return Ok(());
+        }
+        let result = run_set(app, job, payload).await;
+        let _ = lock.rollback().await;
+        result
+    }
+
+    /// The queue gave the run up (an outage past its deadline, workers dying on it): the set
+    /// and its unfinished checks end `errored` with the reason, and the status says so.
+    async fn gave_up(&self, job: &JobContext, reason: &str) -> Result<(), JobError> {
         let Payload {
             check_set_id,
             job_id,
         } = job.payload_as()?;
+        let set = find_set(&self.0.db, check_set_id)
+            .await
+            .map_err(JobError::from_cause)?;
+        // Gone, or replaced by a re-run that is not this job's to end.
+        if set.is_none_or(|s| s.job_id != Some(job_id)) {
+            return Ok(());
+        }
+        end_unfinished(&self.0, check_set_id, &format!("Given up: {reason}")).await
+    }
+}
+
+async fn run_set(app: &App, job: &JobContext, payload: Payload) -> Result<(), JobError> {
+    {
+        let Payload {
+            check_set_id,
+            job_id,
+        } = payload;
         let Some(set) = find_set(&app.db, check_set_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -65,17 +110,17 @@ impl JobHandler for RunChecks {
         .bind(check_set_id)
         .execute(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let commit: CommitRow = sqlx::query_as(
             "SELECT repository_id, sha::text AS sha, archive_sha256 FROM commits WHERE id = $1",
         )
         .bind(set.commit_id)
         .fetch_one(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let Some(repository) = repositories::find(&app.db, commit.repository_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -94,8 +139,9 @@ impl JobHandler for RunChecks {
         .await
         {
             Ok(w) => w,
+            // The store is down: not the set's fault, and no attempt is used up.
             Err(e) if e.is_transient() && !job.is_last_attempt() => {
-                return Err(JobError::Retry(e.to_string()));
+                return Err(JobError::Unavailable(e.to_string()));
             }
             Err(e) => return fail_all(app, check_set_id, &e.to_string()).await,
         };
@@ -106,7 +152,7 @@ impl JobHandler for RunChecks {
             .collect();
         let checks = list_checks(&app.db, check_set_id)
             .await
-            .map_err(JobError::retry)?;
+            .map_err(JobError::from_cause)?;
         let job_text = job_id.to_string();
         for (index, check) in checks.iter().enumerate() {
             if check.status().is_finished() {
@@ -133,7 +179,7 @@ impl JobHandler for RunChecks {
             };
             update_check(&app.db, check.id, CheckStatus::InProgress, None)
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
             let result = match workspace.check_dir(index, sandbox_owner(&app.config.worker)) {
                 Ok(dir) => {
                     let run = LocalRun {
@@ -170,7 +216,7 @@ impl JobHandler for RunChecks {
                     manifest.exclude_matcher(),
                 )
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
             }
             record(app, check.id, result).await?;
         }
@@ -224,13 +270,18 @@ async fn record(app: &App, check_id: i64, result: CheckResult) -> Result<(), Job
     };
     update_check(&app.db, check_id, status, output)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
     Ok(())
 }
 
 /// Every unfinished check errored with the same reason (the run could not start), then the end.
 async fn fail_all(app: &App, check_set_id: i64, why: &str) -> Result<(), JobError> {
     let reason = format!("Failed initializing runtime: {why}");
+    end_unfinished(app, check_set_id, &reason).await
+}
+
+/// Ends the set's unfinished checks `errored` with `reason`, then the set.
+async fn end_unfinished(app: &App, check_set_id: i64, reason: &str) -> Result<(), JobError> {
     tracing::warn!(check_set_id, %reason, "check set could not run");
     sqlx::query(
         "UPDATE checks SET status = 'errored', error_output = $2, updated_at = now(), \
@@ -238,17 +289,17 @@ async fn fail_all(app: &App, check_set_id: i64, why: &str) -> Result<(), JobErro
          WHERE check_set_id = $1 AND status IN ('waiting', 'in_progress')",
     )
     .bind(check_set_id)
-    .bind(&reason)
+    .bind(reason)
     .execute(&app.db)
     .await
-    .map_err(JobError::retry)?;
+    .map_err(JobError::from_cause)?;
     finish(app, check_set_id).await
 }
 
 async fn finish(app: &App, check_set_id: i64) -> Result<(), JobError> {
     super::finish::finish(app, check_set_id)
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))
+        .map_err(JobError::from_cause)
 }
 
 /// Whether the set was canceled or ended by its deadline meanwhile.

@@ -48,15 +48,17 @@ impl JobHandler for Ingest {
         .bind(commit_id)
         .fetch_optional(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         // The repository (and its commits) may have been deleted since: nothing left to do.
         let Some(row) = row else { return Ok(()) };
+        // Delivered again after the commit was marked ingested: the steps after it may not
+        // have run (the process died in between); they are idempotent.
         if row.ingest_status == "completed" {
-            return Ok(());
+            return super::follow_up::run(app, commit_id).await;
         }
         let Some(repository) = repositories::find(&app.db, row.repository_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -67,7 +69,8 @@ impl JobHandler for Ingest {
             Err(e) if e.is_transient() && !job.is_last_attempt() => {
                 let reason = redact(&e.to_string());
                 set_status(app, commit_id, "queued", Some(&reason)).await?;
-                Err(JobError::Retry(reason))
+                // The remote, the store or the database is down: not the commit's fault.
+                Err(JobError::Unavailable(reason))
             }
             Err(e) => {
                 // Final: say why on the commit, and acknowledge the job.
@@ -81,6 +84,21 @@ impl JobHandler for Ingest {
                 Ok(())
             }
         }
+    }
+
+    /// The queue gave the ingestion up (an outage past its deadline, workers dying on it): the
+    /// commit ends `errored` with the reason instead of staying queued or in progress.
+    async fn gave_up(&self, job: &JobContext, reason: &str) -> Result<(), JobError> {
+        let Payload { commit_id } = job.payload_as()?;
+        sqlx::query(
+            "UPDATE commits SET ingest_status = 'errored', ingest_error = $2              WHERE id = $1 AND ingest_status IN ('queued', 'in_progress')",
+        )
+        .bind(commit_id)
+        .bind(redact(reason))
+        .execute(&self.0.db)
+        .await
+        .map_err(JobError::from_cause)?;
+        Ok(())
     }
 }
 
@@ -96,7 +114,7 @@ async fn set_status(
         .bind(error)
         .execute(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
     Ok(())
 }
 
@@ -194,13 +212,8 @@ async fn ingest(
             timeout,
         )
         .await?;
-    crate::statuses::announce_from_manifest(app, commit_id, &manifest)
+    super::follow_up::after_ingest(app, commit_id, &manifest)
         .await
-        .map_err(|e| GitError::Io(format!("recording statuses: {e}")))?;
-    crate::checks::schedule(app, commit_id, &manifest)
-        .await
-        .map_err(|e| GitError::Io(format!("scheduling checks: {e}")))?;
-    // Coverage uploaded before the commit arrived (held in coverage_uploads) applies now.
-    crate::coverage::apply_early_uploads(app, commit_id).await;
+        .map_err(|e| GitError::Io(format!("{e:#}")))?;
     Ok(())
 }

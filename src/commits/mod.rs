@@ -3,9 +3,11 @@
 //! sidecar `<repository id>/<sha>.shasum` (written after the archive, so a sidecar always means a
 //! complete archive), and records its metadata.
 
+mod follow_up;
 mod ingest;
 mod read;
 
+pub use follow_up::{FOLLOW_UP_JOB, FollowUp};
 pub use ingest::{INGEST_JOB, Ingest, archive_key, shasum_key};
 pub use read::{CommitUser, CommitView, condensed_status, find_by_sha, list_for_branch, view};
 

@@ -25,14 +25,14 @@ impl JobHandler for Initialize {
             .as_i64()
             .ok_or_else(|| JobError::permanent("no repository_id"))?;
         let (Some(repo), Some(github)) = (
-            super::find(&app.db, id).await.map_err(JobError::retry)?,
+            super::find(&app.db, id).await.map_err(JobError::from_cause)?,
             &app.github,
         ) else {
             return Ok(());
         };
         let head = match github.latest_commit(&repo.name, &repo.default_branch).await {
             Ok(head) => head,
-            Err(e) if e.is_transient() => return Err(JobError::retry(e)),
+            Err(e) if e.is_transient() => return Err(JobError::unavailable(e)),
             Err(e) => return Err(JobError::permanent(e)),
         };
         // An empty repository has nothing to check yet; its first push will.
@@ -40,14 +40,14 @@ impl JobHandler for Initialize {
         let registered =
             crate::commits::register_push(app, &repo, &head.sha, Some(&repo.default_branch))
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
         app.queue
             .enqueue(
                 crate::webhooks::ANNOUNCE_JOB,
                 json!({"commit_id": registered.commit_id}),
             )
             .await
-            .map_err(JobError::retry)?;
+            .map_err(JobError::from_cause)?;
         Ok(())
     }
 }
