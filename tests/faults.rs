@@ -71,6 +71,8 @@ struct Rig {
     config: Config,
     db: PgPool,
     host: Option<Host>,
+    /// Hosts killed earlier: kept so a failing test prints their logs too.
+    killed: Vec<Host>,
     http: reqwest::Client,
     upload_token: String,
     plugin_marker: String,
@@ -88,6 +90,16 @@ impl Rig {
         db: PgPool,
         redis_url: &str,
         store: Store<'_>,
+    ) -> Rig {
+        Rig::start_with(database, db, redis_url, store, |_| {}).await
+    }
+
+    async fn start_with(
+        database: DatabaseConfig,
+        db: PgPool,
+        redis_url: &str,
+        store: Store<'_>,
+        adjust: impl FnOnce(&mut Config),
     ) -> Rig {
         let fake = FakeGithub::start().await;
         let git = GitServer::start(fake.token_checker()).await;
@@ -137,6 +149,7 @@ impl Rig {
         config.reconcile.sentinel_check_seconds = 1;
         config.reconcile.settle_seconds = 2;
         config.git.timeout_seconds = 20;
+        adjust(&mut config);
 
         let mut rig = Rig {
             fake,
@@ -145,6 +158,7 @@ impl Rig {
             config,
             db,
             host: None,
+            killed: Vec::new(),
             http: reqwest::Client::new(),
             upload_token: String::new(),
             plugin_marker,
@@ -193,6 +207,7 @@ impl Rig {
     fn kill_and_restart(&mut self) {
         if let Some(mut host) = self.host.take() {
             host.kill();
+            self.killed.push(host);
         }
         self.start_daemon();
     }
@@ -315,11 +330,16 @@ impl Rig {
             self.upload(&sha).await;
         }
         for sha in &self.announced {
-            let what = format!("commit {sha} to reach its final state ({fault})");
-            eventually(&what, FINAL_DEADLINE, || async {
-                self.final_state(sha).await.ok()
-            })
-            .await;
+            loop {
+                let Err(missing) = self.final_state(sha).await else {
+                    break;
+                };
+                assert!(
+                    cleared.elapsed() < FINAL_DEADLINE,
+                    "{fault}: commit {sha} not final after {FINAL_DEADLINE:?}: {missing}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let recovery = cleared.elapsed();
         println!("RECOVERY {fault}: {:.1} s", recovery.as_secs_f64());
@@ -551,16 +571,35 @@ async fn sigkill_during_a_status_post() {
         .await;
 }
 
-/// Work in flight (one check running, one commit waiting behind it) when Redis loses it.
+/// Work in flight when Redis loses it: one check running and, the worker running one job at a
+/// time, the next commit's ingestion waiting in the queue behind it.
 async fn redis_fault(fault: &str, redis: &mut PrivateRedis, action: RedisAction) {
     let store = tempfile::tempdir().unwrap();
-    let (mut rig, _db) = local_rig(redis, store.path()).await;
+    let db = TestDb::empty().await;
+    let mut rig = Rig::start_with(
+        db.config.clone(),
+        db.pool.clone(),
+        &redis.url(),
+        Store::Local(store.path()),
+        |c| c.queue.concurrency = 1,
+    )
+    .await;
     let first = rig.push(4);
     rig.announce(&first).await;
     rig.upload(&first).await;
     rig.wait_until_check_running(&first).await;
     let second = rig.push(1);
     rig.announce(&second).await;
+    // The queue's database (redis.queue_db).
+    let queue_db = format!("{}/{}", redis.url(), rig.config.redis.queue_db);
+    let client = redis::Client::open(queue_db).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let held: u64 = redis::cmd("XLEN")
+        .arg("faults:queue:default:stream")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    println!("{fault}: {held} jobs in the stream when Redis loses it");
     match action {
         RedisAction::Restart => {
             let third = rig.push(1);
@@ -572,8 +611,6 @@ async fn redis_fault(fault: &str, redis: &mut PrivateRedis, action: RedisAction)
             });
         }
         RedisAction::FlushAll => {
-            let client = redis::Client::open(redis.url()).unwrap();
-            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
         }
     }

@@ -449,8 +449,10 @@ async fn an_outage_uses_up_no_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_past_its_deadline_gives_the_job_up_with_the_reason() {
     let kv = test_kv();
+    // Long enough for more runs than max_deliveries (due retries are promoted about once a
+    // second).
     let config = QueueConfig {
-        outage_deadline_seconds: 1,
+        outage_deadline_seconds: 6,
         ..fast_config()
     };
     let queue = Queue::new(kv.clone(), "default", config);

@@ -40,15 +40,25 @@ impl JobHandler for RunChecks {
         // One runner per set. A copy of this job queued again while the first still runs (Redis
         // lost the entry and the reconciler queued it again) leaves the set to the runner that
         // holds the lock. The lock is PostgreSQL's: it ends with its holder's transaction or
-        // connection, so a runner that died blocks nobody.
+        // connection, so a runner that died blocks nobody; the wait covers the moment between a
+        // holder's death and PostgreSQL noticing its connection is gone.
         let mut lock = app.db.begin().await.map_err(JobError::from_cause)?;
-        let ours: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended('cocov.checks.run:' || $1::text, 0))",
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *lock)
+            .await
+            .map_err(JobError::from_cause)?;
+        let locked = sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('cocov.checks.run:' || $1::text, 0))",
         )
         .bind(payload.check_set_id)
-        .fetch_one(&mut *lock)
-        .await
-        .map_err(JobError::from_cause)?;
+        .execute(&mut *lock)
+        .await;
+        let ours = match locked {
+            Ok(_) => true,
+            // lock_not_available: the lock_timeout passed with another runner holding it.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => false,
+            Err(e) => return Err(JobError::from_cause(e)),
+        };
         if !ours {
             tracing::info!(
                 check_set_id = payload.check_set_id,

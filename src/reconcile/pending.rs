@@ -75,11 +75,19 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
             .map(|id| job(commits::FOLLOW_UP_JOB, json!({"commit_id": id}))),
     );
 
-    // Check sets waiting for, or in the middle of, their run.
+    // Check sets waiting for, or in the middle of, their run; and finished ones whose result
+    // was never announced (the `cocov` status still pending): their job announces it.
     let sets: Vec<(i64, uuid::Uuid)> = sqlx::query_as(
         "SELECT id, job_id FROM check_sets \
          WHERE status IN ('waiting', 'queued', 'in_progress') AND job_id IS NOT NULL \
-           AND updated_at < now() - make_interval(secs => $1) ORDER BY id",
+           AND updated_at < now() - make_interval(secs => $1) \
+         UNION \
+         SELECT s.id, s.job_id FROM commit_statuses cs \
+         JOIN check_sets s ON s.commit_id = cs.commit_id \
+         WHERE cs.state = 'pending' AND cs.context = 'cocov' AND s.job_id IS NOT NULL \
+           AND s.status NOT IN ('waiting', 'queued', 'in_progress') \
+           AND s.updated_at < now() - make_interval(secs => $1) \
+         ORDER BY 1",
     )
     .bind(settle)
     .fetch_all(&app.db)
