@@ -85,12 +85,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(
-        database: DatabaseConfig,
-        db: PgPool,
-        redis_url: &str,
-        store: Store<'_>,
-    ) -> Rig {
+    async fn start(database: DatabaseConfig, db: PgPool, redis_url: &str, store: Store<'_>) -> Rig {
         Rig::start_with(database, db, redis_url, store, |_| {}).await
     }
 
@@ -491,7 +486,8 @@ async fn sigkill_during_ingestion() {
     rig.kill_and_restart();
     let cleared = Instant::now();
     rig.git.set_delay(Duration::ZERO);
-    rig.assert_all_final("SIGKILL during ingestion", cleared).await;
+    rig.assert_all_final("SIGKILL during ingestion", cleared)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

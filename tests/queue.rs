@@ -406,7 +406,9 @@ impl JobHandler for OutageHandler {
         let mut runs = self.runs.lock().unwrap();
         runs.push(job.attempt);
         if runs.len() as u32 <= self.outages {
-            Err(JobError::Unavailable("PostgreSQL: connection refused".into()))
+            Err(JobError::Unavailable(
+                "PostgreSQL: connection refused".into(),
+            ))
         } else {
             Ok(())
         }
@@ -482,8 +484,15 @@ async fn an_outage_past_its_deadline_gives_the_job_up_with_the_reason() {
         dead[0].last_error
     );
     let told = gave_up.lock().unwrap().clone();
-    assert_eq!(told, vec![dead[0].last_error.clone()], "the handler ends its work first");
-    assert!(runs.lock().unwrap().len() > 3, "retried past max_deliveries");
+    assert_eq!(
+        told,
+        vec![dead[0].last_error.clone()],
+        "the handler ends its work first"
+    );
+    assert!(
+        runs.lock().unwrap().len() > 3,
+        "retried past max_deliveries"
+    );
     cleanup(&kv).await;
 }
 

@@ -38,7 +38,10 @@ async fn work_the_queue_lost_is_queued_again_once() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let app = t.app();
 
-    let report = cocov::reconcile::reconcile_once(app).await.unwrap().unwrap();
+    let report = cocov::reconcile::reconcile_once(app)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(report.already_queued, 1, "{report:?}");
     assert_eq!(report.requeued_total(), 0, "{report:?}");
 
@@ -49,18 +52,20 @@ async fn work_the_queue_lost_is_queued_again_once() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let report = cocov::reconcile::reconcile_once(app).await.unwrap().unwrap();
-    assert_eq!(
-        report.requeued.get("commit.ingest"),
-        Some(&1),
-        "{report:?}"
-    );
+    let report = cocov::reconcile::reconcile_once(app)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.requeued.get("commit.ingest"), Some(&1), "{report:?}");
     let held = app.queue.held_jobs().await.unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].kind, "commit.ingest");
 
     // A second pass finds it queued: nothing is duplicated.
-    let report = cocov::reconcile::reconcile_once(app).await.unwrap().unwrap();
+    let report = cocov::reconcile::reconcile_once(app)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(report.requeued_total(), 0, "{report:?}");
     assert_eq!(app.queue.held_jobs().await.unwrap().len(), 1);
     t.shutdown().await;
@@ -84,7 +89,12 @@ async fn one_pass_at_a_time_across_hosts() {
     assert!(held);
     assert_eq!(cocov::reconcile::reconcile_once(app).await.unwrap(), None);
     other.rollback().await.unwrap();
-    assert!(cocov::reconcile::reconcile_once(app).await.unwrap().is_some());
+    assert!(
+        cocov::reconcile::reconcile_once(app)
+            .await
+            .unwrap()
+            .is_some()
+    );
     t.shutdown().await;
 }
 
@@ -168,5 +178,53 @@ async fn an_ingested_commit_whose_follow_up_steps_never_ran_gets_them() {
             ("cocov/coverage".into(), "pending".into())
         ]
     );
+    t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_announcement_refused_while_redis_was_down_is_ingested_without_a_retry() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut redis = common::private_redis::PrivateRedis::start().await;
+    let url = redis.url();
+    let t = TestApp::start_with(move |c| {
+        c.redis.url = url;
+        c.reconcile.sentinel_check_seconds = 1;
+        c.reconcile.settle_seconds = 1;
+    })
+    .await;
+    let origin = Origin::new();
+    let sha = origin.commit(&[("README.md", "hello\n")], "first");
+    let (_, token) = register(&t, "refused", &origin.url()).await;
+
+    redis.stop();
+    let (status, body) = announce(
+        &t,
+        "refused",
+        &format!("token {token}"),
+        json!({"sha": sha, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Redis comes back empty; the client never retries. The row the refused announcement left
+    // in PostgreSQL is found and ingested.
+    redis.resume().await;
+    let db = &t.app().db;
+    eventually(
+        "the commit announced during the outage to be ingested",
+        Duration::from_secs(60),
+        || async {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT ingest_status FROM commits WHERE sha = $1::citext")
+                    .bind(&sha)
+                    .fetch_optional(db)
+                    .await
+                    .unwrap();
+            (status.as_deref() == Some("completed")).then_some(())
+        },
+    )
+    .await;
     t.shutdown().await;
 }

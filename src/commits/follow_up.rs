@@ -35,13 +35,12 @@ pub async fn after_ingest(
 
 /// Runs the steps for an ingested commit, reading its manifest back from the stored archive.
 pub async fn run(app: &App, commit_id: i64) -> Result<(), JobError> {
-    let row: Option<(i64, String, String)> = sqlx::query_as(
-        "SELECT repository_id, sha::text, ingest_status FROM commits WHERE id = $1",
-    )
-    .bind(commit_id)
-    .fetch_optional(&app.db)
-    .await
-    .map_err(JobError::from_cause)?;
+    let row: Option<(i64, String, String)> =
+        sqlx::query_as("SELECT repository_id, sha::text, ingest_status FROM commits WHERE id = $1")
+            .bind(commit_id)
+            .fetch_optional(&app.db)
+            .await
+            .map_err(JobError::from_cause)?;
     // Gone with its repository, or not ingested yet (the ingestion runs the steps itself).
     let Some((repository_id, sha, status)) = row else {
         return Ok(());

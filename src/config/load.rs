@@ -231,7 +231,10 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("reconcile.period_seconds", "must be at least 1".into()));
     }
     if c.reconcile.sentinel_check_seconds == 0 {
-        return Err(("reconcile.sentinel_check_seconds", "must be at least 1".into()));
+        return Err((
+            "reconcile.sentinel_check_seconds",
+            "must be at least 1".into(),
+        ));
     }
     crate::badges::TrustedProxies::parse(&c.badger.trusted_proxies)
         .map_err(|e| ("badger.trusted_proxies", e))?;

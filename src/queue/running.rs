@@ -197,9 +197,8 @@ pub(crate) async fn supervise(
 /// outages in a row, until the outage deadline (counted from when the job was first queued).
 async fn outage(shared: &Shared, id: &str, envelope: Envelope, attempt: u32, msg: String) {
     let config = shared.queue.config();
-    let deadline = time::Duration::seconds(
-        i64::try_from(config.outage_deadline_seconds).unwrap_or(i64::MAX),
-    );
+    let deadline =
+        time::Duration::seconds(i64::try_from(config.outage_deadline_seconds).unwrap_or(i64::MAX));
     if OffsetDateTime::now_utc() - envelope.enqueued_at > deadline {
         let reason = format!(
             "a dependency stayed unavailable past queue.outage_deadline_seconds ({} s): {msg}",

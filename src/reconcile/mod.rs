@@ -101,13 +101,17 @@ pub async fn reconcile_once(app: &App) -> Result<Option<Report>, ReconcileError>
     Ok(Some(report))
 }
 
+const PERIODIC: &str = "periodic";
+
 /// Runs passes until shutdown: at start-up, periodically, when the sentinel is missing, and when
 /// Redis answers again after failing.
 pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
-    if std::env::var_os("NO_RECONCILE_EXPERIMENT").is_some() { let _ = shutdown.changed().await; return; }
     let config = app.config.reconcile.clone();
     let period = Duration::from_secs(config.period_seconds.max(1));
     let tick = Duration::from_secs(config.sentinel_check_seconds.max(1));
+    // After a pass an event triggered, another one as soon as the rows it had to leave alone
+    // (changed within the settle time, e.g. announced while Redis was down) have settled.
+    let settled = Duration::from_secs(config.settle_seconds) + tick;
     let mut due: Option<&'static str> = Some("start-up");
     let mut next_periodic = Instant::now() + period;
     let mut redis_down = false;
@@ -129,17 +133,24 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
             }
         }
         if Instant::now() >= next_periodic {
-            due = due.or(Some("periodic"));
+            due = due.or(Some(PERIODIC));
         }
         if let Some(why) = due.filter(|_| !redis_down) {
             match reconcile_once(&app).await {
                 Ok(report) => {
                     log_pass(why, report.as_ref());
                     due = None;
-                    next_periodic = Instant::now() + period;
+                    let next = if why == PERIODIC {
+                        period
+                    } else {
+                        period.min(settled)
+                    };
+                    next_periodic = Instant::now() + next;
                 }
                 // Kept due: tried again on the next tick.
-                Err(e) => tracing::warn!(reason = why, error = %e, "reconcile pass failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(reason = why, error = %e, "reconcile pass failed; retrying")
+                }
             }
         }
         tokio::select! {
@@ -151,7 +162,10 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
 
 fn log_pass(why: &str, report: Option<&Report>) {
     match report {
-        None => tracing::debug!(reason = why, "reconcile pass skipped: another host is running one"),
+        None => tracing::debug!(
+            reason = why,
+            "reconcile pass skipped: another host is running one"
+        ),
         Some(r) if r.requeued_total() > 0 => tracing::warn!(
             reason = why,
             pending = r.pending,
@@ -159,6 +173,10 @@ fn log_pass(why: &str, report: Option<&Report>) {
             requeued = ?r.requeued,
             "reconciler queued again work that no queue held"
         ),
-        Some(r) => tracing::debug!(reason = why, pending = r.pending, "reconcile pass: nothing missing"),
+        Some(r) => tracing::debug!(
+            reason = why,
+            pending = r.pending,
+            "reconcile pass: nothing missing"
+        ),
     }
 }

@@ -41,12 +41,11 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     };
 
     // Commits announced but not ingested (queued, or an ingestion that died).
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids = ids_settled(
+        app,
         "SELECT id FROM commits WHERE ingest_status IN ('queued', 'in_progress') \
          AND updated_at < now() - make_interval(secs => $1) ORDER BY id",
     )
-    .bind(settle)
-    .fetch_all(&app.db)
     .await?;
     jobs.extend(
         ids.into_iter()
@@ -55,7 +54,8 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
 
     // Ingested commits whose follow-up steps did not all run: no check set (so no statuses
     // announced either: they come first), or coverage still held for them.
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids = ids_settled(
+        app,
         "SELECT c.id FROM commits c \
          WHERE c.ingest_status = 'completed' AND c.updated_at < now() - make_interval(secs => $1) \
            AND NOT EXISTS (SELECT 1 FROM check_sets s WHERE s.commit_id = c.id) \
@@ -67,8 +67,6 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
            AND c.ingest_status = 'completed' AND c.updated_at < now() - make_interval(secs => $1) \
          ORDER BY 1",
     )
-    .bind(settle)
-    .fetch_all(&app.db)
     .await?;
     jobs.extend(
         ids.into_iter()
@@ -123,18 +121,25 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     }
 
     // Repositories whose deletion was asked for and is not done.
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids = ids_settled(
+        app,
         "SELECT id FROM repositories WHERE deletion_requested_at IS NOT NULL \
          AND deletion_requested_at < now() - make_interval(secs => $1) ORDER BY id",
     )
-    .bind(settle)
-    .fetch_all(&app.db)
     .await?;
     jobs.extend(
         ids.into_iter()
             .map(|id| job(repositories::DELETE_JOB, json!({"repository_id": id}))),
     );
     Ok(jobs)
+}
+
+/// The ids `sql` selects, `$1` being `reconcile.settle_seconds`.
+async fn ids_settled(app: &App, sql: &'static str) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(sql)
+        .bind(app.config.reconcile.settle_seconds as f64)
+        .fetch_all(&app.db)
+        .await
 }
 
 #[cfg(test)]
@@ -149,7 +154,11 @@ mod tests {
             identity(checks::RUN_JOB, &run("b"))
         );
         assert_eq!(
-            identity(statuses::POST_JOB, &json!({"commit_id": 3, "context": "cocov"})).as_deref(),
+            identity(
+                statuses::POST_JOB,
+                &json!({"commit_id": 3, "context": "cocov"})
+            )
+            .as_deref(),
             Some("status.post:3:\"cocov\"")
         );
         assert_ne!(

@@ -25,7 +25,9 @@ impl JobHandler for Initialize {
             .as_i64()
             .ok_or_else(|| JobError::permanent("no repository_id"))?;
         let (Some(repo), Some(github)) = (
-            super::find(&app.db, id).await.map_err(JobError::from_cause)?,
+            super::find(&app.db, id)
+                .await
+                .map_err(JobError::from_cause)?,
             &app.github,
         ) else {
             return Ok(());

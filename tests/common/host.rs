@@ -148,4 +148,3 @@ fn wait_ready(child: &mut Child, notify: &UnixDatagram, log: &Path, name: &str) 
     }
     panic!("host {name} sent no READY=1 within 60 s");
 }
-
