@@ -12,7 +12,7 @@
 //! Each test prints `RECOVERY <fault>: <seconds>` (fault cleared → everything final), which
 //! docs/RELIABILITY.md records. Deadlines bound "eventually final"; nothing asserts a duration.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

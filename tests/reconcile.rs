@@ -2,7 +2,7 @@
 //! queue holds is queued again, exactly once; work already queued is left alone; ingested commits
 //! whose follow-up steps never ran get them; one pass at a time across hosts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -66,11 +66,7 @@ impl PrivatePostgres {
                 .arg(dir.path().join("data"))
                 .output(),
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::requests::free_port();
         let mut server = PrivatePostgres {
             port,
             dir,

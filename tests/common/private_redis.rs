@@ -24,11 +24,7 @@ impl PrivateRedis {
     }
 
     async fn start_with(persistence: Option<tempfile::TempDir>) -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::requests::free_port();
         let mut server = PrivateRedis {
             port,
             child: None,
