@@ -110,8 +110,10 @@ impl Rig {
         std::fs::create_dir(&plugins).unwrap();
         std::fs::write(plugins.join("slow.toml"), slow_plugin(&plugin_marker)).unwrap();
 
-        let mut config = Config::default();
-        config.database = database;
+        let mut config = Config {
+            database,
+            ..Config::default()
+        };
         config.redis.url = redis_url.to_string();
         config.redis.key_prefix = "faults:".into();
         match store {
@@ -347,7 +349,7 @@ impl Rig {
     /// Ok when the commit, its check set, its coverage and both statuses are final, recorded
     /// and posted; Err says what is still missing.
     async fn final_state(&self, sha: &str) -> Result<(), String> {
-        let row: Option<(String, Option<String>, Option<i32>, Option<f64>)> = sqlx::query_as(
+        let row: Option<CommitOutcome> = sqlx::query_as(
             "SELECT c.ingest_status, s.status, c.issues_count, c.coverage_percent FROM commits c \
              LEFT JOIN check_sets s ON s.commit_id = c.id WHERE c.sha = $1::citext",
         )
@@ -442,6 +444,9 @@ impl Rig {
         }
     }
 }
+
+/// A commit's ingest status, check set status, issue count and coverage.
+type CommitOutcome = (String, Option<String>, Option<i32>, Option<f64>);
 
 enum RequestBody {
     Json(Value),
