@@ -45,6 +45,8 @@
 //!   commit.
 //! - [`jobs`]: every job kind with its handler, and the chaining of one stage to the next
 //!   (after ingestion: statuses, checks, early coverage), so no stage calls up the pipeline.
+//! - [`reconcile`]: PostgreSQL as the source of truth for work: what it says is pending and no
+//!   queue holds is queued again (at start-up, periodically, when Redis lost its data).
 //! - [`api`]: the JSON API routes, thin handlers mapping domain errors to HTTP.
 //! - [`report`], [`backup`]: the CI reporter and whole-installation backups.
 //! - [`daemon`], [`cli`]: the process (roles, signals, systemd) and the `cocov` command.
@@ -78,6 +80,7 @@ pub mod paging;
 pub mod permissions;
 pub mod plugins;
 pub mod queue;
+pub mod reconcile;
 pub mod report;
 pub mod repositories;
 pub mod sandbox;

@@ -156,7 +156,7 @@ impl JobHandler for SyncAll {
             sqlx::query_scalar("SELECT id FROM repositories WHERE github_id IS NOT NULL")
                 .fetch_all(&self.0.db)
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
         for id in ids {
             enqueue_sync_repository(&self.0, id).await?;
         }

@@ -530,7 +530,8 @@ async fn a_pending_status_ends_at_its_deadline_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_git_server_that_is_down_ends_the_commit_errored() {
-    let e = env(|_| {}).await;
+    // An outage: retried without using up attempts, given up at the outage deadline.
+    let e = env(|c| c.queue.outage_deadline_seconds = 3).await;
     let sha = github_repo(&e, 1005, "gone", &[("README.md", "hi")]);
     let id = add_repository(&e, "gone").await;
     e.git.go_down();
@@ -548,13 +549,21 @@ async fn a_git_server_that_is_down_ends_the_commit_errored() {
     })
     .await;
     assert_eq!(state, "errored");
-    assert!(error.unwrap().contains("gave up after 3 attempts"));
+    let error = error.unwrap();
+    assert!(
+        error.contains("outage_deadline_seconds") && error.contains("could not be reached"),
+        "{error}"
+    );
     e.t.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_git_server_times_out_and_ends_the_commit_errored() {
-    let e = env(|c| c.git.timeout_seconds = 1).await;
+    let e = env(|c| {
+        c.git.timeout_seconds = 1;
+        c.queue.outage_deadline_seconds = 3;
+    })
+    .await;
     let sha = github_repo(&e, 1006, "slowgit", &[("README.md", "hi")]);
     let id = add_repository(&e, "slowgit").await;
     e.git.set_delay(Duration::from_secs(3));

@@ -273,8 +273,16 @@ async fn a_sha_force_pushed_away_ends_errored_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unreachable_git_server_ends_errored_after_the_retries() {
-    let t = start().await;
+async fn an_unreachable_git_server_ends_errored_after_the_outage_deadline() {
+    // An unreachable server is an outage: retried without using up attempts until the outage
+    // deadline, then given up with the commit errored (never left in progress).
+    let t = TestApp::start_with(|c| {
+        c.queue.max_deliveries = 3;
+        c.queue.retry_base_delay_ms = 20;
+        c.queue.retry_max_delay_ms = 100;
+        c.queue.outage_deadline_seconds = 3;
+    })
+    .await;
     let (id, token) = register(&t, "down", "file:///nonexistent/cocov/repo.git").await;
     let sha = "89abcdef0123456789abcdef0123456789abcdef";
     announce(&t, "down", &format!("token {token}"), json!({"sha": sha})).await;
@@ -282,14 +290,12 @@ async fn an_unreachable_git_server_ends_errored_after_the_retries() {
     assert_eq!(state, "errored");
     let error = error.unwrap();
     assert!(
-        error.contains("gave up after 3 attempts") && error.contains("could not be reached"),
+        error.contains("outage_deadline_seconds") && error.contains("could not be reached"),
         "{error}"
     );
     let dead = t.app().queue.dead_letters(10).await.unwrap();
-    assert!(
-        dead.is_empty(),
-        "a final state was recorded, so nothing is left for the dead-letter list: {dead:?}"
-    );
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].attempts < 3, "outages use up no attempt: {dead:?}");
     t.shutdown().await;
 }
 

@@ -59,6 +59,7 @@ fn fast_config() -> QueueConfig {
         reclaim_idle_seconds: 2,
         retry_base_delay_ms: 20,
         retry_max_delay_ms: 100,
+        outage_deadline_seconds: 600,
     }
 }
 
@@ -390,6 +391,110 @@ async fn always_failing_job_is_dead_lettered_after_max_deliveries_and_can_be_ret
         last,
         Some((1, Some("boom 3".to_string()))),
         "a retried dead letter restarts at attempt 1"
+    );
+    cleanup(&kv).await;
+}
+
+/// A handler failing with `Unavailable` (a dependency outage) `outages` times, then succeeding;
+/// it records the attempts it saw, and what `gave_up` was told.
+struct OutageHandler {
+    outages: u32,
+    runs: Log<u32>,
+    gave_up: Log<String>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for OutageHandler {
+    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
+        let mut runs = self.runs.lock().unwrap();
+        runs.push(job.attempt);
+        if runs.len() as u32 <= self.outages {
+            Err(JobError::Unavailable(
+                "PostgreSQL: connection refused".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn gave_up(&self, _job: &JobContext, reason: &str) -> Result<(), JobError> {
+        self.gave_up.lock().unwrap().push(reason.to_string());
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_uses_up_no_attempt() {
+    let kv = test_kv();
+    // Three attempts; the dependency is down for twice that many runs.
+    let queue = Queue::new(kv.clone(), "default", fast_config());
+    let (runs, gave_up): (Log<u32>, Log<String>) = Default::default();
+    let registry = Registry::new().with(
+        "needs-db",
+        Arc::new(OutageHandler {
+            outages: 6,
+            runs: runs.clone(),
+            gave_up: gave_up.clone(),
+        }),
+    );
+    queue.enqueue("needs-db", json!({})).await.unwrap();
+    let consumer = start(&queue, registry, Duration::from_secs(5));
+    wait_until("the job completes once the outage is over", 60, || async {
+        queue.outcome_counts().completed == 1
+    })
+    .await;
+    wait_drained(&queue).await;
+    consumer.stop().await;
+    assert_eq!(*runs.lock().unwrap(), vec![1; 7], "every run is attempt 1");
+    assert!(gave_up.lock().unwrap().is_empty());
+    assert_eq!(queue.outcome_counts().retried, 6);
+    cleanup(&kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_its_deadline_gives_the_job_up_with_the_reason() {
+    let kv = test_kv();
+    // Long enough for more runs than max_deliveries (due retries are promoted about once a
+    // second).
+    let config = QueueConfig {
+        outage_deadline_seconds: 6,
+        ..fast_config()
+    };
+    let queue = Queue::new(kv.clone(), "default", config);
+    let (runs, gave_up): (Log<u32>, Log<String>) = Default::default();
+    let registry = Registry::new().with(
+        "needs-db",
+        Arc::new(OutageHandler {
+            outages: u32::MAX,
+            runs: runs.clone(),
+            gave_up: gave_up.clone(),
+        }),
+    );
+    let id = queue.enqueue("needs-db", json!({})).await.unwrap();
+    let consumer = start(&queue, registry, Duration::from_secs(5));
+    wait_until("the job is dead-lettered", 60, || async {
+        !queue.dead_letters(10).await.unwrap().is_empty()
+    })
+    .await;
+    consumer.stop().await;
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead[0].id, id);
+    assert_eq!(dead[0].attempts, 1, "an outage uses up no attempt");
+    assert!(
+        dead[0].last_error.contains("outage_deadline_seconds")
+            && dead[0].last_error.contains("connection refused"),
+        "{}",
+        dead[0].last_error
+    );
+    let told = gave_up.lock().unwrap().clone();
+    assert_eq!(
+        told,
+        vec![dead[0].last_error.clone()],
+        "the handler ends its work first"
+    );
+    assert!(
+        runs.lock().unwrap().len() > 3,
+        "retried past max_deliveries"
     );
     cleanup(&kv).await;
 }

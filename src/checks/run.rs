@@ -41,13 +41,68 @@ pub struct RunChecks(pub App);
 impl JobHandler for RunChecks {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
         let app = &self.0;
+        let payload: RunJob = job.job()?;
+        // One runner per set. A copy of this job queued again while the first still runs (Redis
+        // lost the entry and the reconciler queued it again) leaves the set to the runner that
+        // holds the lock. The lock is PostgreSQL's: it ends with its holder's transaction or
+        // connection, so a runner that died blocks nobody; the wait covers the moment between a
+        // holder's death and PostgreSQL noticing its connection is gone.
+        let mut lock = app.db.begin().await.map_err(JobError::from_cause)?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *lock)
+            .await
+            .map_err(JobError::from_cause)?;
+        let locked = sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('cocov.checks.run:' || $1::text, 0))",
+        )
+        .bind(payload.check_set_id)
+        .execute(&mut *lock)
+        .await;
+        let ours = match locked {
+            Ok(_) => true,
+            // lock_not_available: the lock_timeout passed with another runner holding it.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => false,
+            Err(e) => return Err(JobError::from_cause(e)),
+        };
+        if !ours {
+            tracing::info!(
+                check_set_id = payload.check_set_id,
+                "check set already running elsewhere; leaving it to that runner"
+            );
+            return Ok(());
+        }
+        let result = run_set(app, job, payload).await;
+        let _ = lock.rollback().await;
+        result
+    }
+
+    /// The queue gave the run up (an outage past its deadline, workers dying on it): the set
+    /// and its unfinished checks end `errored` with the reason, and the status says so.
+    async fn gave_up(&self, job: &JobContext, reason: &str) -> Result<(), JobError> {
         let RunJob {
             check_set_id,
             job_id,
         } = job.job()?;
+        let set = find_set(&self.0.db, check_set_id)
+            .await
+            .map_err(JobError::from_cause)?;
+        // Gone, or replaced by a re-run that is not this job's to end.
+        if set.is_none_or(|s| s.job_id != Some(job_id)) {
+            return Ok(());
+        }
+        end_unfinished(&self.0, check_set_id, &format!("Given up: {reason}")).await
+    }
+}
+
+async fn run_set(app: &App, job: &JobContext, payload: RunJob) -> Result<(), JobError> {
+    {
+        let RunJob {
+            check_set_id,
+            job_id,
+        } = payload;
         let Some(set) = find_set(&app.db, check_set_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -70,17 +125,17 @@ impl JobHandler for RunChecks {
         .bind(check_set_id)
         .execute(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let commit: CommitRow = sqlx::query_as(
             "SELECT repository_id, sha::text AS sha, archive_sha256 FROM commits WHERE id = $1",
         )
         .bind(set.commit_id)
         .fetch_one(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let Some(repository) = repositories::find(&app.db, commit.repository_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -99,8 +154,9 @@ impl JobHandler for RunChecks {
         .await
         {
             Ok(w) => w,
+            // The store is down: not the set's fault, and no attempt is used up.
             Err(e) if e.is_transient() && !job.is_last_attempt() => {
-                return Err(JobError::Retry(e.to_string()));
+                return Err(JobError::Unavailable(e.to_string()));
             }
             Err(e) => return fail_all(app, check_set_id, &e.to_string()).await,
         };
@@ -111,7 +167,7 @@ impl JobHandler for RunChecks {
             .collect();
         let checks = list_checks(&app.db, check_set_id)
             .await
-            .map_err(JobError::retry)?;
+            .map_err(JobError::from_cause)?;
         let job_text = job_id.to_string();
         for (index, check) in checks.iter().enumerate() {
             if check.status().is_finished() {
@@ -138,7 +194,7 @@ impl JobHandler for RunChecks {
             };
             update_check(&app.db, check.id, CheckStatus::InProgress, None)
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
             let result = match workspace.check_dir(index, sandbox_owner(&app.config.worker)) {
                 Ok(dir) => {
                     let run = LocalRun {
@@ -175,7 +231,7 @@ impl JobHandler for RunChecks {
                     manifest.exclude_matcher(),
                 )
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
             }
             record(app, check.id, result).await?;
         }
@@ -229,13 +285,18 @@ async fn record(app: &App, check_id: i64, result: CheckResult) -> Result<(), Job
     };
     update_check(&app.db, check_id, status, output)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
     Ok(())
 }
 
 /// Every unfinished check errored with the same reason (the run could not start), then the end.
 async fn fail_all(app: &App, check_set_id: i64, why: &str) -> Result<(), JobError> {
     let reason = format!("Failed initializing runtime: {why}");
+    end_unfinished(app, check_set_id, &reason).await
+}
+
+/// Ends the set's unfinished checks `errored` with `reason`, then the set.
+async fn end_unfinished(app: &App, check_set_id: i64, reason: &str) -> Result<(), JobError> {
     tracing::warn!(check_set_id, %reason, "check set could not run");
     sqlx::query(
         "UPDATE checks SET status = 'errored', error_output = $2, updated_at = now(), \
@@ -243,17 +304,17 @@ async fn fail_all(app: &App, check_set_id: i64, why: &str) -> Result<(), JobErro
          WHERE check_set_id = $1 AND status IN ('waiting', 'in_progress')",
     )
     .bind(check_set_id)
-    .bind(&reason)
+    .bind(reason)
     .execute(&app.db)
     .await
-    .map_err(JobError::retry)?;
+    .map_err(JobError::from_cause)?;
     finish(app, check_set_id).await
 }
 
 async fn finish(app: &App, check_set_id: i64) -> Result<(), JobError> {
     super::finish::finish(app, check_set_id)
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))
+        .map_err(JobError::from_cause)
 }
 
 /// Whether the set was canceled or ended by its deadline meanwhile.

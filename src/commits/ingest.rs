@@ -16,6 +16,7 @@ use crate::queue::{JobContext, JobError, JobHandler, JobKind};
 use crate::repositories::{self, Repository};
 
 pub const INGEST_JOB: &str = "commit.ingest";
+pub const FOLLOW_UP_JOB: &str = "commit.follow_up";
 
 /// The `commit.ingest` job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +36,18 @@ impl JobKind for IngestJob {
     }
 }
 
+/// The `commit.follow_up` job: the stages after ingestion for a commit already ingested, queued
+/// by the reconciler when they never ran (the process died between marking the commit ingested
+/// and finishing them). Its handler lives with the stages it chains (`jobs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowUpJob {
+    pub commit_id: i64,
+}
+
+impl JobKind for FollowUpJob {
+    const KIND: &'static str = FOLLOW_UP_JOB;
+}
+
 /// What ingestion hands on: the commit, and its manifest as read once from git's objects (a
 /// link is reported, never followed, and the size is capped).
 #[derive(Debug, Clone)]
@@ -47,7 +60,11 @@ pub struct Ingested {
 /// try again, as any transient failure does.
 #[async_trait::async_trait]
 pub trait FollowUp: Send + Sync {
+    /// Right after the ingestion, with the manifest it read.
     async fn run(&self, app: &App, ingested: &Ingested) -> Result<(), anyhow::Error>;
+    /// Again for a commit already ingested (a redelivered ingestion, the reconciler): the
+    /// process may have died before the stages ran.
+    async fn resume(&self, app: &App, commit_id: i64) -> Result<(), JobError>;
 }
 
 /// Why an ingestion failed.
@@ -104,15 +121,17 @@ impl JobHandler for Ingest {
         .bind(commit_id)
         .fetch_optional(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         // The repository (and its commits) may have been deleted since: nothing left to do.
         let Some(row) = row else { return Ok(()) };
+        // Delivered again after the commit was marked ingested: the steps after it may not
+        // have run (the process died in between); they are idempotent.
         if IngestStatus::parse(&row.ingest_status) == IngestStatus::Completed {
-            return Ok(());
+            return self.follow_up.resume(app, commit_id).await;
         }
         let Some(repository) = repositories::find(&app.db, row.repository_id)
             .await
-            .map_err(JobError::retry)?
+            .map_err(JobError::from_cause)?
         else {
             return Ok(());
         };
@@ -131,7 +150,13 @@ impl JobHandler for Ingest {
             Err(e) if e.is_transient() && !job.is_last_attempt() => {
                 let reason = redact(&e.to_string());
                 set_status(app, commit_id, IngestStatus::Queued, Some(&reason)).await?;
-                Err(JobError::Retry(reason))
+                Err(match e {
+                    // A stage after ingestion failed: an outage when its cause says so, else
+                    // a failure that uses up an attempt.
+                    IngestError::FollowUp(cause) => JobError::from_cause(cause),
+                    // The remote, the store or the database is down: not the commit's fault.
+                    _ => JobError::Unavailable(reason),
+                })
             }
             Err(e) => {
                 // Final: say why on the commit, and acknowledge the job.
@@ -145,6 +170,21 @@ impl JobHandler for Ingest {
                 Ok(())
             }
         }
+    }
+
+    /// The queue gave the ingestion up (an outage past its deadline, workers dying on it): the
+    /// commit ends `errored` with the reason instead of staying queued or in progress.
+    async fn gave_up(&self, job: &JobContext, reason: &str) -> Result<(), JobError> {
+        let IngestJob { commit_id } = job.job()?;
+        sqlx::query(
+            "UPDATE commits SET ingest_status = 'errored', ingest_error = $2              WHERE id = $1 AND ingest_status IN ('queued', 'in_progress')",
+        )
+        .bind(commit_id)
+        .bind(redact(reason))
+        .execute(&self.app.db)
+        .await
+        .map_err(JobError::from_cause)?;
+        Ok(())
     }
 }
 
@@ -160,7 +200,7 @@ async fn set_status(
         .bind(error)
         .execute(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
     Ok(())
 }
 

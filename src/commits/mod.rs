@@ -9,7 +9,9 @@ mod read;
 mod state;
 
 pub use heads::{CommitNumber, HeadBranch, record_commit_number};
-pub use ingest::{FollowUp, INGEST_JOB, Ingest, IngestError, IngestJob, Ingested};
+pub use ingest::{
+    FOLLOW_UP_JOB, FollowUp, FollowUpJob, INGEST_JOB, Ingest, IngestError, IngestJob, Ingested,
+};
 pub use read::{CommitUser, CommitView, condensed_status, find_by_sha, list_for_branch, view};
 pub use state::IngestStatus;
 

@@ -227,6 +227,15 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     if c.queue.max_deliveries == 0 {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
     }
+    if c.reconcile.period_seconds == 0 {
+        return Err(("reconcile.period_seconds", "must be at least 1".into()));
+    }
+    if c.reconcile.sentinel_check_seconds == 0 {
+        return Err((
+            "reconcile.sentinel_check_seconds",
+            "must be at least 1".into(),
+        ));
+    }
     super::parse_trusted_proxies(&c.badger.trusted_proxies)
         .map_err(|e| ("badger.trusted_proxies", e))?;
     validate_github(&c.github)?;

@@ -21,6 +21,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub queue: QueueConfig,
     pub statuses: StatusesConfig,
+    pub reconcile: ReconcileConfig,
     pub coverage: CoverageConfig,
     pub git: GitConfig,
     pub github: GithubConfig,
@@ -273,6 +274,9 @@ pub struct QueueConfig {
     pub reclaim_idle_seconds: u64,
     pub retry_base_delay_ms: u64,
     pub retry_max_delay_ms: u64,
+    /// A job failing because a dependency is down (PostgreSQL, Redis, the store, GitHub) is
+    /// retried without using up attempts until this long after it was first queued.
+    pub outage_deadline_seconds: u64,
 }
 
 impl Default for QueueConfig {
@@ -283,6 +287,7 @@ impl Default for QueueConfig {
             reclaim_idle_seconds: 60,
             retry_base_delay_ms: 1000,
             retry_max_delay_ms: 5 * 60 * 1000,
+            outage_deadline_seconds: 30 * 60,
         }
     }
 }
@@ -394,6 +399,30 @@ impl Default for StatusesConfig {
     fn default() -> Self {
         StatusesConfig {
             pending_deadline_seconds: 30 * 60,
+        }
+    }
+}
+
+/// The reconciler: finds work PostgreSQL says is pending but no queue holds, and queues it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    /// A full pass runs this often (and at start-up, and when Redis comes back or lost its data).
+    pub period_seconds: u64,
+    /// How often each worker host checks that Redis still holds the reconciler's sentinel key;
+    /// a missing sentinel means Redis lost its data, and a pass runs at once.
+    pub sentinel_check_seconds: u64,
+    /// Rows changed more recently than this are left alone: their job may be on its way into the
+    /// queue right now.
+    pub settle_seconds: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            period_seconds: 60,
+            sentinel_check_seconds: 5,
+            settle_seconds: 10,
         }
     }
 }

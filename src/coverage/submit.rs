@@ -452,8 +452,25 @@ async fn apply(
     let excluded = exclude(&mut files, manifest.as_ref());
     let minimum = manifest.as_ref().and_then(Manifest::min_percent);
     let saved = store::save(&mut tx, commit_id, files, replace, minimum).await?;
+    // The gate's status commits with the coverage it judges: a process dying right after the
+    // commit cannot leave the coverage stored and its status pending.
+    let gate = gate::status(saved.totals.percent_covered, manifest.as_ref());
+    let mut gate_changed = false;
+    if let Some((state, description)) = &gate {
+        let url = target_url(app, repository, sha);
+        gate_changed = statuses::record(
+            &mut tx,
+            app,
+            commit_id,
+            Context::Coverage,
+            *state,
+            description,
+            url.as_deref(),
+        )
+        .await?;
+    }
     tx.commit().await?;
-    after_save(app, repository, commit_id, sha, &saved, manifest.as_ref()).await;
+    after_save(app, repository, commit_id, &saved, gate_changed).await;
     let file_count: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM coverage_files f JOIN coverage_infos i ON i.id = f.coverage_info_id \
          WHERE i.commit_id = $1",
@@ -486,30 +503,19 @@ fn target_url(app: &App, repository: &Repository, sha: &str) -> Option<String> {
     )
 }
 
-/// The gate status and badge refresh once the coverage is committed. Failures are logged: the
-/// coverage itself is stored, and the status can be recomputed by the next upload.
+/// Posting the gate status recorded with the coverage, and the badge refresh, once committed.
+/// Failures are logged: the coverage and its status are stored, and the reconciler posts a
+/// status version left unposted.
 async fn after_save(
     app: &App,
     repository: &Repository,
     commit_id: i64,
-    sha: &str,
     saved: &Saved,
-    manifest: Option<&Manifest>,
+    gate_changed: bool,
 ) {
-    if let Some((state, description)) = gate::status(saved.totals.percent_covered, manifest) {
-        let url = target_url(app, repository, sha);
-        if let Err(e) = statuses::set(
-            app,
-            commit_id,
-            Context::Coverage,
-            state,
-            &description,
-            url.as_deref(),
-        )
-        .await
-        {
-            tracing::warn!(commit_id, error = %e, "coverage status not recorded");
-        }
+    if gate_changed && let Err(e) = statuses::post_recorded(app, commit_id, Context::Coverage).await
+    {
+        tracing::warn!(commit_id, error = %e, "coverage status not queued for posting");
     }
     for branch in &saved.branches {
         crate::badges::invalidate(app, repository.id, &repository.name, Some(&branch.name)).await;

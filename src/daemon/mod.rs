@@ -120,6 +120,10 @@ pub async fn start(
             app.clone(),
             shutdown_rx.clone(),
         )));
+        tasks.push(tokio::spawn(crate::reconcile::run(
+            app.clone(),
+            shutdown_rx.clone(),
+        )));
         let registry = crate::jobs::registry(&app);
         let consumer = crate::queue::Consumer::new(app.queue.clone(), registry);
         let rx = shutdown_rx.clone();

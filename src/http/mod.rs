@@ -10,7 +10,8 @@ pub mod path;
 pub mod route;
 mod server;
 mod stack;
-mod unavailable;
+// The queue classifies job failures with the same rule (src/queue/handler.rs).
+pub(crate) mod unavailable;
 
 pub use connection::ConnectionLimits;
 pub use error::{ApiError, recover};

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use crate::app::App;
 use crate::commits::{FollowUp, Ingested};
 use crate::manifest::ManifestFile;
+use crate::queue::JobError;
 use crate::{checks, coverage, statuses};
 
 pub struct AfterIngest;
@@ -15,6 +16,10 @@ pub struct AfterIngest;
 impl FollowUp for AfterIngest {
     async fn run(&self, app: &App, ingested: &Ingested) -> Result<(), anyhow::Error> {
         after_ingest(app, ingested).await
+    }
+
+    async fn resume(&self, app: &App, commit_id: i64) -> Result<(), JobError> {
+        super::follow_up::resume(app, commit_id).await
     }
 }
 

@@ -3,8 +3,10 @@
 //! ([`after_ingest`]).
 
 mod after_ingest;
+mod follow_up;
 
 pub use after_ingest::{AfterIngest, after_ingest};
+pub use follow_up::{FollowUp, resume};
 
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ pub fn registry(app: &App) -> Registry {
                 follow_up: Arc::new(AfterIngest),
             }),
         )
+        .with(commits::FOLLOW_UP_JOB, Arc::new(FollowUp(app.clone())))
         .with(checks::RUN_JOB, Arc::new(checks::RunChecks(app.clone())))
         .with(
             repositories::DELETE_JOB,

@@ -85,6 +85,7 @@ impl Queue {
             attempt: 1,
             enqueued_at: OffsetDateTime::now_utc(),
             last_error: Some(dead.last_error),
+            outages: 0,
         };
         let moved: i64 = scripts::retry_dead()
             .key(self.dead_key())

@@ -30,6 +30,14 @@ pub struct Envelope {
     /// The error of the previous attempt, when this is a retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// Consecutive runs that failed because a dependency was down; they use up no attempt and
+    /// only lengthen the backoff.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outages: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Envelope {
@@ -42,6 +50,7 @@ impl Envelope {
             attempt: 1,
             enqueued_at: OffsetDateTime::now_utc(),
             last_error: None,
+            outages: 0,
         }
     }
 

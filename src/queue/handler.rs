@@ -33,20 +33,26 @@ impl JobContext {
             .map_err(|e| JobError::Permanent(format!("bad payload for `{}`: {e}", self.kind)))
     }
 
-    /// Whether a `Retry` from this attempt dead-letters the job instead.
+    /// Whether a `Retry` from this attempt dead-letters the job instead. (An `Unavailable`
+    /// never uses up the attempt.)
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_deliveries
     }
 }
 
-/// How a handler failed.
+/// How a handler failed. The variant decides what the failure costs the job.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
-    /// Worth trying again later (network, lock, upstream 5xx): retried with backoff until
-    /// `max_deliveries`, then dead-lettered.
+    /// Might work next time but might be the job's own fault (an unexpected answer, a lock):
+    /// retried with backoff, each failure using up one of `max_deliveries` attempts.
     #[error("{0}")]
     Retry(String),
-    /// Will never succeed (bad input, missing row): dead-lettered at once.
+    /// A dependency is down (PostgreSQL, Redis, the blob store, GitHub 5xx or timeouts, the git
+    /// server unreachable): the job is not at fault, so no attempt is used up. Retried with
+    /// backoff until `queue.outage_deadline_seconds` after it was first queued, then given up.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Will never succeed (bad input, missing row, a refusal): dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
 }
@@ -56,16 +62,47 @@ impl JobError {
         JobError::Retry(e.to_string())
     }
 
+    pub fn unavailable(e: impl fmt::Display) -> JobError {
+        JobError::Unavailable(e.to_string())
+    }
+
     pub fn permanent(e: impl fmt::Display) -> JobError {
         JobError::Permanent(e.to_string())
     }
+
+    /// An error from PostgreSQL, Redis, the store or anything wrapping them: `Unavailable` when
+    /// its cause chain shows a dependency that could not be reached, else `Retry`.
+    pub fn from_cause(e: impl Into<anyhow::Error>) -> JobError {
+        let e = e.into();
+        if dependency_unreachable(&e) {
+            JobError::Unavailable(format!("{e:#}"))
+        } else {
+            JobError::Retry(format!("{e:#}"))
+        }
+    }
 }
 
-/// `?` on an `anyhow::Error` inside a handler means "retry": most failures are transient.
+/// `?` on an `anyhow::Error` inside a handler: classified by [`JobError::from_cause`].
 impl From<anyhow::Error> for JobError {
     fn from(e: anyhow::Error) -> JobError {
-        JobError::Retry(format!("{e:#}"))
+        JobError::from_cause(e)
     }
+}
+
+/// Whether the error says a dependency could not be reached: the connection-level failures the
+/// HTTP layer answers 503 for, plus PostgreSQL refusing work while it shuts down or starts
+/// (SQLSTATE classes 08 and 57P, and too many connections), which a restart produces.
+fn dependency_unreachable(e: &anyhow::Error) -> bool {
+    if crate::http::unavailable::dependency_down(e).is_some() {
+        return true;
+    }
+    e.chain().any(|link| {
+        let Some(sqlx::Error::Database(db)) = link.downcast_ref::<sqlx::Error>() else {
+            return false;
+        };
+        let code = db.code().unwrap_or_default();
+        code.starts_with("08") || code.starts_with("57P") || code == "53300"
+    })
 }
 
 /// Runs one kind of job. Must be idempotent: the queue is at-least-once, and a job can run
@@ -74,6 +111,15 @@ impl From<anyhow::Error> for JobError {
 #[async_trait::async_trait]
 pub trait JobHandler: Send + Sync {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError>;
+
+    /// Called once the queue gives the job up (permanent error, attempts used up, an outage
+    /// longer than the deadline, consumers dying on it), before it is dead-lettered: leave what
+    /// the job was working on in a final state that says `reason`, never in progress. Must be
+    /// idempotent and touch only rows not already final. An error is logged; whatever stays
+    /// unfinished is found again by the reconciler.
+    async fn gave_up(&self, _job: &JobContext, _reason: &str) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 /// Job kind → handler. Cheap to clone.
@@ -116,5 +162,31 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("kinds", &self.kinds())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_do_not_count_as_the_jobs_fault() {
+        assert!(matches!(
+            JobError::from_cause(sqlx::Error::PoolTimedOut),
+            JobError::Unavailable(_)
+        ));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(matches!(
+            JobError::from_cause(redis::RedisError::from(refused)),
+            JobError::Unavailable(_)
+        ));
+        assert!(matches!(
+            JobError::from_cause(sqlx::Error::RowNotFound),
+            JobError::Retry(_)
+        ));
+        assert!(matches!(
+            JobError::from(anyhow::anyhow!("a bug")),
+            JobError::Retry(_)
+        ));
     }
 }

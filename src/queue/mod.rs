@@ -25,6 +25,7 @@ mod consumer;
 mod dead;
 mod envelope;
 mod handler;
+mod held;
 mod kind;
 mod maintenance;
 mod running;
@@ -92,6 +93,7 @@ impl Queue {
             reclaim_idle_seconds: config.reclaim_idle_seconds.max(1),
             retry_base_delay_ms: config.retry_base_delay_ms,
             retry_max_delay_ms: config.retry_max_delay_ms.max(config.retry_base_delay_ms),
+            outage_deadline_seconds: config.outage_deadline_seconds,
         };
         Queue {
             inner: Arc::new(Inner {

@@ -120,8 +120,7 @@ pub(crate) async fn supervise(
                 .map(|e| format!("; last error: {e}"))
                 .unwrap_or_default()
         );
-        let dead = DeadLetter::from_envelope(&envelope, attempt, reason);
-        finish(&shared, id, Finish::Dead(dead)).await;
+        give_up(&shared, id, &envelope, attempt, reason).await;
         return;
     }
     let Some(handler) = shared.registry.get(&envelope.kind) else {
@@ -131,15 +130,7 @@ pub(crate) async fn supervise(
         return;
     };
 
-    let ctx = JobContext {
-        id: envelope.id,
-        kind: envelope.kind.clone(),
-        payload: envelope.payload.clone(),
-        attempt,
-        max_deliveries: max,
-        enqueued_at: envelope.enqueued_at,
-        last_error: envelope.last_error.clone(),
-    };
+    let ctx = context(&envelope, attempt, max);
     debug!(queue = shared.queue.name(), job = %envelope.id, kind = %envelope.kind, attempt, "job started");
     // The handler runs in a task of its own: heartbeats keep going while it is busy, a panic
     // stays contained, and shutdown can abort it.
@@ -168,8 +159,11 @@ pub(crate) async fn supervise(
     let failure = match result {
         Ok(Ok(())) => None,
         Ok(Err(JobError::Permanent(msg))) => {
-            let dead = DeadLetter::from_envelope(&envelope, attempt, msg);
-            finish(&shared, id, Finish::Dead(dead)).await;
+            give_up(&shared, id, &envelope, attempt, msg).await;
+            return;
+        }
+        Ok(Err(JobError::Unavailable(msg))) => {
+            outage(&shared, id, envelope, attempt, msg).await;
             return;
         }
         Ok(Err(JobError::Retry(msg))) => Some(msg),
@@ -182,19 +176,72 @@ pub(crate) async fn supervise(
     let action = match failure {
         None => Finish::Ack(envelope.id),
         Some(msg) if attempt >= max => {
-            Finish::Dead(DeadLetter::from_envelope(&envelope, attempt, msg))
+            give_up(&shared, id, &envelope, attempt, msg).await;
+            return;
         }
         Some(msg) => {
             let delay = retry_delay(shared.queue.config(), attempt);
             let next = Envelope {
                 attempt: attempt + 1,
                 last_error: Some(msg),
+                outages: 0,
                 ..envelope
             };
             Finish::Retry { next, delay }
         }
     };
     finish(&shared, id, action).await;
+}
+
+/// A dependency was down: try again later at the same attempt, backing off with the number of
+/// outages in a row, until the outage deadline (counted from when the job was first queued).
+async fn outage(shared: &Shared, id: &str, envelope: Envelope, attempt: u32, msg: String) {
+    let config = shared.queue.config();
+    let deadline =
+        time::Duration::seconds(i64::try_from(config.outage_deadline_seconds).unwrap_or(i64::MAX));
+    if OffsetDateTime::now_utc() - envelope.enqueued_at > deadline {
+        let reason = format!(
+            "a dependency stayed unavailable past queue.outage_deadline_seconds ({} s): {msg}",
+            config.outage_deadline_seconds
+        );
+        give_up(shared, id, &envelope, attempt, reason).await;
+        return;
+    }
+    let outages = envelope.outages.saturating_add(1);
+    let delay = retry_delay(config, outages);
+    let next = Envelope {
+        attempt,
+        last_error: Some(msg),
+        outages,
+        ..envelope
+    };
+    finish(shared, id, Finish::Retry { next, delay }).await;
+}
+
+/// The job will not run again: let its handler leave its work in a final state with the
+/// reason, then dead-letter it.
+async fn give_up(shared: &Shared, id: &str, envelope: &Envelope, attempt: u32, reason: String) {
+    if let Some(handler) = shared.registry.get(&envelope.kind) {
+        let ctx = context(envelope, attempt, shared.queue.config().max_deliveries);
+        if let Err(e) = handler.gave_up(&ctx, &reason).await {
+            warn!(queue = shared.queue.name(), job = %envelope.id, kind = %envelope.kind,
+                "could not record the final state of a job given up (the reconciler will find it): {e}");
+        }
+    }
+    let dead = DeadLetter::from_envelope(envelope, attempt, reason);
+    finish(shared, id, Finish::Dead(dead)).await;
+}
+
+fn context(envelope: &Envelope, attempt: u32, max_deliveries: u32) -> JobContext {
+    JobContext {
+        id: envelope.id,
+        kind: envelope.kind.clone(),
+        payload: envelope.payload.clone(),
+        attempt,
+        max_deliveries,
+        enqueued_at: envelope.enqueued_at,
+        last_error: envelope.last_error.clone(),
+    }
 }
 
 /// A quarter of the reclaim idle time (at most 10 s), so several beats fit in the window

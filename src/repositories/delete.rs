@@ -22,12 +22,20 @@ impl JobKind for DeleteJob {
     const KIND: &'static str = DELETE_JOB;
 }
 
-/// Queues the deletion of a repository and records who asked for it.
+/// Records that the repository is to be deleted (so the reconciler queues the deletion again
+/// should the queue lose it) and who asked, then queues the deletion.
 pub async fn enqueue_delete(
     app: &App,
     repository_id: i64,
     actor: &AuditActor,
 ) -> Result<(), anyhow::Error> {
+    sqlx::query(
+        "UPDATE repositories SET deletion_requested_at = COALESCE(deletion_requested_at, now()) \
+         WHERE id = $1",
+    )
+    .bind(repository_id)
+    .execute(&app.db)
+    .await?;
     audit::record(
         &app.db,
         actor,

@@ -32,13 +32,13 @@ impl JobHandler for AnnounceStatuses {
         .bind(commit_id)
         .fetch_optional(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let (Some((sha, repo)), Some(github)) = (row, &app.github) else {
             return Ok(());
         };
         let manifest = match github.file_contents(&repo, ".cocov.yaml", &sha).await {
             Ok(m) => m,
-            Err(e) if e.is_transient() => return Err(JobError::retry(e)),
+            Err(e) if e.is_transient() => return Err(JobError::unavailable(e)),
             Err(e) => return Err(JobError::permanent(e)),
         };
         // GitHub resolves links inside the repository itself; nothing here touches a disk.
@@ -49,6 +49,6 @@ impl JobHandler for AnnounceStatuses {
         let manifest = crate::manifest::ManifestFile::new(manifest);
         super::announce_from_manifest(app, commit_id, &manifest)
             .await
-            .map_err(JobError::retry)
+            .map_err(JobError::from_cause)
     }
 }

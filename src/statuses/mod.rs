@@ -135,15 +135,59 @@ pub async fn set(
     Ok(())
 }
 
-async fn write(
+/// Records the state a context should show inside the caller's transaction, so it commits
+/// together with the result it describes (a process dying after the commit cannot leave the
+/// result without its status). Returns whether a new version was recorded; the caller then
+/// queues its posting with [`post_recorded`] after committing. Should the process die in
+/// between, the reconciler finds the version not yet posted.
+pub async fn record(
+    conn: &mut sqlx::PgConnection,
     app: &App,
     commit_id: i64,
     context: Context,
     state: State,
     description: &str,
     target_url: Option<&str>,
+) -> Result<bool, StatusError> {
+    upsert(
+        conn,
+        app,
+        commit_id,
+        (context, state, description, target_url),
+        Write::Replace,
+    )
+    .await
+    .map_err(StatusError::from)
+}
+
+/// Queues the posting of a state recorded with [`record`] and refreshes the badges.
+pub async fn post_recorded(app: &App, commit_id: i64, context: Context) -> Result<(), StatusError> {
+    queue_post(app, commit_id, context).await?;
+    crate::badges::invalidate_commit(app, commit_id).await;
+    Ok(())
+}
+
+async fn queue_post(app: &App, commit_id: i64, context: Context) -> Result<(), StatusError> {
+    PostJob {
+        commit_id,
+        context: context.as_str().to_string(),
+    }
+    .enqueue(&app.queue)
+    .await?;
+    Ok(())
+}
+
+/// The recorded state: context, state, description, target URL.
+type Desired<'a> = (Context, State, &'a str, Option<&'a str>);
+
+/// The INSERT … ON CONFLICT behind every state change; true when a new version was written.
+async fn upsert<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    app: &App,
+    commit_id: i64,
+    (context, state, description, target_url): Desired<'_>,
     mode: Write,
-) -> Result<(), StatusError> {
+) -> Result<bool, sqlx::Error> {
     let deadline =
         (state == State::Pending).then(|| app.config.statuses.pending_deadline_seconds as f64);
     let on_conflict = match mode {
@@ -168,15 +212,23 @@ async fn write(
         .bind(clamp(description))
         .bind(target_url)
         .bind(deadline)
-        .fetch_optional(&app.db)
+        .fetch_optional(executor)
         .await?;
-    if version.is_some() {
-        PostJob {
-            commit_id,
-            context: context.as_str().to_string(),
-        }
-        .enqueue(&app.queue)
-        .await?;
+    Ok(version.is_some())
+}
+
+async fn write(
+    app: &App,
+    commit_id: i64,
+    context: Context,
+    state: State,
+    description: &str,
+    target_url: Option<&str>,
+    mode: Write,
+) -> Result<(), StatusError> {
+    let desired = (context, state, description, target_url);
+    if upsert(&app.db, app, commit_id, desired, mode).await? {
+        queue_post(app, commit_id, context).await?;
     }
     Ok(())
 }

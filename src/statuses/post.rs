@@ -50,7 +50,7 @@ impl JobHandler for PostStatus {
         .bind(&payload.context)
         .fetch_optional(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         let Some(row) = row else { return Ok(()) };
         if row.posted_version.is_some_and(|v| v >= row.version) {
             return Ok(());
@@ -75,7 +75,7 @@ impl JobHandler for PostStatus {
             .await
         {
             Ok(()) => {}
-            Err(e) if e.is_transient() => return Err(JobError::retry(e)),
+            Err(e) if e.is_transient() => return Err(JobError::unavailable(e)),
             Err(e) => return Err(JobError::permanent(e)),
         }
         sqlx::query(
@@ -87,7 +87,25 @@ impl JobHandler for PostStatus {
         .bind(row.version)
         .execute(&app.db)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
+        Ok(())
+    }
+
+    /// GitHub refused the status for good (or stayed down past the outage deadline): the
+    /// version is recorded as given up with the reason, so the reconciler does not queue it
+    /// again; a newer state is posted as usual.
+    async fn gave_up(&self, job: &JobContext, reason: &str) -> Result<(), JobError> {
+        let payload: PostJob = job.job()?;
+        sqlx::query(
+            "UPDATE commit_statuses SET post_failed_version = version, post_error = $3 \
+             WHERE commit_id = $1 AND context = $2",
+        )
+        .bind(payload.commit_id)
+        .bind(&payload.context)
+        .bind(reason)
+        .execute(&self.0.db)
+        .await
+        .map_err(JobError::from_cause)?;
         Ok(())
     }
 }

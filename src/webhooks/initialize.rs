@@ -34,14 +34,14 @@ impl JobHandler for Initialize {
         let (Some(repo), Some(github)) = (
             crate::repositories::find(&app.db, id)
                 .await
-                .map_err(JobError::retry)?,
+                .map_err(JobError::from_cause)?,
             &app.github,
         ) else {
             return Ok(());
         };
         let head = match github.latest_commit(&repo.name, &repo.default_branch).await {
             Ok(head) => head,
-            Err(e) if e.is_transient() => return Err(JobError::retry(e)),
+            Err(e) if e.is_transient() => return Err(JobError::unavailable(e)),
             Err(e) => return Err(JobError::permanent(e)),
         };
         // An empty repository has nothing to check yet; its first push will.
@@ -49,13 +49,13 @@ impl JobHandler for Initialize {
         let registered =
             crate::commits::register_push(app, &repo, &head.sha, Some(&repo.default_branch))
                 .await
-                .map_err(JobError::retry)?;
+                .map_err(JobError::from_cause)?;
         AnnounceJob {
             commit_id: registered.commit_id,
         }
         .enqueue(&app.queue)
         .await
-        .map_err(JobError::retry)?;
+        .map_err(JobError::from_cause)?;
         Ok(())
     }
 }

@@ -5,7 +5,9 @@
 
 pub mod fake_github;
 pub mod git_server;
+pub mod host;
 pub mod origin;
+pub mod private_postgres;
 pub mod private_redis;
 pub mod requests;
 pub mod s3_servers;

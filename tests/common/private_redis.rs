@@ -1,5 +1,6 @@
-//! A private, throw-away redis-server (no persistence) a test may stop and start again without
-//! disturbing the shared one. Killed when dropped.
+//! A private, throw-away redis-server a test may stop and start again without disturbing the
+//! shared one: without persistence (a restart comes back empty), or with an append-only file
+//! synced on every write (a restart comes back with its data). Killed when dropped.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -7,13 +8,28 @@ use std::time::Duration;
 pub struct PrivateRedis {
     pub port: u16,
     child: Option<Child>,
+    /// Where the append-only file lives, when persistent.
+    persistence: Option<tempfile::TempDir>,
 }
 
 impl PrivateRedis {
-    /// Starts on a free port and waits until it answers.
+    /// Starts without persistence on a free port and waits until it answers.
     pub async fn start() -> PrivateRedis {
+        PrivateRedis::start_with(None).await
+    }
+
+    /// Starts with an append-only file (`appendfsync always`) in a directory of its own.
+    pub async fn start_persistent() -> PrivateRedis {
+        PrivateRedis::start_with(Some(tempfile::tempdir().unwrap())).await
+    }
+
+    async fn start_with(persistence: Option<tempfile::TempDir>) -> PrivateRedis {
         let port = super::requests::free_port();
-        let mut server = PrivateRedis { port, child: None };
+        let mut server = PrivateRedis {
+            port,
+            child: None,
+            persistence,
+        };
         server.resume().await;
         server
     }
@@ -34,9 +50,17 @@ impl PrivateRedis {
     /// Starts the server again on the same port and waits until it answers.
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""]);
+        match &self.persistence {
+            Some(dir) => command
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                .arg(dir.path()),
+            None => command.args(["--appendonly", "no"]),
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

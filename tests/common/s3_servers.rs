@@ -73,21 +73,10 @@ impl S3Server {
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
         let (access_key, secret_key) = ("AKIACOCOVTEST".to_owned(), "cocov-test-secret".to_owned());
-        let mut command = Command::new(binary);
-        match kind {
-            S3Kind::Moto => {
-                command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-            }
-            S3Kind::S3sFs => {
-                let data = dir.path().join("data");
-                std::fs::create_dir(&data).map_err(|e| format!("data dir: {e}"))?;
-                command
-                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                    .args(["--access-key", &access_key, "--secret-key", &secret_key])
-                    .arg(&data);
-            }
+        if kind == S3Kind::S3sFs {
+            std::fs::create_dir(dir.path().join("data")).map_err(|e| format!("data dir: {e}"))?;
         }
-        let child = command
+        let child = server_command(kind, binary, port, dir.path(), &access_key, &secret_key)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -151,6 +140,37 @@ impl S3Server {
         }
     }
 
+    /// Kills the server (SIGKILL: an outage); its data directory stays for [`S3Server::resume`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the same data, and waits until it answers.
+    pub async fn resume(&mut self) {
+        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let log2 = log.try_clone().unwrap();
+        let binary = find_binary(self.kind);
+        self.child = server_command(
+            self.kind,
+            &binary,
+            port,
+            self.dir.path(),
+            &self.access_key,
+            &self.secret_key,
+        )
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .unwrap();
+        self.wait_ready(port).await.unwrap();
+    }
+
     /// The directory s3s-fs stores buckets in (one subdirectory per bucket).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
@@ -210,6 +230,30 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// The server's command line; s3s-fs keeps its buckets in `dir/data`.
+fn server_command(
+    kind: S3Kind,
+    binary: &Path,
+    port: u16,
+    dir: &Path,
+    access_key: &str,
+    secret_key: &str,
+) -> Command {
+    let mut command = Command::new(binary);
+    match kind {
+        S3Kind::Moto => {
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        }
+        S3Kind::S3sFs => {
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", access_key, "--secret-key", secret_key])
+                .arg(dir.join("data"));
+        }
+    }
+    command
 }
 
 async fn answers_http(port: u16) -> bool {
