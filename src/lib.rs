@@ -11,6 +11,7 @@
 //! - [`config`]: the TOML file and `COCOV_*` overrides, validated, with the value parsers
 //!   other modules read (trusted proxies, git transports, the GitHub App key).
 //! - [`metrics`], [`paging`], [`audit`]: Prometheus registry, page requests, the audit log.
+//! - [`outage`]: whether an error means a dependency is down (waited out) or a bug.
 //! - [`db`], [`kv`], [`storage`], [`queue`]: PostgreSQL, Redis, the blob store (filesystem or
 //!   S3) and the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
 //! - [`auth`], [`secrets`]: tokens, users and request actors; sealed secrets and grants.
@@ -76,6 +77,7 @@ pub mod jobs;
 pub mod kv;
 pub mod manifest;
 pub mod metrics;
+pub mod outage;
 pub mod paging;
 pub mod permissions;
 pub mod plugins;

@@ -93,7 +93,7 @@ impl From<anyhow::Error> for JobError {
 /// HTTP layer answers 503 for, plus PostgreSQL refusing work while it shuts down or starts
 /// (SQLSTATE classes 08 and 57P, and too many connections), which a restart produces.
 fn dependency_unreachable(e: &anyhow::Error) -> bool {
-    if crate::http::unavailable::dependency_down(e).is_some() {
+    if crate::outage::dependency_down(e).is_some() {
         return true;
     }
     e.chain().any(|link| {
