@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cocov::config::{Config, Role, StorageMode};
+use common::daemon_process::DaemonProcess;
 use common::origin::Origin;
 use common::s3_servers::{S3Server, unique_bucket};
 use common::{TestDb, TestRedis, eventually};
@@ -27,143 +25,13 @@ const PLUGIN_SECONDS: u32 = 6;
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(40);
 
 /// One `cocov serve` process with its own config file, roles and work directory.
-struct Host {
-    name: &'static str,
-    child: Child,
-    api: Option<String>,
-    badger: Option<String>,
-    log: PathBuf,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
-    _work: tempfile::TempDir,
-}
+type Host = DaemonProcess;
 
-impl Host {
-    /// Starts `cocov serve` with `shared` plus this host's roles and a work directory of its own,
-    /// and waits for READY=1 (its listeners are bound and its consumer started).
-    fn start(name: &'static str, shared: &Config, roles: &[Role]) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        // Under /tmp and traversable: the sandbox may run as another user.
-        let work = tempfile::Builder::new()
-            .prefix("cocov-two-hosts-work-")
-            .tempdir_in(std::env::temp_dir())
-            .unwrap();
-        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        let mut config = shared.clone();
-        config.server.roles = roles.to_vec();
-        config.worker.work_dir = work.path().to_path_buf();
-        let config_path = dir.path().join("cocov.toml");
-        std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
-
-        let socket_path = dir.path().join("notify.sock");
-        let notify = UnixDatagram::bind(&socket_path).unwrap();
-        notify
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        let log = dir.path().join("cocov.log");
-        let mut child = common::cocov_command()
-            .arg("serve")
-            .env("COCOV_CONFIG", &config_path)
-            .env("NOTIFY_SOCKET", &socket_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let status = wait_ready(&mut child, &notify, &log, name);
-        // "ready: api 127.0.0.1:PORT, badger 127.0.0.1:PORT, roles [...]"
-        let address = |listener: &str| {
-            let value = status
-                .split(&format!("{listener} "))
-                .nth(1)?
-                .split(',')
-                .next()?;
-            (value != "off").then(|| format!("http://{value}"))
-        };
-        Host {
-            name,
-            api: address("api"),
-            badger: address("badger"),
-            child,
-            log,
-            config: config_path,
-            _dir: dir,
-            _work: work,
-        }
-    }
-
-    /// Runs `cocov ARGS` on this host, as its operator would; returns standard output.
-    fn cocov(&self, args: &[&str]) -> String {
-        let out = common::cocov_command()
-            .args(args)
-            .env("COCOV_CONFIG", &self.config)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        assert!(
-            out.status.success(),
-            "cocov {args:?}: {}",
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn api(&self, path: &str) -> String {
-        format!("{}{path}", self.api.as_deref().expect("an api host"))
-    }
-
-    fn badge(&self, path: &str) -> String {
-        format!("{}{path}", self.badger.as_deref().expect("a badger host"))
-    }
-
-    /// SIGKILL: no drain, no hand-back of held jobs, as when a machine dies.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!(
-                "--- host {} log (last lines, newest first) ---\n{}",
-                self.name,
-                tail.join("\n")
-            );
-        }
-    }
-}
-
-/// The STATUS text sent with READY=1.
-fn wait_ready(child: &mut Child, notify: &UnixDatagram, log: &Path, name: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline {
-        if let Ok(n) = notify.recv(&mut buf) {
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if msg.contains("READY=1") {
-                return msg;
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "host {name} exited early with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    }
-    panic!("host {name} sent no READY=1 within 60 s");
+/// Starts a host with `shared` plus its own roles.
+fn start_host(name: &'static str, shared: &Config, roles: &[Role]) -> Host {
+    let mut config = shared.clone();
+    config.server.roles = roles.to_vec();
+    DaemonProcess::start(name, &config)
 }
 
 /// What every host must agree on: the stores, the key file, the plugins and the queue timings.
@@ -365,16 +233,11 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
     std::fs::write(plugins.join("finder.toml"), finder_plugin(&marker)).unwrap();
     let shared = shared_config(&db, &redis, &s3, &key_file, &plugins);
 
-    let a = Host::start("A", &shared, &[Role::Api, Role::Badger]);
-    let mut b = Host::start("B", &shared, &[Role::Worker]);
+    let a = start_host("A", &shared, &[Role::Api, Role::Badger]);
+    let mut b = start_host("B", &shared, &[Role::Worker]);
     assert!(b.api.is_none() && b.badger.is_none());
 
-    let created = a.cocov(&["admin", "create-user", "--login", "fleet-admin", "--admin"]);
-    let admin = created
-        .lines()
-        .find_map(|l| l.split("(shown once): ").nth(1))
-        .unwrap_or_else(|| panic!("no token in {created}"))
-        .to_string();
+    let admin = a.create_admin("fleet-admin");
     let client = Client {
         http: reqwest::Client::new(),
         admin: admin.clone(),
@@ -504,7 +367,7 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
 
     // A new worker host takes the job over once B's heart-beat is overdue, and finishes it.
     let killed_at = Instant::now();
-    let c = Host::start("C", &shared, &[Role::Worker]);
+    let c = start_host("C", &shared, &[Role::Worker]);
     plugin_running_on(&c, &marker).await;
     let commit = client
         .commit_when(&a, &sha2, "host C to finish the second set", checks_final)

@@ -142,6 +142,10 @@ async fn file(
             Ok(Source::TooLarge) => ("too_large", Vec::new()),
             Ok(Source::NotFound) => ("not_found", Vec::new()),
             Err(TreeError::Missing) => ("not_downloaded", Vec::new()),
+            // The store being down passes: 503 and a retry show the source, "errored" would not.
+            Err(e) if matches!(&e, TreeError::Storage(s) if s.is_unavailable()) => {
+                return Err(ApiError::internal("reading a coverage source", e));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, file = %path, "coverage source unreadable");
                 ("errored", Vec::new())

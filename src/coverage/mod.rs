@@ -15,6 +15,7 @@ pub mod budget;
 pub mod detect;
 pub mod formats;
 pub mod gate;
+pub mod intake;
 pub mod lines;
 pub mod merge;
 pub mod paths;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod submit;
 pub mod tree;
 pub mod upload;
+pub mod wire_report;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -131,6 +133,8 @@ pub struct Limits {
     /// Cobertura `<source>` roots: each is tried as a prefix of every relative path, so they
     /// multiply the cost of mapping paths.
     pub max_sources: usize,
+    /// Where the memory kept for parsed files is charged (the process-wide upload budget).
+    pub meter: intake::Meter,
 }
 
 impl Default for Limits {
@@ -142,6 +146,7 @@ impl Default for Limits {
             max_total_lines: 20_000_000,
             max_token_bytes: 1 << 20,
             max_sources: 64,
+            meter: intake::Meter::default(),
         }
     }
 }

@@ -19,6 +19,9 @@ pub enum TreeError {
     Missing,
     #[error("reading the commit's archive: {0}")]
     Read(String),
+    /// The blob store failed (kept typed: an unavailable store is a 503, not a 500).
+    #[error("reading the commit's archive: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 /// The parts of a commit's tree that coverage uses.
@@ -51,7 +54,7 @@ async fn download(
     match app.storage.get_to_file(&key, &dir.path().join("a")).await {
         Ok(_) => Ok(dir),
         Err(e) if e.is_not_found() => Err(TreeError::Missing),
-        Err(e) => Err(TreeError::Read(e.to_string())),
+        Err(e) => Err(TreeError::Storage(e)),
     }
 }
 

@@ -12,6 +12,7 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 pub enum Dependency {
     Postgresql,
     Redis,
+    BlobStore,
     /// A network peer that could not be named more precisely (the blob store, mostly).
     Other,
 }
@@ -21,6 +22,7 @@ impl Dependency {
         match self {
             Dependency::Postgresql => "unavailable.postgresql",
             Dependency::Redis => "unavailable.redis",
+            Dependency::BlobStore => "unavailable.blob_store",
             Dependency::Other => "unavailable",
         }
     }
@@ -29,6 +31,7 @@ impl Dependency {
         match self {
             Dependency::Postgresql => "The database",
             Dependency::Redis => "Redis",
+            Dependency::BlobStore => "The blob store",
             Dependency::Other => "A service this server depends on",
         }
     }
@@ -53,6 +56,9 @@ pub fn dependency_down(error: &anyhow::Error) -> Option<Dependency> {
                 || e.is_connection_dropped()
                 || e.is_timeout())
             .then_some(Dependency::Redis);
+        }
+        if let Some(e) = link.downcast_ref::<crate::storage::StorageError>() {
+            return e.is_unavailable().then_some(Dependency::BlobStore);
         }
         let e = link.downcast_ref::<std::io::Error>()?;
         matches!(
@@ -93,6 +99,20 @@ mod tests {
         );
         let reset = std::io::Error::new(ErrorKind::ConnectionReset, "reset");
         assert_eq!(down(reset), Some(Dependency::Other));
+        let store = crate::storage::StorageError::Unavailable {
+            context: "get 1/a".into(),
+            message: "connection refused".into(),
+        };
+        let tree = crate::coverage::tree::TreeError::Storage(store);
+        assert_eq!(
+            down(crate::coverage::SubmitError::Tree(tree)),
+            Some(Dependency::BlobStore)
+        );
+        let refused = crate::storage::StorageError::S3 {
+            context: "get 1/a".into(),
+            message: "AccessDenied".into(),
+        };
+        assert_eq!(down(refused), None);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum StorageError {
     },
     #[error("{context}: {message}")]
     S3 { context: String, message: String },
+    /// The store could not be reached or said it cannot serve now (connection refused or
+    /// reset, a 5xx answer): it passes by itself, so callers retry instead of failing for good.
+    #[error("{context}: the blob store is unavailable: {message}")]
+    Unavailable { context: String, message: String },
     #[error("{context}: timed out")]
     Timeout { context: String },
 }
@@ -44,6 +48,25 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
+    }
+
+    /// Whether the store is down rather than the request or the data wrong: an outage, a time
+    /// out, or a connection-level I/O failure.
+    pub fn is_unavailable(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            StorageError::Unavailable { .. } | StorageError::Timeout { .. } => true,
+            StorageError::Io { source, .. } => matches!(
+                source.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotConnected
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::TimedOut
+            ),
+            _ => false,
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StorageError {
