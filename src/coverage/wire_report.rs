@@ -172,6 +172,33 @@ impl<'de> Visitor<'de> for ReportSeed<'_, '_> {
 
 struct DataSeed<'c, 'a>(&'c Context<'a>);
 
+impl DataSeed<'_, '_> {
+    fn not_an_object<E: serde::de::Error>(self) -> Result<WireData, E> {
+        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
+    }
+}
+
+/// The visitor methods for JSON's numbers and booleans, all answered by `self.$answer()`.
+macro_rules! scalars {
+    ($answer:ident) => {
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            self.$answer()
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            self.$answer()
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            self.$answer()
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            self.$answer()
+        }
+    };
+}
+
 impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
     type Value = WireData;
 
@@ -195,28 +222,14 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
         Ok(WireData::Missing)
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<WireData, E> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<WireData, E> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<WireData, E> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<WireData, E> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
-    }
+    scalars!(not_an_object);
 
     fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<WireData, E> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
+        self.not_an_object()
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<WireData, A::Error> {
-        Err(self.0.stop(Stop::Data(WireDataError::NotAnObject)))
+        self.not_an_object()
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireData, A::Error> {
@@ -291,22 +304,14 @@ impl<'de> Visitor<'de> for LineDataVisitor {
     }
 
     fn visit_unit<E: serde::de::Error>(self) -> Result<LineData, E> {
-        Ok(LineData(None))
+        self.none()
     }
 
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<LineData, E> {
-        Ok(LineData(None))
-    }
+    scalars!(none);
+}
 
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<LineData, E> {
-        Ok(LineData(None))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<LineData, E> {
-        Ok(LineData(None))
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<LineData, E> {
+impl LineDataVisitor {
+    fn none<E>(self) -> Result<LineData, E> {
         Ok(LineData(None))
     }
 }

@@ -50,23 +50,15 @@ impl StorageError {
         matches!(self, StorageError::NotFound { .. })
     }
 
-    /// Whether the store is down rather than the request or the data wrong: an outage, a time
-    /// out, or a connection-level I/O failure.
+    /// Whether the store is down rather than the request or the data wrong: it could not be
+    /// reached, answered that it cannot serve now, or did not answer in time. (Connection-level
+    /// I/O errors of the S3 client are classified into [`StorageError::Unavailable`] where they
+    /// occur; local filesystem errors are not outages.)
     pub fn is_unavailable(&self) -> bool {
-        use std::io::ErrorKind;
-        match self {
-            StorageError::Unavailable { .. } | StorageError::Timeout { .. } => true,
-            StorageError::Io { source, .. } => matches!(
-                source.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::NotConnected
-                    | ErrorKind::BrokenPipe
-                    | ErrorKind::TimedOut
-            ),
-            _ => false,
-        }
+        matches!(
+            self,
+            StorageError::Unavailable { .. } | StorageError::Timeout { .. }
+        )
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StorageError {

@@ -216,11 +216,11 @@ impl S3Store {
                 });
             }
             Ok(Err(e)) => {
-                return Err(failed(context.into(), &e));
+                return Err(failed(context, &e));
             }
             Err(_) => return Err(self.timed_out(context.into())),
         };
-        let content = response.content().map_err(|e| failed(context.into(), &e))?;
+        let content = response.content().map_err(|e| failed(context, &e))?;
         let (stream, size) = content
             .to_stream()
             .await
