@@ -27,7 +27,7 @@ use crate::auth::AuthError;
 use crate::auth::tokens::{self, TokenKind};
 use crate::coverage::budget::{self, OverBudget};
 use crate::coverage::intake::{Meter, Refused, Ticket};
-use crate::coverage::wire_report::{self, WireData, WireReadError, WireReport};
+use crate::coverage::wire_report::{self, WireData, WireDataError, WireReadError, WireReport};
 use crate::coverage::{self, Compression, Format, Mode, RawError, SubmitError, Upload};
 use crate::http::body::Deferred;
 use crate::http::{ApiError, body, input, tag};
@@ -230,6 +230,9 @@ fn wire_error(e: WireReadError) -> ApiError {
         WireReadError::Stopped(stopped) => raw_error(stopped),
         WireReadError::Decompress(_) => ApiError::bad_request("report.invalid_body", e.to_string()),
         WireReadError::Json(_) => ApiError::bad_request("request.invalid_json", e.to_string()),
+        WireReadError::Data(WireDataError::NulInPath(path)) => {
+            input::refused(format!("`data.{path}`"))
+        }
         WireReadError::Data(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "report.invalid_data",
@@ -260,18 +263,12 @@ fn wire_upload_of(report: WireReport) -> Result<(String, Upload), ApiError> {
 }
 
 /// The body is read as a stream, so the NUL check every other JSON body gets (in
-/// [`crate::http::input`]) is made here, on what is kept.
+/// [`crate::http::input`]) is made on what is kept: here, and on the paths as they are read.
 fn refuse_nul(report: &WireReport) -> Result<(), ApiError> {
-    let quoted = |name: &str| format!("`{}`", name.replace('\0', "\\u0000"));
     for (name, value) in [("commit_sha", &report.commit_sha), ("mode", &report.mode)] {
         if value.as_deref().is_some_and(|v| v.contains('\0')) {
-            return Err(input::refused(quoted(name)));
+            return Err(input::refused(format!("`{name}`")));
         }
-    }
-    if let WireData::Files(files) = &report.data
-        && let Some(path) = files.keys().find(|p| p.contains('\0'))
-    {
-        return Err(input::refused(quoted(&format!("data.{path}"))));
     }
     Ok(())
 }

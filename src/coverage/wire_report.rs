@@ -32,6 +32,9 @@ pub enum WireDataError {
     },
     #[error("file path `{0}` is empty or longer than the limit")]
     BadPath(String),
+    /// PostgreSQL cannot store the NUL character (the path is given with it escaped).
+    #[error("file path `{0}` contains a NUL character, which cannot be stored")]
+    NulInPath(String),
     #[error("the upload has more than {0} files")]
     TooManyFiles(usize),
     #[error("the upload has more than {0} source lines in all")]
@@ -241,6 +244,10 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
             cx.budget
                 .check()
                 .map_err(|over| cx.stop::<A::Error>(Stop::OverBudget(over)))?;
+            if path.contains('\0') {
+                let path = path.replace('\0', "\\u0000");
+                return Err(cx.stop(Stop::Data(WireDataError::NulInPath(path))));
+            }
             if path.trim().is_empty() || path.len() > limits.max_path_len {
                 return Err(cx.stop(Stop::Data(WireDataError::BadPath(path))));
             }
