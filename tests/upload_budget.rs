@@ -113,9 +113,20 @@ async fn sixteen_compressed_bombs_stay_within_the_budget_and_none_is_lost() {
             (url, body.clone())
         } else {
             let wire = wire_bomb(&sha, 16 * MIB as usize);
-            (daemon.api("/v1/reports"), if zstd_encoded { zstd(&wire) } else { gzip(&wire) })
+            (
+                daemon.api("/v1/reports"),
+                if zstd_encoded {
+                    zstd(&wire)
+                } else {
+                    gzip(&wire)
+                },
+            )
         };
-        assert!(body.len() < MIB as usize, "a bomb, not a big body: {}", body.len());
+        assert!(
+            body.len() < MIB as usize,
+            "a bomb, not a big body: {}",
+            body.len()
+        );
         requests.push((sha, url, encoding, body));
     }
     let baseline_kib = daemon.memory_kib("VmHWM");

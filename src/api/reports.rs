@@ -104,10 +104,16 @@ fn over_budget(e: OverBudget) -> ApiError {
 fn refused(e: Refused) -> ApiError {
     match e {
         // The server is full, not the client wrong: 503, which carries `Retry-After`.
-        Refused::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "report.busy", e.to_string()),
-        Refused::TooLarge { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "report.too_large", e.to_string())
-        }
+        Refused::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "report.busy",
+            e.to_string(),
+        ),
+        Refused::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report.too_large",
+            e.to_string(),
+        ),
     }
 }
 

@@ -222,7 +222,10 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         ));
     }
     if c.coverage.max_concurrent_uploads == 0 {
-        return Err(("coverage.max_concurrent_uploads", "must be at least 1".into()));
+        return Err((
+            "coverage.max_concurrent_uploads",
+            "must be at least 1".into(),
+        ));
     }
     let least = crate::coverage::intake::MIN_BYTES_IN_FLIGHT;
     if c.coverage.max_upload_bytes_in_flight < least {

@@ -120,7 +120,9 @@ impl Ticket {
 
     /// Takes a decompression/parsing slot and charges its working set.
     pub async fn take_slot(&self) -> Result<(), Refused> {
-        let permit = self.before_deadline(self.slots.clone().acquire_owned()).await?;
+        let permit = self
+            .before_deadline(self.slots.clone().acquire_owned())
+            .await?;
         self.lock().slot = Some(permit);
         self.charge(SLOT_WORKING_SET).await
     }
@@ -225,7 +227,11 @@ impl Meter {
 
 impl std::fmt::Debug for Meter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Meter(ticket)" } else { "Meter(none)" })
+        f.write_str(if self.0.is_some() {
+            "Meter(ticket)"
+        } else {
+            "Meter(none)"
+        })
     }
 }
 

@@ -339,7 +339,15 @@ mod tests {
             (gz, Compression::Gzip),
             (zst, Compression::Zstd),
         ] {
-            let report = parse_raw(&body[..], c, None, 1 << 20, &Budget::unlimited(), &Meter::default()).unwrap();
+            let report = parse_raw(
+                &body[..],
+                c,
+                None,
+                1 << 20,
+                &Budget::unlimited(),
+                &Meter::default(),
+            )
+            .unwrap();
             assert_eq!(report.totals().lines_total, 2, "{c:?}");
         }
     }

@@ -260,7 +260,9 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
             };
             let file = match FileCoverage::decode_wire_within(&encoded, limits.max_line_number) {
                 Ok(file) => file,
-                Err(error) => return Err(cx.stop(Stop::Data(WireDataError::Invalid { path, error }))),
+                Err(error) => {
+                    return Err(cx.stop(Stop::Data(WireDataError::Invalid { path, error })));
+                }
             };
             total_lines += u64::from(file.len());
             if total_lines > limits.max_total_lines {
@@ -355,7 +357,9 @@ mod tests {
         assert_eq!(report.mode.as_deref(), Some("replace"));
         assert_eq!(files(report)["src/a.rb"].totals().lines_total, 3);
         assert!(matches!(
-            read_plain(r#"{"commit_sha":"ab","data":null}"#).unwrap().data,
+            read_plain(r#"{"commit_sha":"ab","data":null}"#)
+                .unwrap()
+                .data,
             WireData::Missing
         ));
     }
@@ -389,7 +393,8 @@ mod tests {
         for _ in 0..8 {
             gz.write_all(&spaces).unwrap();
         }
-        gz.write_all(br#"","data":{"a.rb":"MTAeMjAAGxU="}}"#).unwrap();
+        gz.write_all(br#"","data":{"a.rb":"MTAeMjAAGxU="}}"#)
+            .unwrap();
         let gz = gz.finish().unwrap();
         let err = read(
             &gz[..],
@@ -403,8 +408,11 @@ mod tests {
             matches!(err, WireReadError::Stopped(RawError::TooLarge { limit }) if limit == 1 << 20),
             "{err:?}"
         );
-        let zst = zstd::encode_all(&br#"{"commit_sha":"ab","data":{"a.rb":"MTAeMjAAGxU="}}"#[..], 3)
-            .unwrap();
+        let zst = zstd::encode_all(
+            &br#"{"commit_sha":"ab","data":{"a.rb":"MTAeMjAAGxU="}}"#[..],
+            3,
+        )
+        .unwrap();
         let report = read(
             &zst[..],
             Compression::Zstd,
