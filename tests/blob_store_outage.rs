@@ -3,7 +3,7 @@
 //! text into a 500), and the same request succeeds once the store is back. The store is a real
 //! S3 server (s3s-fs) stopped and restarted on the same port over the same data.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -11,6 +11,7 @@ mod common;
 mod api_fuzz;
 mod backup;
 mod badges;
+mod blob_store_outage;
 mod checks;
 mod cli;
 mod coverage_hostile;
@@ -34,6 +35,7 @@ mod security_sandbox;
 mod security_tree;
 mod storage;
 mod two_hosts;
+mod upload_budget;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

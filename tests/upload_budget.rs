@@ -6,7 +6,7 @@
 //! inflated each body whole and parsed it into a JSON tree, and nothing capped uploads together:
 //! sixteen of these took the daemon to gigabytes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::Write;

@@ -3,8 +3,6 @@
 //! on drop, its log's tail printed when the test fails. For tests that need what only a separate
 //! process shows: SIGKILL, several hosts, the process's own memory.
 
-#![allow(dead_code)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
