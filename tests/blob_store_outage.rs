@@ -5,11 +5,9 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use cocov::config::StorageMode;
 use common::TestApp;
-use common::origin::{Origin, register};
+use common::origin::{Origin, announce, register};
 use common::s3_servers::{S3Server, unique_bucket};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -68,31 +66,13 @@ async fn uploads_and_source_views_answer_503_while_the_store_is_down_and_succeed
     })
     .await;
     let origin = Origin::new();
-    let (_, token) = register(&t, "outage", &origin.url()).await;
+    let (repository_id, token) = register(&t, "outage", &origin.url()).await;
     let sha = origin.commit(&[("src/a.c", "int a;\nint b;\n")], "one");
-    let resp = t
-        .client
-        .post(t.url("/v1/repositories/outage/commits"))
-        .header("authorization", format!("token {token}"))
-        .json(&json!({"sha": sha, "branch": "main"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let db = t.app().db.clone();
-    common::eventually("the commit to be ingested", Duration::from_secs(60), || {
-        let (db, sha) = (db.clone(), sha.clone());
-        async move {
-            let s: Option<String> =
-                sqlx::query_scalar("SELECT ingest_status FROM commits WHERE sha = $1::citext")
-                    .bind(&sha)
-                    .fetch_optional(&db)
-                    .await
-                    .unwrap();
-            s.filter(|s| s == "completed")
-        }
-    })
-    .await;
+    let auth = format!("token {token}");
+    let (status, body) = announce(&t, "outage", &auth, json!({"sha": sha, "branch": "main"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (state, error) = t.ingestion_outcome(repository_id, &sha).await;
+    assert_eq!(state, "completed", "{error:?}");
 
     // With the store up: the upload is applied (its archive read from S3), the source shown.
     let (status, _, body) = upload(&t, &token, &sha).await;
