@@ -6,12 +6,12 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
-use crate::coverage::intake::UploadBudget;
 use crate::github::GitHub;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::storage::{self, BlobStore};
+use crate::upload_budget::UploadBudget;
 
 /// The queue every background job goes through.
 pub const MAIN_QUEUE: &str = "default";

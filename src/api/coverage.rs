@@ -12,8 +12,9 @@ use warp::reply::Response;
 use super::access::{page, respond, visible_repository};
 use super::{any_actor, with_app};
 use crate::app::App;
+use crate::archive::ArchiveError;
 use crate::auth::Actor;
-use crate::coverage::read::{self, CommitView};
+use crate::coverage::read::{self, CoverageCommit};
 use crate::coverage::tree::{self, Source, TreeError};
 use crate::http::{ApiError, tag};
 use crate::repositories::Repository;
@@ -78,7 +79,7 @@ async fn visible_commit(
     actor: &Actor,
     name: &str,
     sha: &str,
-) -> Result<(Repository, CommitView), ApiError> {
+) -> Result<(Repository, CoverageCommit), ApiError> {
     let repository = visible_repository(app, actor, name).await?;
     let commit = read::find_commit(&app.db, repository.id, sha)
         .await
@@ -136,21 +137,29 @@ async fn file(
         None => ("./".to_string(), path.clone()),
     };
     // One unreadable source does not fail the view: its status says why it is missing.
-    let (source_status, source) =
-        match tree::read_source(app, repository.id, &commit.sha, &path, MAX_SOURCE_BYTES).await {
-            Ok(Source::Text(text)) => ("ok", source_lines(&text)),
-            Ok(Source::TooLarge) => ("too_large", Vec::new()),
-            Ok(Source::NotFound) => ("not_found", Vec::new()),
-            Err(TreeError::Missing) => ("not_downloaded", Vec::new()),
-            // The store being down passes: 503 and a retry show the source, "errored" would not.
-            Err(e) if matches!(&e, TreeError::Storage(s) if s.is_unavailable()) => {
-                return Err(ApiError::internal("reading a coverage source", e));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, file = %path, "coverage source unreadable");
-                ("errored", Vec::new())
-            }
-        };
+    let (source_status, source) = match tree::read_source(
+        app,
+        repository.id,
+        &commit.sha,
+        &path,
+        MAX_SOURCE_BYTES,
+    )
+    .await
+    {
+        Ok(Source::Text(text)) => ("ok", source_lines(&text)),
+        Ok(Source::TooLarge) => ("too_large", Vec::new()),
+        Ok(Source::NotFound) => ("not_found", Vec::new()),
+        Err(TreeError::Missing) => ("not_downloaded", Vec::new()),
+        // The store being down passes: 503 and a retry show the source, "errored" would not.
+        Err(e) if matches!(&e, TreeError::Archive(ArchiveError::Storage(s)) if s.is_unavailable()) =>
+        {
+            return Err(ApiError::internal("reading a coverage source", e));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, file = %path, "coverage source unreadable");
+            ("errored", Vec::new())
+        }
+    };
     Ok(json!({
         "file": {
             "id": detail.row.id,

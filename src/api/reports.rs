@@ -8,7 +8,7 @@
 //!
 //! Both validate in the request: an upload that matches no file of its commit is a 422 naming
 //! the unmatched paths, and nothing is stored. Both draw on the process-wide upload budget
-//! ([`crate::coverage::intake`]): the body is charged before it is read, decompression and
+//! ([`crate::upload_budget`]): the body is charged before it is read, decompression and
 //! parsing wait for a slot, and an upload that finds no room in time is a 503 with
 //! `Retry-After`. Bodies are decompressed and parsed as a stream, never inflated whole.
 
@@ -26,12 +26,12 @@ use crate::app::App;
 use crate::auth::AuthError;
 use crate::auth::tokens::{self, TokenKind};
 use crate::coverage::budget::{self, OverBudget};
-use crate::coverage::intake::{Meter, Refused, Ticket};
 use crate::coverage::wire_report::{self, WireData, WireDataError, WireReadError, WireReport};
 use crate::coverage::{self, Compression, Format, Mode, RawError, SubmitError, Upload};
 use crate::http::body::Deferred;
 use crate::http::{ApiError, body, input, tag};
 use crate::repositories::{self, Repository};
+use crate::upload_budget::{Meter, Refused, Ticket};
 
 pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let limit = app.config.server.request_body_limit_bytes;
@@ -167,9 +167,10 @@ fn submit_error(e: SubmitError) -> Response {
             e.to_string(),
         )
         .into_response(),
-        SubmitError::Tree(_) | SubmitError::Db(_) => {
-            ApiError::internal("storing coverage", e).into_response()
-        }
+        SubmitError::Tree(_)
+        | SubmitError::Db(_)
+        | SubmitError::Status(_)
+        | SubmitError::Unsettled => ApiError::internal("storing coverage", e).into_response(),
     }
 }
 

@@ -398,6 +398,10 @@ impl Default for StatusesConfig {
     }
 }
 
+/// The least `coverage.max_upload_bytes_in_flight` accepted: one upload's working set (32 MiB,
+/// see `upload_budget::SLOT_WORKING_SET`) plus room for a small report.
+pub const MIN_UPLOAD_BYTES_IN_FLIGHT: u64 = 64 * 1024 * 1024;
+
 /// Coverage uploads: how much report a raw upload may expand to, and how long an upload for a
 /// commit not yet known is held.
 #[derive(Debug, Clone, Serialize, Deserialize)]

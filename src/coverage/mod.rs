@@ -15,7 +15,6 @@ pub mod budget;
 pub mod detect;
 pub mod formats;
 pub mod gate;
-pub mod intake;
 pub mod lines;
 pub mod merge;
 pub mod paths;
@@ -134,7 +133,7 @@ pub struct Limits {
     /// multiply the cost of mapping paths.
     pub max_sources: usize,
     /// Where the memory kept for parsed files is charged (the process-wide upload budget).
-    pub meter: intake::Meter,
+    pub meter: crate::upload_budget::Meter,
 }
 
 impl Default for Limits {
@@ -146,7 +145,7 @@ impl Default for Limits {
             max_total_lines: 20_000_000,
             max_token_bytes: 1 << 20,
             max_sources: 64,
-            meter: intake::Meter::default(),
+            meter: crate::upload_budget::Meter::default(),
         }
     }
 }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::budget::{Budget, OverBudget};
-use super::intake::{Meter, Refused, ZSTD_WINDOW_LOG_MAX};
 use super::merge::CommitCoverage;
 use super::paths::{self, GoModule, Mapping};
 use super::{FileCoverage, Format, Limits, ParseError, Report, Totals};
+use crate::upload_budget::{Meter, Refused, ZSTD_WINDOW_LOG_MAX};
 
 /// How an upload combines with the coverage a commit already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -173,6 +173,21 @@ impl Compression {
             _ => None,
         }
     }
+
+    /// The one decompressor of uploads: `body` read through this compression. Callers cap what
+    /// they read from it (a small body can expand without bound). A zstd frame asking for a
+    /// window above [`ZSTD_WINDOW_LOG_MAX`] fails to read instead of being given the memory.
+    pub fn reader<'a, R: Read + 'a>(self, body: R) -> std::io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(body),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::new(body)?;
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Box::new(decoder)
+            }
+        })
+    }
 }
 
 /// Why a raw report could not be read.
@@ -184,7 +199,7 @@ pub enum RawError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     OverBudget(#[from] OverBudget),
-    /// The process-wide upload budget had no room (see [`super::intake`]).
+    /// The process-wide upload budget had no room (see [`crate::upload_budget`]).
     #[error(transparent)]
     Refused(#[from] Refused),
 }
@@ -255,8 +270,7 @@ impl<R: Read> Read for Capped<'_, R> {
 
 /// The body decompressed as it is read, at most `max_bytes` of it, within `budget`; with
 /// `keeps`, every inflated byte is charged to that meter (for readers that may keep what they
-/// read). A zstd frame asking for a window above [`ZSTD_WINDOW_LOG_MAX`] fails to read instead
-/// of being given the memory.
+/// read).
 pub(crate) fn inflate<'b, R: Read + 'b>(
     body: R,
     compression: Compression,
@@ -264,15 +278,7 @@ pub(crate) fn inflate<'b, R: Read + 'b>(
     budget: &'b Budget,
     keeps: Option<&'b Meter>,
 ) -> std::io::Result<Capped<'b, Box<dyn Read + 'b>>> {
-    let inner: Box<dyn Read + 'b> = match compression {
-        Compression::None => Box::new(body),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::new(body)?;
-            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-            Box::new(decoder)
-        }
-    };
+    let inner = compression.reader(body)?;
     Ok(Capped {
         inner,
         limit: max_bytes,

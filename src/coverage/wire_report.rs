@@ -14,9 +14,9 @@ use std::io::{BufReader, Read};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::budget::{Budget, OverBudget};
-use super::intake::{Meter, Refused};
 use super::upload::{Compression, RawError, inflate};
 use super::{FileCoverage, Limits};
+use crate::upload_budget::{Meter, Refused};
 
 /// Why the line-encoded data was refused.
 #[derive(Debug, thiserror::Error)]

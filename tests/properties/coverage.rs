@@ -6,13 +6,13 @@ use std::io::Write;
 
 use cocov::coverage::budget::Budget;
 use cocov::coverage::formats;
-use cocov::coverage::intake::Meter;
 use cocov::coverage::upload::parse_raw;
 use cocov::coverage::wire_report::{self, WireData, WireReport};
 use cocov::coverage::{
     Compression, FileCoverage, Format, Limits, Line, Mode, RawError, Report, SNIFF_BYTES, Upload,
     parse_with_limits,
 };
+use cocov::upload_budget::Meter;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};

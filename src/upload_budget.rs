@@ -24,8 +24,8 @@ pub const SLOT_WORKING_SET: u64 = 32 * 1024 * 1024;
 /// with `--long` or `--ultra` windows are refused instead of making the daemon allocate them.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
 
-/// The least `coverage.max_upload_bytes_in_flight` accepted: one slot plus a small report.
-pub const MIN_BYTES_IN_FLIGHT: u64 = 2 * SLOT_WORKING_SET;
+/// The least `coverage.max_upload_bytes_in_flight` accepted (config validates it).
+pub use crate::config::MIN_UPLOAD_BYTES_IN_FLIGHT as MIN_BYTES_IN_FLIGHT;
 
 /// Bytes charged per line of parsed coverage: the report's 4-byte slot, the copy remapped onto
 /// the commit's paths, and the encodings made to store it.
