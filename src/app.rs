@@ -11,6 +11,7 @@ use crate::kv::Kv;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::storage::{self, BlobStore};
+use crate::upload_budget::UploadBudget;
 
 /// The queue every background job goes through.
 pub const MAIN_QUEUE: &str = "default";
@@ -25,6 +26,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The GitHub App client; None in standalone mode.
     pub github: Option<GitHub>,
+    /// What coverage uploads share: decompression slots and bytes in flight.
+    pub uploads: Arc<UploadBudget>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,7 @@ impl App {
         let queue = Queue::new(kv.clone(), MAIN_QUEUE, config.queue.clone());
         let metrics = Arc::new(Metrics::new());
         let github = GitHub::from_config(&config.github, kv.clone(), metrics.clone())?;
+        let uploads = Arc::new(UploadBudget::new(&config.coverage));
         Ok(App {
             config: Arc::new(config),
             db,
@@ -57,6 +61,7 @@ impl App {
             queue,
             metrics,
             github,
+            uploads,
         })
     }
 }

@@ -11,9 +11,11 @@
 //! - [`config`]: the TOML file and `COCOV_*` overrides, validated, with the value parsers
 //!   other modules read (trusted proxies, git transports, the GitHub App key).
 //! - [`metrics`], [`paging`], [`audit`]: Prometheus registry, page requests, the audit log.
-//! - [`outage`]: whether an error means a dependency is down (waited out) or a bug.
+//! - [`upload_budget`]: what coverage uploads share process-wide (decompression slots, bytes in
+//!   flight).
 //! - [`db`], [`kv`], [`storage`], [`queue`]: PostgreSQL, Redis, the blob store (filesystem or
 //!   S3) and the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
+//! - [`outage`]: whether an error means a dependency is down (waited out) or a bug.
 //! - [`auth`], [`secrets`]: tokens, users and request actors; sealed secrets and grants.
 //!
 //! Sources (reading what a commit holds):
@@ -90,4 +92,5 @@ pub mod secrets;
 pub mod stats;
 pub mod statuses;
 pub mod storage;
+pub mod upload_budget;
 pub mod webhooks;

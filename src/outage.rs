@@ -10,6 +10,7 @@ use std::io::ErrorKind;
 pub enum Dependency {
     Postgresql,
     Redis,
+    BlobStore,
     /// A network peer that could not be named more precisely (the blob store, mostly).
     Other,
 }
@@ -19,6 +20,7 @@ impl Dependency {
         match self {
             Dependency::Postgresql => "unavailable.postgresql",
             Dependency::Redis => "unavailable.redis",
+            Dependency::BlobStore => "unavailable.blob_store",
             Dependency::Other => "unavailable",
         }
     }
@@ -27,6 +29,7 @@ impl Dependency {
         match self {
             Dependency::Postgresql => "The database",
             Dependency::Redis => "Redis",
+            Dependency::BlobStore => "The blob store",
             Dependency::Other => "A service this server depends on",
         }
     }
@@ -51,6 +54,9 @@ pub fn dependency_down(error: &anyhow::Error) -> Option<Dependency> {
                 || e.is_connection_dropped()
                 || e.is_timeout())
             .then_some(Dependency::Redis);
+        }
+        if let Some(e) = link.downcast_ref::<crate::storage::StorageError>() {
+            return e.is_unavailable().then_some(Dependency::BlobStore);
         }
         let e = link.downcast_ref::<std::io::Error>()?;
         matches!(
@@ -83,6 +89,8 @@ mod tests {
         Db(#[from] sqlx::Error),
         #[error("could not queue: {0}")]
         Queue(#[from] redis::RedisError),
+        #[error("reading an archive: {0}")]
+        Store(#[source] crate::storage::StorageError),
     }
 
     #[test]
@@ -98,6 +106,16 @@ mod tests {
         );
         let reset = std::io::Error::new(ErrorKind::ConnectionReset, "reset");
         assert_eq!(down(reset), Some(Dependency::Other));
+        let store = crate::storage::StorageError::Unavailable {
+            context: "get 1/a".into(),
+            message: "connection refused".into(),
+        };
+        assert_eq!(down(DomainError::Store(store)), Some(Dependency::BlobStore));
+        let refused = crate::storage::StorageError::S3 {
+            context: "get 1/a".into(),
+            message: "AccessDenied".into(),
+        };
+        assert_eq!(down(refused), None);
     }
 
     #[test]

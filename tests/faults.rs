@@ -19,9 +19,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cocov::config::{Config, DatabaseConfig, Role, StorageMode};
+use common::daemon_process::DaemonProcess;
 use common::fake_github::{FakeGithub, FakeRepo, ORG, role};
 use common::git_server::{GitServer, WorkTree};
-use common::host::Host;
 use common::private_postgres::PrivatePostgres;
 use common::private_redis::PrivateRedis;
 use common::s3_servers::{S3Server, unique_bucket};
@@ -70,9 +70,9 @@ struct Rig {
     worktree: WorkTree,
     config: Config,
     db: PgPool,
-    host: Option<Host>,
+    host: Option<DaemonProcess>,
     /// Hosts killed earlier: kept so a failing test prints their logs too.
-    killed: Vec<Host>,
+    killed: Vec<DaemonProcess>,
     http: reqwest::Client,
     upload_token: String,
     plugin_marker: String,
@@ -187,16 +187,14 @@ impl Rig {
         rig
     }
 
-    fn host(&self) -> &Host {
+    fn host(&self) -> &DaemonProcess {
         self.host.as_ref().expect("the daemon is running")
     }
 
     fn start_daemon(&mut self) {
-        self.host = Some(Host::start(
-            "faults",
-            &self.config,
-            &[Role::Api, Role::Worker, Role::Badger],
-        ));
+        let mut config = self.config.clone();
+        config.server.roles = vec![Role::Api, Role::Worker, Role::Badger];
+        self.host = Some(DaemonProcess::start("faults", &config));
     }
 
     /// SIGKILL, as when the machine dies, then a fresh start (a new process, as systemd's
@@ -720,7 +718,7 @@ async fn s3_store_stopped_for_a_while() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
-    s3.resume().await;
+    s3.restart().await;
     let cleared = Instant::now();
     rig.assert_all_final("S3 store stopped for a while", cleared)
         .await;

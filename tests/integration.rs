@@ -12,6 +12,7 @@ mod api_fuzz;
 mod architecture;
 mod backup;
 mod badges;
+mod blob_store_outage;
 mod checks;
 mod cli;
 mod coverage_hostile;
@@ -37,6 +38,7 @@ mod security_sandbox;
 mod security_tree;
 mod storage;
 mod two_hosts;
+mod upload_budget;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cocov::config::{Config, Role, StorageMode};
-use common::host::Host;
+use common::daemon_process::DaemonProcess;
 use common::origin::Origin;
 use common::s3_servers::{S3Server, unique_bucket};
 use common::{TestDb, TestRedis, eventually};
@@ -23,6 +23,16 @@ use serde_json::{Value, json};
 const PLUGIN_SECONDS: u32 = 6;
 /// How long a host may take to get from SIGKILL of its peer to a finished set.
 const TAKEOVER_DEADLINE: Duration = Duration::from_secs(40);
+
+/// One `cocov serve` process with its own config file, roles and work directory.
+type Host = DaemonProcess;
+
+/// Starts a host with `shared` plus its own roles.
+fn start_host(name: &'static str, shared: &Config, roles: &[Role]) -> Host {
+    let mut config = shared.clone();
+    config.server.roles = roles.to_vec();
+    DaemonProcess::start(name, &config)
+}
 
 /// What every host must agree on: the stores, the key file, the plugins and the queue timings.
 fn shared_config(
@@ -223,16 +233,11 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
     std::fs::write(plugins.join("finder.toml"), finder_plugin(&marker)).unwrap();
     let shared = shared_config(&db, &redis, &s3, &key_file, &plugins);
 
-    let a = Host::start("A", &shared, &[Role::Api, Role::Badger]);
-    let mut b = Host::start("B", &shared, &[Role::Worker]);
+    let a = start_host("A", &shared, &[Role::Api, Role::Badger]);
+    let mut b = start_host("B", &shared, &[Role::Worker]);
     assert!(b.api.is_none() && b.badger.is_none());
 
-    let created = a.cocov(&["admin", "create-user", "--login", "fleet-admin", "--admin"]);
-    let admin = created
-        .lines()
-        .find_map(|l| l.split("(shown once): ").nth(1))
-        .unwrap_or_else(|| panic!("no token in {created}"))
-        .to_string();
+    let admin = a.create_admin("fleet-admin");
     let client = Client {
         http: reqwest::Client::new(),
         admin: admin.clone(),
@@ -362,7 +367,7 @@ async fn an_api_host_and_worker_hosts_share_the_stores_and_a_killed_worker_is_re
 
     // A new worker host takes the job over once B's heart-beat is overdue, and finishes it.
     let killed_at = Instant::now();
-    let c = Host::start("C", &shared, &[Role::Worker]);
+    let c = start_host("C", &shared, &[Role::Worker]);
     plugin_running_on(&c, &marker).await;
     let commit = client
         .commit_when(&a, &sha2, "host C to finish the second set", checks_final)

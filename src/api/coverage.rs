@@ -12,6 +12,7 @@ use warp::reply::Response;
 use super::access::{page, respond, visible_repository};
 use super::{any_actor, with_app};
 use crate::app::App;
+use crate::archive::ArchiveError;
 use crate::auth::Actor;
 use crate::coverage::read::{self, CoverageCommit};
 use crate::coverage::tree::{self, Source, TreeError};
@@ -136,17 +137,29 @@ async fn file(
         None => ("./".to_string(), path.clone()),
     };
     // One unreadable source does not fail the view: its status says why it is missing.
-    let (source_status, source) =
-        match tree::read_source(app, repository.id, &commit.sha, &path, MAX_SOURCE_BYTES).await {
-            Ok(Source::Text(text)) => ("ok", source_lines(&text)),
-            Ok(Source::TooLarge) => ("too_large", Vec::new()),
-            Ok(Source::NotFound) => ("not_found", Vec::new()),
-            Err(TreeError::Missing) => ("not_downloaded", Vec::new()),
-            Err(e) => {
-                tracing::warn!(error = %e, file = %path, "coverage source unreadable");
-                ("errored", Vec::new())
-            }
-        };
+    let (source_status, source) = match tree::read_source(
+        app,
+        repository.id,
+        &commit.sha,
+        &path,
+        MAX_SOURCE_BYTES,
+    )
+    .await
+    {
+        Ok(Source::Text(text)) => ("ok", source_lines(&text)),
+        Ok(Source::TooLarge) => ("too_large", Vec::new()),
+        Ok(Source::NotFound) => ("not_found", Vec::new()),
+        Err(TreeError::Missing) => ("not_downloaded", Vec::new()),
+        // The store being down passes: 503 and a retry show the source, "errored" would not.
+        Err(e) if matches!(&e, TreeError::Archive(ArchiveError::Storage(s)) if s.is_unavailable()) =>
+        {
+            return Err(ApiError::internal("reading a coverage source", e));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, file = %path, "coverage source unreadable");
+            ("errored", Vec::new())
+        }
+    };
     Ok(json!({
         "file": {
             "id": detail.row.id,

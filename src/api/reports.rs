@@ -7,14 +7,17 @@
 //!   ingested).
 //!
 //! Both validate in the request: an upload that matches no file of its commit is a 422 naming
-//! the unmatched paths, and nothing is stored.
+//! the unmatched paths, and nothing is stored. Both draw on the process-wide upload budget
+//! ([`crate::upload_budget`]): the body is charged before it is read, decompression and
+//! parsing wait for a slot, and an upload that finds no room in time is a 503 with
+//! `Retry-After`. Bodies are decompressed and parsed as a stream, never inflated whole.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use warp::Filter;
 use warp::reply::{Reply, Response};
 
@@ -22,11 +25,13 @@ use super::with_app;
 use crate::app::App;
 use crate::auth::AuthError;
 use crate::auth::tokens::{self, TokenKind};
-use crate::coverage::budget::{self, Budget, OverBudget};
-use crate::coverage::upload::WireDataError;
+use crate::coverage::budget::{self, OverBudget};
+use crate::coverage::wire_report::{self, WireData, WireDataError, WireReadError, WireReport};
 use crate::coverage::{self, Compression, Format, Mode, RawError, SubmitError, Upload};
-use crate::http::{ApiError, body, tag};
+use crate::http::body::Deferred;
+use crate::http::{ApiError, body, input, tag};
 use crate::repositories::{self, Repository};
+use crate::upload_budget::{Meter, Refused, Ticket};
 
 pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
     let limit = app.config.server.request_body_limit_bytes;
@@ -36,7 +41,7 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::post())
         .and(uploader(app.clone()))
         .and(warp::header::optional::<String>("content-encoding"))
-        .and(body::bytes(limit))
+        .and(body::deferred(limit))
         .and(with_app(app.clone()))
         .then(wire_upload)
         .map(tag("POST /v1/reports"));
@@ -45,7 +50,7 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(uploader(app.clone()))
         .and(warp::header::optional::<String>("content-encoding"))
-        .and(body::bytes(limit))
+        .and(body::deferred(limit))
         .and(with_app(app))
         .then(raw_upload)
         .map(tag("POST /v1/reports/raw"));
@@ -95,8 +100,35 @@ fn over_budget(e: OverBudget) -> ApiError {
     )
 }
 
+/// No room in the process-wide upload budget.
+fn refused(e: Refused) -> ApiError {
+    match e {
+        // The server is full, not the client wrong: 503, which carries `Retry-After`.
+        Refused::Busy => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "report.busy",
+            e.to_string(),
+        ),
+        Refused::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "report.too_large",
+            e.to_string(),
+        ),
+    }
+}
+
+/// The upload's ticket once its body is read and it holds a decompression slot.
+async fn admit(app: &App, body: Deferred) -> Result<(Arc<Ticket>, Bytes), ApiError> {
+    let ticket = app.uploads.ticket();
+    ticket.charge(body.most()).await.map_err(refused)?;
+    let body = body.bytes().await?;
+    ticket.take_slot().await.map_err(refused)?;
+    Ok((ticket, body))
+}
+
 fn raw_error(e: RawError) -> ApiError {
     match e {
+        RawError::Refused(r) => refused(r),
         RawError::OverBudget(over) => over_budget(over),
         RawError::TooLarge { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -142,39 +174,6 @@ fn submit_error(e: SubmitError) -> Response {
     }
 }
 
-/// Decompresses a body (JSON uploads may be compressed too), at most `max` bytes of it.
-fn decompressed(body: &Bytes, compression: Compression, max: u64) -> Result<Vec<u8>, ApiError> {
-    use std::io::Read;
-    if compression == Compression::None {
-        return Ok(body.to_vec());
-    }
-    let reader = compression
-        .reader(&body[..])
-        .map_err(|e| ApiError::bad_request("report.invalid_body", e.to_string()))?;
-    let mut out = Vec::new();
-    reader.take(max + 1).read_to_end(&mut out).map_err(|e| {
-        ApiError::bad_request(
-            "report.invalid_body",
-            format!("The body could not be decompressed: {e}"),
-        )
-    })?;
-    if out.len() as u64 > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "report.too_large",
-            format!("the report is larger than {max} bytes once decompressed"),
-        ));
-    }
-    Ok(out)
-}
-
-#[derive(Deserialize)]
-struct WireReport {
-    commit_sha: Option<String>,
-    data: Option<Value>,
-    mode: Option<String>,
-}
-
 fn missing(param: &str) -> ApiError {
     ApiError::bad_request(
         format!("report.missing_{param}"),
@@ -197,7 +196,7 @@ fn parse_mode(raw: Option<&str>) -> Result<Mode, ApiError> {
 async fn wire_upload(
     repository: Repository,
     encoding: Option<String>,
-    body: Bytes,
+    body: Deferred,
     app: App,
 ) -> Response {
     match wire_upload_inner(repository, encoding, body, &app).await {
@@ -209,66 +208,83 @@ async fn wire_upload(
 async fn wire_upload_inner(
     repository: Repository,
     encoding: Option<String>,
-    body: Bytes,
+    body: Deferred,
     app: &App,
 ) -> Result<Response, ApiError> {
     let compression = compression(encoding.as_deref())?;
+    let (ticket, body) = admit(app, body).await?;
     let max = app.config.coverage.max_report_bytes;
+    let meter = Meter::new(ticket.clone());
     // Decompressing, parsing and decoding run off the runtime, within the time limit.
-    let (sha, upload) = budget::run(app.config.coverage.processing_time_limit(), move |b| {
-        read_wire(&body, compression, max, b)
+    let report = budget::run(app.config.coverage.processing_time_limit(), move |b| {
+        wire_report::read(&body[..], compression, max, b, &meter)
     })
     .await
-    .map_err(over_budget)??;
-    Ok(
-        match coverage::submit(app, &repository, &sha, upload).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(e) => submit_error(e),
-        },
-    )
+    .map_err(over_budget)?
+    .map_err(wire_error)?;
+    let (sha, upload) = wire_upload_of(report)?;
+    let response = match coverage::submit(app, &repository, &sha, upload).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => submit_error(e),
+    };
+    // Held until the upload is stored: its coverage is in memory until then.
+    drop(ticket);
+    Ok(response)
 }
 
-/// The commit and the upload of a `POST /v1/reports` body.
-fn read_wire(
-    body: &Bytes,
-    compression: Compression,
-    max: u64,
-    budget: &Budget,
-) -> Result<(String, Upload), ApiError> {
-    let json = decompressed(body, compression, max)?;
-    let report: WireReport = body::parse_json(&json)?;
-    let sha = report
-        .commit_sha
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| missing("commit_sha"))?;
-    let data = match report.data {
-        None | Some(Value::Null) => return Err(missing("data")),
-        Some(Value::Object(map)) if map.is_empty() => return Err(missing("data")),
-        Some(Value::Object(map)) => map,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "report.invalid_data",
-                "\"data\" must be an object of file path → base64 line data",
-            ));
+fn wire_error(e: WireReadError) -> ApiError {
+    match e {
+        WireReadError::Stopped(stopped) => raw_error(stopped),
+        WireReadError::Decompress(_) => ApiError::bad_request("report.invalid_body", e.to_string()),
+        WireReadError::Json(_) => ApiError::bad_request("request.invalid_json", e.to_string()),
+        WireReadError::Data(WireDataError::NulInPath(path)) => {
+            input::refused(format!("`data.{path}`"))
         }
-    };
-    let mode = parse_mode(report.mode.as_deref())?;
-    let upload = Upload::from_wire(&data, mode, budget).map_err(|e| match e {
-        WireDataError::OverBudget(over) => over_budget(over),
-        e => ApiError::new(
+        WireReadError::Data(_) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "report.invalid_data",
             e.to_string(),
         ),
-    })?;
+    }
+}
+
+/// The commit and the upload of a `POST /v1/reports` body.
+fn wire_upload_of(report: WireReport) -> Result<(String, Upload), ApiError> {
+    refuse_nul(&report)?;
+    let sha = report
+        .commit_sha
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| missing("commit_sha"))?;
+    let files = match report.data {
+        WireData::Files(files) if !files.is_empty() => files,
+        _ => return Err(missing("data")),
+    };
+    let mode = parse_mode(report.mode.as_deref())?;
+    let upload = Upload {
+        format: None,
+        sources: Vec::new(),
+        files,
+        mode,
+    };
     Ok((sha, upload))
+}
+
+/// The body is read as a stream, so the NUL check every other JSON body gets (in
+/// [`crate::http::input`]) is made on what is kept: here, and on the paths as they are read.
+fn refuse_nul(report: &WireReport) -> Result<(), ApiError> {
+    for (name, value) in [("commit_sha", &report.commit_sha), ("mode", &report.mode)] {
+        if value.as_deref().is_some_and(|v| v.contains('\0')) {
+            return Err(input::refused(format!("`{name}`")));
+        }
+    }
+    Ok(())
 }
 
 async fn raw_upload(
     query: String,
     repository: Repository,
     encoding: Option<String>,
-    body: Bytes,
+    body: Deferred,
     app: App,
 ) -> Response {
     match raw_upload_inner(query, repository, encoding, body, &app).await {
@@ -281,7 +297,7 @@ async fn raw_upload_inner(
     query: String,
     repository: Repository,
     encoding: Option<String>,
-    body: Bytes,
+    body: Deferred,
     app: &App,
 ) -> Result<Response, ApiError> {
     let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
@@ -301,6 +317,7 @@ async fn raw_upload_inner(
     };
     let mode = parse_mode(params.get("mode").map(String::as_str))?;
     let compression = compression(encoding.as_deref())?;
+    let (ticket, body) = admit(app, body).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "report.missing_data",
@@ -308,8 +325,9 @@ async fn raw_upload_inner(
         ));
     }
     let max = app.config.coverage.max_report_bytes;
+    let meter = Meter::new(ticket.clone());
     let report = budget::run(app.config.coverage.processing_time_limit(), move |b| {
-        coverage::upload::parse_raw(&body[..], compression, format, max, b)
+        coverage::upload::parse_raw(&body[..], compression, format, max, b, &meter)
     })
     .await
     .map_err(over_budget)?
@@ -322,17 +340,18 @@ async fn raw_upload_inner(
         ));
     }
     let upload = Upload::from_report(report, mode);
-    Ok(
-        match coverage::submit(app, &repository, &sha, upload).await {
-            Ok(diagnostic) => {
-                let status = if diagnostic.status == "held" {
-                    StatusCode::ACCEPTED
-                } else {
-                    StatusCode::OK
-                };
-                warp::reply::with_status(warp::reply::json(&diagnostic), status).into_response()
-            }
-            Err(e) => submit_error(e),
-        },
-    )
+    let response = match coverage::submit(app, &repository, &sha, upload).await {
+        Ok(diagnostic) => {
+            let status = if diagnostic.status == "held" {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            warp::reply::with_status(warp::reply::json(&diagnostic), status).into_response()
+        }
+        Err(e) => submit_error(e),
+    };
+    // Held until the upload is stored: its coverage is in memory until then.
+    drop(ticket);
+    Ok(response)
 }

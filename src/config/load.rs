@@ -221,6 +221,19 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
             "must be 64 hexadecimal characters (a 256-bit key)".into(),
         ));
     }
+    if c.coverage.max_concurrent_uploads == 0 {
+        return Err((
+            "coverage.max_concurrent_uploads",
+            "must be at least 1".into(),
+        ));
+    }
+    let least = super::model::MIN_UPLOAD_BYTES_IN_FLIGHT;
+    if c.coverage.max_upload_bytes_in_flight < least {
+        return Err((
+            "coverage.max_upload_bytes_in_flight",
+            format!("must be at least {least} bytes (one upload's working set)"),
+        ));
+    }
     if c.queue.concurrency == 0 {
         return Err(("queue.concurrency", "must be at least 1".into()));
     }

@@ -427,6 +427,10 @@ impl Default for ReconcileConfig {
     }
 }
 
+/// The least `coverage.max_upload_bytes_in_flight` accepted: one upload's working set (32 MiB,
+/// see `upload_budget::SLOT_WORKING_SET`) plus room for a small report.
+pub const MIN_UPLOAD_BYTES_IN_FLIGHT: u64 = 64 * 1024 * 1024;
+
 /// Coverage uploads: how much report a raw upload may expand to, and how long an upload for a
 /// commit not yet known is held.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -441,11 +445,24 @@ pub struct CoverageConfig {
     /// Time allowed for the CPU-heavy part of one upload (decompressing, parsing, mapping its
     /// paths), which runs off the async runtime; a report over it is refused and the work stops.
     pub processing_time_limit_ms: u64,
+    /// Uploads decompressed and parsed at once, process-wide; more wait (see
+    /// `upload_queue_wait_ms`).
+    pub max_concurrent_uploads: u32,
+    /// Memory all uploads together may hold at once (bodies, decompression and parsing working
+    /// sets, parsed coverage), process-wide, in bytes.
+    pub max_upload_bytes_in_flight: u64,
+    /// How long an upload waits for room in the budget before it is answered 503 with
+    /// `Retry-After`.
+    pub upload_queue_wait_ms: u64,
 }
 
 impl CoverageConfig {
     pub fn processing_time_limit(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.processing_time_limit_ms.max(1))
+    }
+
+    pub fn upload_queue_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.upload_queue_wait_ms)
     }
 }
 
@@ -456,6 +473,9 @@ impl Default for CoverageConfig {
             early_upload_hold_seconds: 2 * 60 * 60,
             max_held_uploads_per_repository: 100,
             processing_time_limit_ms: 30_000,
+            max_concurrent_uploads: 4,
+            max_upload_bytes_in_flight: 512 * 1024 * 1024,
+            upload_queue_wait_ms: 10_000,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod store;
 pub mod submit;
 pub mod tree;
 pub mod upload;
+pub mod wire_report;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -131,6 +132,8 @@ pub struct Limits {
     /// Cobertura `<source>` roots: each is tried as a prefix of every relative path, so they
     /// multiply the cost of mapping paths.
     pub max_sources: usize,
+    /// Where the memory kept for parsed files is charged (the process-wide upload budget).
+    pub meter: crate::upload_budget::Meter,
 }
 
 impl Default for Limits {
@@ -142,6 +145,7 @@ impl Default for Limits {
             max_total_lines: 20_000_000,
             max_token_bytes: 1 << 20,
             max_sources: 64,
+            meter: crate::upload_budget::Meter::default(),
         }
     }
 }

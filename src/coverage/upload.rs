@@ -1,20 +1,19 @@
 //! One coverage upload before it is tied to a commit: the report's files keyed by the paths the
-//! report used, how it combines with earlier uploads, and the two ways it arrives (a raw report
-//! parsed here, or the original reporter's line-encoded JSON). Also the envelope an upload is
-//! held in while its commit is not known yet, and the capped decompression of raw bodies.
+//! report used, how it combines with earlier uploads, and the envelope it is held in while its
+//! commit is not known yet. Also the capped, streaming decompression of upload bodies and the
+//! parsing of raw reports (line-encoded JSON uploads are read in [`super::wire_report`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::budget::{Budget, OverBudget};
 use super::merge::CommitCoverage;
 use super::paths::{self, GoModule, Mapping};
 use super::{FileCoverage, Format, Limits, ParseError, Report, Totals};
+use crate::upload_budget::{Meter, Refused, ZSTD_WINDOW_LOG_MAX};
 
 /// How an upload combines with the coverage a commit already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -55,28 +54,6 @@ pub struct Upload {
     pub mode: Mode,
 }
 
-/// Why line-encoded data was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum WireDataError {
-    #[error("the upload has no files")]
-    Empty,
-    #[error("the line data of `{path}` is not a string")]
-    NotAString { path: String },
-    #[error("the line data of `{path}`: {error}")]
-    Invalid {
-        path: String,
-        error: super::WireError,
-    },
-    #[error("file path `{0}` is empty or longer than the limit")]
-    BadPath(String),
-    #[error("the upload has more than {0} files")]
-    TooManyFiles(usize),
-    #[error("the upload has more than {0} source lines in all")]
-    TooManyLines(u64),
-    #[error(transparent)]
-    OverBudget(#[from] OverBudget),
-}
-
 /// The shape an upload is held in (`coverage_uploads.data`) until its commit arrives.
 #[derive(Serialize, Deserialize)]
 struct Held {
@@ -104,50 +81,6 @@ impl Upload {
             files: report.files,
             mode,
         }
-    }
-
-    /// From the `data` object of `POST /v1/reports`: path → base64 line map, held to the same
-    /// [`Limits`] as a parsed report (files, path length, lines per file and in all).
-    pub fn from_wire(
-        data: &Map<String, Value>,
-        mode: Mode,
-        budget: &Budget,
-    ) -> Result<Upload, WireDataError> {
-        let limits = Limits::default();
-        if data.is_empty() {
-            return Err(WireDataError::Empty);
-        }
-        if data.len() > limits.max_files {
-            return Err(WireDataError::TooManyFiles(limits.max_files));
-        }
-        let mut files = BTreeMap::new();
-        let mut total_lines: u64 = 0;
-        for (path, value) in data {
-            budget.check()?;
-            if path.trim().is_empty() || path.len() > limits.max_path_len {
-                return Err(WireDataError::BadPath(path.clone()));
-            }
-            let Value::String(encoded) = value else {
-                return Err(WireDataError::NotAString { path: path.clone() });
-            };
-            let file = FileCoverage::decode_wire_within(encoded, limits.max_line_number).map_err(
-                |error| WireDataError::Invalid {
-                    path: path.clone(),
-                    error,
-                },
-            )?;
-            total_lines += u64::from(file.len());
-            if total_lines > limits.max_total_lines {
-                return Err(WireDataError::TooManyLines(limits.max_total_lines));
-            }
-            files.insert(path.clone(), file);
-        }
-        Ok(Upload {
-            format: None,
-            sources: Vec::new(),
-            files,
-            mode,
-        })
     }
 
     /// The held form (see [`Held`]).
@@ -242,12 +175,17 @@ impl Compression {
     }
 
     /// The one decompressor of uploads: `body` read through this compression. Callers cap what
-    /// they read from it (a small body can expand without bound).
+    /// they read from it (a small body can expand without bound). A zstd frame asking for a
+    /// window above [`ZSTD_WINDOW_LOG_MAX`] fails to read instead of being given the memory.
     pub fn reader<'a, R: Read + 'a>(self, body: R) -> std::io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(body),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(body)?),
+            Compression::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::new(body)?;
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Box::new(decoder)
+            }
         })
     }
 }
@@ -261,18 +199,40 @@ pub enum RawError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     OverBudget(#[from] OverBudget),
+    /// The process-wide upload budget had no room (see [`crate::upload_budget`]).
+    #[error(transparent)]
+    Refused(#[from] Refused),
 }
 
 /// A reader that fails once more than `limit` bytes came through, and remembers that it did, so
 /// a decompression bomb ends as "too large" however the parser words the read error.
 /// It is also where the time budget is checked: the parsers pull every block of input through
 /// it, so a report over its time stops at the next block whatever the format.
-struct Capped<'b, R> {
+pub(crate) struct Capped<'b, R> {
     inner: R,
+    limit: u64,
     left: u64,
-    tripped: Arc<AtomicBool>,
+    tripped: bool,
     budget: &'b Budget,
     over_budget: Option<OverBudget>,
+    /// Where inflated bytes are charged as they come through, when the reader keeps them.
+    meter: Option<&'b Meter>,
+    uncharged: u64,
+}
+
+/// Inflated bytes are charged in steps of this size, not read by read.
+const CHARGE_STEP: u64 = 1024 * 1024;
+
+impl<R> Capped<'_, R> {
+    /// Why reading stopped early, when it was the cap or the time budget (a parser's error
+    /// then only echoes the read error).
+    pub(crate) fn stopped(&self) -> Option<RawError> {
+        if let Some(over) = self.over_budget {
+            return Some(RawError::OverBudget(over));
+        }
+        self.tripped
+            .then_some(RawError::TooLarge { limit: self.limit })
+    }
 }
 
 impl<R: Read> Read for Capped<'_, R> {
@@ -287,7 +247,7 @@ impl<R: Read> Read for Capped<'_, R> {
             if self.inner.read(&mut probe)? == 0 {
                 return Ok(0);
             }
-            self.tripped.store(true, Ordering::Relaxed);
+            self.tripped = true;
             return Err(std::io::Error::other("decompressed size limit exceeded"));
         }
         let want = buf
@@ -295,43 +255,73 @@ impl<R: Read> Read for Capped<'_, R> {
             .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
+        if let Some(meter) = self.meter {
+            self.uncharged += n as u64;
+            if self.uncharged >= CHARGE_STEP {
+                meter
+                    .charge_bytes(self.uncharged)
+                    .map_err(std::io::Error::other)?;
+                self.uncharged = 0;
+            }
+        }
         Ok(n)
     }
 }
 
-/// Parses a raw report body (decompressing it first), reading at most `max_bytes` of report.
-/// Blocking: run it off the async runtime.
+/// The body decompressed as it is read, at most `max_bytes` of it, within `budget`; with
+/// `keeps`, every inflated byte is charged to that meter (for readers that may keep what they
+/// read).
+pub(crate) fn inflate<'b, R: Read + 'b>(
+    body: R,
+    compression: Compression,
+    max_bytes: u64,
+    budget: &'b Budget,
+    keeps: Option<&'b Meter>,
+) -> std::io::Result<Capped<'b, Box<dyn Read + 'b>>> {
+    let inner = compression.reader(body)?;
+    Ok(Capped {
+        inner,
+        limit: max_bytes,
+        left: max_bytes,
+        tripped: false,
+        budget,
+        over_budget: None,
+        meter: keeps,
+        uncharged: 0,
+    })
+}
+
+/// Parses a raw report body (decompressing it first), reading at most `max_bytes` of report
+/// and charging what it keeps to `meter`. Blocking: run it off the async runtime.
 pub fn parse_raw<R: Read>(
     body: R,
     compression: Compression,
     format: Option<Format>,
     max_bytes: u64,
     budget: &Budget,
+    meter: &Meter,
 ) -> Result<Report, RawError> {
-    let tripped = Arc::new(AtomicBool::new(false));
-    let inner = match compression.reader(body) {
-        Ok(reader) => reader,
-        Err(e) => {
-            return Err(RawError::Parse(ParseError {
-                format,
-                line: None,
-                message: format!("could not start zstd decompression: {e}"),
-            }));
-        }
+    let mut capped = inflate(body, compression, max_bytes, budget, None).map_err(|e| {
+        RawError::Parse(ParseError {
+            format,
+            line: None,
+            message: format!("could not start decompression: {e}"),
+        })
+    })?;
+    let limits = Limits {
+        meter: meter.clone(),
+        ..Limits::default()
     };
-    let mut capped = Capped {
-        inner,
-        left: max_bytes,
-        tripped: tripped.clone(),
-        budget,
-        over_budget: None,
-    };
-    let result = super::parse(format, BufReader::with_capacity(256 * 1024, &mut capped));
-    if let Some(over) = capped.over_budget {
-        return Err(RawError::OverBudget(over));
+    let result = super::parse_with_limits(
+        format,
+        BufReader::with_capacity(256 * 1024, &mut capped),
+        &limits,
+    );
+    if let Some(stopped) = capped.stopped() {
+        return Err(stopped);
     }
-    if tripped.load(Ordering::Relaxed) {
-        return Err(RawError::TooLarge { limit: max_bytes });
+    if let Some(refused) = meter.refusal() {
+        return Err(RawError::Refused(refused));
     }
     Ok(result?)
 }
@@ -355,7 +345,15 @@ mod tests {
             (gz, Compression::Gzip),
             (zst, Compression::Zstd),
         ] {
-            let report = parse_raw(&body[..], c, None, 1 << 20, &Budget::unlimited()).unwrap();
+            let report = parse_raw(
+                &body[..],
+                c,
+                None,
+                1 << 20,
+                &Budget::unlimited(),
+                &Meter::default(),
+            )
+            .unwrap();
             assert_eq!(report.totals().lines_total, 2, "{c:?}");
         }
     }
@@ -376,6 +374,7 @@ mod tests {
             Some(Format::Lcov),
             1 << 20,
             &Budget::unlimited(),
+            &Meter::default(),
         )
         .unwrap_err();
         assert!(
@@ -389,27 +388,27 @@ mod tests {
             None,
             LCOV.len() as u64,
             &Budget::unlimited(),
+            &Meter::default(),
         );
         assert!(exact.is_ok());
     }
 
     #[test]
-    fn wire_data_and_held_envelope_round_trip() {
-        let data: Map<String, Value> =
-            serde_json::from_str(r#"{"src/a.rb": "MTAeMjAAGxU="}"#).unwrap();
-        let upload = Upload::from_wire(&data, Mode::Merge, &Budget::unlimited()).unwrap();
+    fn held_envelope_round_trips() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            "src/a.rb".to_string(),
+            FileCoverage::decode_wire("MTAeMjAAGxU=").unwrap(),
+        );
+        let upload = Upload {
+            format: None,
+            sources: Vec::new(),
+            files,
+            mode: Mode::Merge,
+        };
         assert_eq!(upload.totals().lines_total, 3);
         let held = upload.to_held_json();
         assert_eq!(Upload::from_held_json(&held, Mode::Merge).unwrap(), upload);
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"a.rb": "%%%"}"#).unwrap();
-        assert!(matches!(
-            Upload::from_wire(&bad, Mode::Merge, &Budget::unlimited()),
-            Err(WireDataError::Invalid { .. })
-        ));
-        assert!(matches!(
-            Upload::from_wire(&Map::new(), Mode::Merge, &Budget::unlimited()),
-            Err(WireDataError::Empty)
-        ));
         assert_eq!(Mode::parse("REPLACE"), Some(Mode::Replace));
         assert_eq!(Mode::parse("sum"), None);
     }

@@ -40,6 +40,11 @@ pub struct Deferred {
 }
 
 impl Deferred {
+    /// The most this body can be: its declared length, or the limit when none was declared.
+    pub fn most(&self) -> u64 {
+        self.declared.map_or(self.limit, |n| n.min(self.limit))
+    }
+
     /// The whole body, at most the limit (declared or actually sent).
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
         if self.declared.is_some_and(|n| n > self.limit) {

@@ -8,7 +8,8 @@ use warp::{Filter, Rejection};
 
 use super::ApiError;
 
-fn refused(what: String) -> ApiError {
+/// The 400 for `what` (a parameter's name, quoted) holding a NUL character.
+pub fn refused(what: String) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "request.invalid_input",

@@ -37,6 +37,10 @@ pub enum StorageError {
     },
     #[error("{context}: {message}")]
     S3 { context: String, message: String },
+    /// The store could not be reached or said it cannot serve now (connection refused or
+    /// reset, a 5xx answer): it passes by itself, so callers retry instead of failing for good.
+    #[error("{context}: the blob store is unavailable: {message}")]
+    Unavailable { context: String, message: String },
     #[error("{context}: timed out")]
     Timeout { context: String },
 }
@@ -44,6 +48,17 @@ pub enum StorageError {
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
+    }
+
+    /// Whether the store is down rather than the request or the data wrong: it could not be
+    /// reached, answered that it cannot serve now, or did not answer in time. (Connection-level
+    /// I/O errors of the S3 client are classified into [`StorageError::Unavailable`] where they
+    /// occur; local filesystem errors are not outages.)
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Unavailable { .. } | StorageError::Timeout { .. }
+        )
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> StorageError {

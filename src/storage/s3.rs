@@ -153,10 +153,7 @@ impl S3Store {
     ) -> Result<T, StorageError> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(StorageError::S3 {
-                context: context(),
-                message: message(&e),
-            }),
+            Ok(Err(e)) => Err(failed(context(), &e)),
             Err(_) => Err(self.timed_out(context())),
         }
     }
@@ -193,7 +190,7 @@ impl S3Store {
         // Dropping a stalled multipart upload leaves its parts on the server; configure an
         // AbortIncompleteMultipartUpload lifecycle rule on the bucket to reclaim them.
         tokio::select! {
-            sent = send => sent.map(drop).map_err(|e| StorageError::S3 { context, message: message(&e) }),
+            sent = send => sent.map(drop).map_err(|e| failed(context, &e)),
             () = progress.stalled(self.timeout) => Err(self.timed_out(context)),
         }
     }
@@ -219,17 +216,11 @@ impl S3Store {
                 });
             }
             Ok(Err(e)) => {
-                return Err(StorageError::S3 {
-                    context: context.into(),
-                    message: message(&e),
-                });
+                return Err(failed(context, &e));
             }
             Err(_) => return Err(self.timed_out(context.into())),
         };
-        let content = response.content().map_err(|e| StorageError::S3 {
-            context: context.into(),
-            message: message(&e),
-        })?;
+        let content = response.content().map_err(|e| failed(context, &e))?;
         let (stream, size) = content
             .to_stream()
             .await
@@ -244,7 +235,11 @@ impl S3Store {
     ) -> Result<Option<Bytes>, StorageError> {
         match tokio::time::timeout(self.timeout, body.next()).await {
             Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-            Ok(Some(Err(e))) => Err(StorageError::io(context, e)),
+            // The body breaking off half-way is the connection, not the object.
+            Ok(Some(Err(e))) => Err(StorageError::Unavailable {
+                context: context.into(),
+                message: e.to_string(),
+            }),
             Ok(None) => Ok(None),
             Err(_) => Err(self.timed_out(context.into())),
         }
@@ -362,10 +357,7 @@ impl BlobStore for S3Store {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) if is_code(&e, &MinioErrorCode::NoSuchKey) => Ok(false),
-            Ok(Err(e)) => Err(StorageError::S3 {
-                context: context(),
-                message: message(&e),
-            }),
+            Ok(Err(e)) => Err(failed(context(), &e)),
             Err(_) => Err(self.timed_out(context())),
         }
     }
@@ -383,10 +375,7 @@ impl BlobStore for S3Store {
             // S3 answers 204 for an absent key; some compatible servers say NoSuchKey instead.
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) if is_code(&e, &MinioErrorCode::NoSuchKey) => Ok(()),
-            Ok(Err(e)) => Err(StorageError::S3 {
-                context: context(),
-                message: message(&e),
-            }),
+            Ok(Err(e)) => Err(failed(context(), &e)),
             Err(_) => Err(self.timed_out(context())),
         }
     }
@@ -411,10 +400,7 @@ impl BlobStore for S3Store {
             let page = match tokio::time::timeout(self.timeout, pages.next()).await {
                 Ok(Some(Ok(page))) => page,
                 Ok(Some(Err(e))) => {
-                    return Err(StorageError::S3 {
-                        context: context(),
-                        message: message(&e),
-                    });
+                    return Err(failed(context(), &e));
                 }
                 Ok(None) => break,
                 Err(_) => return Err(self.timed_out(context())),
@@ -477,6 +463,45 @@ fn check_length(expected: Option<u64>, got: u64, context: &str) -> Result<(), St
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+/// A failed request as a [`StorageError`]: [`StorageError::Unavailable`] when the store could
+/// not be reached or answered that it cannot serve now (5xx, `SlowDown`), else
+/// [`StorageError::S3`].
+fn failed(context: impl Into<String>, e: &MinioError) -> StorageError {
+    let context = context.into();
+    let message = message(e);
+    if is_unavailable(e) {
+        StorageError::Unavailable { context, message }
+    } else {
+        StorageError::S3 { context, message }
+    }
+}
+
+fn is_unavailable(e: &MinioError) -> bool {
+    use minio::s3::error::{NetworkError, ValidationErr};
+    let transient_code = |code: &str| {
+        matches!(code, "InternalError" | "ServiceUnavailable" | "SlowDown")
+            || code.starts_with("HTTP 5")
+    };
+    match e {
+        MinioError::Network(NetworkError::ServerError(status)) => *status >= 500,
+        // Connection refused or reset, no answer in time: the request never got served.
+        MinioError::Network(NetworkError::ReqwestError(r))
+        | MinioError::Validation(ValidationErr::HttpError(r)) => {
+            r.is_connect() || r.is_timeout() || r.is_request()
+        }
+        MinioError::S3Server(S3ServerError::S3Error(resp)) => {
+            transient_code(&resp.code().to_string())
+        }
+        MinioError::S3Server(S3ServerError::InvalidServerResponse {
+            http_status_code, ..
+        })
+        | MinioError::S3Server(S3ServerError::HttpError(http_status_code, _)) => {
+            *http_status_code >= 500
+        }
+        _ => false,
     }
 }
 

@@ -3,9 +3,9 @@
 //! the daemon itself.
 #![allow(dead_code)]
 
+pub mod daemon_process;
 pub mod fake_github;
 pub mod git_server;
-pub mod host;
 pub mod origin;
 pub mod private_postgres;
 pub mod private_redis;

@@ -37,6 +37,7 @@ pub struct S3Server {
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    port: u16,
     child: Child,
     /// The s3s-fs data directory and both servers' logs.
     dir: tempfile::TempDir,
@@ -70,20 +71,14 @@ impl S3Server {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let port = super::requests::free_port();
         let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
-        let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
         let (access_key, secret_key) = ("AKIACOCOVTEST".to_owned(), "cocov-test-secret".to_owned());
         if kind == S3Kind::S3sFs {
             std::fs::create_dir(dir.path().join("data")).map_err(|e| format!("data dir: {e}"))?;
         }
-        let child = server_command(kind, binary, port, dir.path(), &access_key, &secret_key)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .map_err(|e| format!("spawn: {e}"))?;
+        let child = spawn(kind, binary, port, dir.path(), &access_key, &secret_key)?;
         let mut server = S3Server {
             kind,
+            port,
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key,
             secret_key,
@@ -140,35 +135,29 @@ impl S3Server {
         }
     }
 
-    /// Kills the server (SIGKILL: an outage); its data directory stays for [`S3Server::resume`].
+    /// Stops the server (SIGKILL), keeping its data: the store is down until [`Self::restart`].
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Starts the server again on the same port with the same data, and waits until it answers.
-    pub async fn resume(&mut self) {
-        let port: u16 = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.path().join("server.log"))
-            .unwrap();
-        let log2 = log.try_clone().unwrap();
+    /// Starts the server again on the same port over the same data.
+    pub async fn restart(&mut self) {
+        self.stop();
         let binary = find_binary(self.kind);
-        self.child = server_command(
+        self.child = spawn(
             self.kind,
             &binary,
-            port,
+            self.port,
             self.dir.path(),
             &self.access_key,
             &self.secret_key,
         )
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .spawn()
-        .unwrap();
-        self.wait_ready(port).await.unwrap();
+        .unwrap_or_else(|e| panic!("restarting {:?}: {e}", self.kind));
+        let port = self.port;
+        if let Err(e) = self.wait_ready(port).await {
+            panic!("restarting {:?}: {e}", self.kind);
+        }
     }
 
     /// The directory s3s-fs stores buckets in (one subdirectory per bucket).
@@ -182,6 +171,41 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts the server process on `port`, its data (s3s-fs) and log in `dir`.
+fn spawn(
+    kind: S3Kind,
+    binary: &Path,
+    port: u16,
+    dir: &Path,
+    access_key: &str,
+    secret_key: &str,
+) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .map_err(|e| format!("log file: {e}"))?;
+    let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
+    let mut command = Command::new(binary);
+    match kind {
+        S3Kind::Moto => {
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        }
+        S3Kind::S3sFs => {
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", access_key, "--secret-key", secret_key])
+                .arg(dir.join("data"));
+        }
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))
 }
 
 /// A bucket name of its own for each test: `t-` + 32 hex digits, valid everywhere.

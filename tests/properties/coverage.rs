@@ -7,10 +7,12 @@ use std::io::Write;
 use cocov::coverage::budget::Budget;
 use cocov::coverage::formats;
 use cocov::coverage::upload::parse_raw;
+use cocov::coverage::wire_report::{self, WireData, WireReport};
 use cocov::coverage::{
     Compression, FileCoverage, Format, Limits, Line, Mode, RawError, Report, SNIFF_BYTES, Upload,
     parse_with_limits,
 };
+use cocov::upload_budget::Meter;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Map, Value};
@@ -26,6 +28,7 @@ fn small_limits() -> Limits {
         max_total_lines: 2000,
         max_token_bytes: 512,
         max_sources: 4,
+        meter: Meter::default(),
     }
 }
 
@@ -595,7 +598,7 @@ proptest! {
             None => (compress(&doc, compression), Some(doc.len())),
         };
         let format = hint.then_some(format);
-        let (result, peak) = alloc::peak(|| parse_raw(&body[..], compression, format, max_bytes, &Budget::unlimited()));
+        let (result, peak) = alloc::peak(|| parse_raw(&body[..], compression, format, max_bytes, &Budget::unlimited(), &Meter::default()));
         prop_assert!(peak <= BASE_MEMORY + 4 * doc.len() + (1 << 20), "held {peak} bytes");
         match result {
             Ok(report) => {
@@ -607,6 +610,7 @@ proptest! {
             Err(RawError::TooLarge { limit }) => prop_assert_eq!(limit, max_bytes),
             Err(RawError::Parse(e)) => prop_assert!(!e.message.is_empty()),
             Err(RawError::OverBudget(_)) => prop_assert!(false, "no time budget was set"),
+            Err(RawError::Refused(_)) => prop_assert!(false, "no upload budget was set"),
         }
     }
 
@@ -629,6 +633,7 @@ proptest! {
                     Some(Format::Lcov),
                     max_bytes,
                     &Budget::unlimited(),
+                    &Meter::default(),
                 ));
         prop_assert!(
             matches!(result, Err(RawError::TooLarge { limit }) if limit == max_bytes),
@@ -689,8 +694,18 @@ proptest! {
     ) {
         let data: Map<String, Value> = entries.into_iter().collect();
         let limits = Limits::default();
-        if let Ok(upload) = Upload::from_wire(&data, Mode::Merge, &Budget::unlimited()) {
-            prop_assert!(!upload.files.is_empty() && upload.files.len() <= limits.max_files);
+        let body = serde_json::to_vec(&serde_json::json!({"data": data})).unwrap();
+        let read = wire_report::read(
+            &body[..],
+            Compression::None,
+            u64::MAX,
+            &Budget::unlimited(),
+            &Meter::default(),
+        );
+        if let Ok(WireReport { data: WireData::Files(files), .. }) = read {
+            let upload = Upload { format: None, sources: Vec::new(), files, mode: Mode::Merge };
+            // An empty `data` is read as such; the route answers it 400 (missing data).
+            prop_assert!(upload.files.len() <= limits.max_files);
             for path in upload.files.keys() {
                 prop_assert!(!path.trim().is_empty() && path.len() <= limits.max_path_len);
             }

@@ -87,7 +87,9 @@ impl<'l> Builder<'l> {
         if let Some(existing) = self.report.files.get_mut(&path) {
             let before = u64::from(existing.len());
             existing.merge(&file);
-            self.total_lines += u64::from(existing.len()) - before;
+            let grown = u64::from(existing.len()) - before;
+            self.total_lines += grown;
+            self.charge(0, grown, line)?;
         } else {
             if self.report.files.len() >= self.limits.max_files {
                 return Err(self.error(
@@ -95,6 +97,7 @@ impl<'l> Builder<'l> {
                     format!("more than {} files in one report", self.limits.max_files),
                 ));
             }
+            self.charge(path.len(), added, line)?;
             self.report.files.insert(path, file);
             self.total_lines += added;
         }
@@ -108,6 +111,15 @@ impl<'l> Builder<'l> {
             ));
         }
         Ok(())
+    }
+
+    /// Charges what a file keeps to the upload budget; a refusal ends the parse (the caller
+    /// reads the reason from the meter).
+    fn charge(&self, path_len: usize, lines: u64, line: Option<u64>) -> Result<(), ParseError> {
+        self.limits
+            .meter
+            .charge_file(path_len, lines)
+            .map_err(|refused| self.error(line, refused.to_string()))
     }
 
     pub(crate) fn finish(self) -> Report {

@@ -1,5 +1,7 @@
-//! A `cocov serve` process, as systemd would run it: its own config file, roles and work
-//! directory, READY=1 awaited on a notify socket, SIGKILL when the test says (or when dropped).
+//! The real `cocov serve` binary as a child process: its own config file and work directory,
+//! started and awaited through systemd's readiness protocol (READY=1 on `NOTIFY_SOCKET`), killed
+//! on drop, its log's tail printed when the test fails. For tests that need what only a separate
+//! process shows: SIGKILL, several hosts, the process's own memory.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -7,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cocov::config::{Config, Role};
+use cocov::config::Config;
 
-/// One `cocov serve` process with its own config file, roles and work directory.
-pub struct Host {
+/// One `cocov serve` process.
+pub struct DaemonProcess {
     pub name: &'static str,
-    child: Child,
+    pub child: Child,
+    /// `http://ADDR` of the API listener, when the process has the `api` role.
     pub api: Option<String>,
+    /// `http://ADDR` of the badge listener, when the process has the `badger` role.
     pub badger: Option<String>,
     pub log: PathBuf,
     pub config: PathBuf,
@@ -21,19 +25,18 @@ pub struct Host {
     _work: tempfile::TempDir,
 }
 
-impl Host {
-    /// Starts `cocov serve` with `shared` plus this host's roles and a work directory of its own,
-    /// and waits for READY=1 (its listeners are bound and its consumer started).
-    pub fn start(name: &'static str, shared: &Config, roles: &[Role]) -> Host {
+impl DaemonProcess {
+    /// Starts `cocov serve` with `config` (its work directory replaced by a fresh one) and waits
+    /// for READY=1: its listeners are bound and its consumer started.
+    pub fn start(name: &'static str, config: &Config) -> DaemonProcess {
         let dir = tempfile::tempdir().unwrap();
         // Under /tmp and traversable: the sandbox may run as another user.
         let work = tempfile::Builder::new()
-            .prefix("cocov-two-hosts-work-")
+            .prefix("cocov-daemon-work-")
             .tempdir_in(std::env::temp_dir())
             .unwrap();
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        let mut config = shared.clone();
-        config.server.roles = roles.to_vec();
+        let mut config = config.clone();
         config.worker.work_dir = work.path().to_path_buf();
         let config_path = dir.path().join("cocov.toml");
         std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
@@ -64,7 +67,7 @@ impl Host {
                 .next()?;
             (value != "off").then(|| format!("http://{value}"))
         };
-        Host {
+        DaemonProcess {
             name,
             api: address("api"),
             badger: address("badger"),
@@ -76,7 +79,8 @@ impl Host {
         }
     }
 
-    /// Runs `cocov ARGS` on this host, as its operator would; returns standard output.
+    /// Runs `cocov ARGS` against this process's configuration, as its operator would; returns
+    /// standard output.
     pub fn cocov(&self, args: &[&str]) -> String {
         let out = super::cocov_command()
             .args(args)
@@ -93,6 +97,16 @@ impl Host {
         text(&out.stdout)
     }
 
+    /// Creates an administrator with the CLI; returns its token.
+    pub fn create_admin(&self, login: &str) -> String {
+        let created = self.cocov(&["admin", "create-user", "--login", login, "--admin"]);
+        created
+            .lines()
+            .find_map(|l| l.split("(shown once): ").nth(1))
+            .unwrap_or_else(|| panic!("no token in {created}"))
+            .to_string()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -105,6 +119,16 @@ impl Host {
         format!("{}{path}", self.badger.as_deref().expect("a badger host"))
     }
 
+    /// A line of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+    }
+
     /// SIGKILL: no drain, no hand-back of held jobs, as when a machine dies.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
@@ -112,7 +136,7 @@ impl Host {
     }
 }
 
-impl Drop for Host {
+impl Drop for DaemonProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
