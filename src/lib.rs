@@ -26,6 +26,7 @@ pub mod issues;
 pub mod jobs;
 pub mod kv;
 pub mod manifest;
+pub mod memberships;
 pub mod metrics;
 pub mod paging;
 pub mod permissions;

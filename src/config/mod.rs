@@ -5,10 +5,12 @@
 //! environment) and the error reporting that names file, line and key, `display` the effective
 //! configuration with secrets masked.
 
+mod accounts;
 mod display;
 mod load;
 mod model;
 
+pub use accounts::{AccountsConfig, LocalAccounts};
 pub use display::render_masked;
 pub use load::{ConfigError, ConfigSource, DEFAULT_PATH, load, load_from_env};
 pub use model::*;
