@@ -423,16 +423,39 @@ async fn sessions_end_when_idle_or_too_old_and_cookies_are_secure_over_https() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn local_sign_in_can_be_turned_off() {
-    let t = TestApp::start_with(|c| c.accounts.local = cocov::config::LocalAccounts::Off).await;
-    local_user(&t, "alice", false).await;
-    let response = sign_in(&t, "alice", PASSWORD).await;
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "session.local_disabled"
-    );
-    t.shutdown().await;
+async fn local_sign_in_is_off_beside_github_unless_turned_on() {
+    use cocov::config::LocalAccounts;
+    let fake = common::fake_github::FakeGithub::start().await;
+    // (GitHub configured, accounts.local, local sign-in open)
+    for (github, local, open) in [
+        (false, LocalAccounts::Auto, true),
+        (true, LocalAccounts::Auto, false),
+        (true, LocalAccounts::On, true),
+        (false, LocalAccounts::Off, false),
+    ] {
+        let config = fake.config();
+        let t = TestApp::start_with(move |c| {
+            if github {
+                c.github = config;
+            }
+            c.accounts.local = local;
+        })
+        .await;
+        local_user(&t, "alice", false).await;
+        let response = sign_in(&t, "alice", PASSWORD).await;
+        let what = format!("github {github}, local {local:?}");
+        if open {
+            assert_eq!(response.status(), StatusCode::OK, "{what}");
+        } else {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
+            assert_eq!(
+                response.json::<Value>().await.unwrap()["code"],
+                "session.local_disabled",
+                "{what}"
+            );
+        }
+        t.shutdown().await;
+    }
 }
 
 fn cocov_cli(t: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
