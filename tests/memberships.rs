@@ -7,6 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::TestApp;
+use common::requests::call;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,26 +26,6 @@ async fn standalone(t: &TestApp, name: &str) -> cocov::repositories::Repository 
     .await
     .unwrap()
     .0
-}
-
-async fn call(
-    t: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = t.client.request(method, t.url(path));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn names(list: &Value) -> Vec<String> {
