@@ -386,6 +386,23 @@ async fn sessions_end_when_idle_or_too_old_and_cookies_are_secure_over_https() {
             StatusCode::OK
         );
     }
+    // Use is recorded off the request path: wait for it, so it cannot land after the changes
+    // below and undo them.
+    let hashes = vec![
+        cocov::auth::tokens::hash(&idle),
+        cocov::auth::tokens::hash(&old),
+    ];
+    common::eventually("token use recorded", std::time::Duration::from_secs(10), || async {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM user_tokens WHERE token_hash = ANY($1) AND last_used_at IS NOT NULL",
+        )
+        .bind(&hashes)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        (recorded == 2).then_some(())
+    })
+    .await;
     // Unused for 31 minutes: over. Past its absolute end: over, however recently used.
     sqlx::query(
         "UPDATE user_tokens SET last_used_at = now() - interval '31 minutes', \
