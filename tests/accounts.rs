@@ -1024,3 +1024,62 @@ async fn user_administration_for_every_role() {
     }
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_set_their_own_password() {
+    let t = TestApp::start().await;
+    local_user(&t, "alice", false).await;
+    let (alice, _) = session(&t, "alice").await;
+    // A user made for a link (no password yet) sets one without a current password.
+    let newbie = t.user_token("newbie", false).await;
+    let service = common::requests::service_token(&t).await;
+
+    async fn put(t: &TestApp, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut call = Call::new(Method::PUT, "/v1/me/password").json(body);
+        if let Some(token) = token {
+            call = call.bearer(token);
+        }
+        call.answer(t).await
+    }
+    let new = "an entirely new password";
+    assert_eq!(
+        put(&t, None, json!({"password": new})).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        put(&t, Some(&service), json!({"password": new})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    for (body, code) in [
+        (json!({"password": new}), "password.current_required"),
+        (
+            json!({"current_password": "wrong one", "password": new}),
+            "password.current_invalid",
+        ),
+        (
+            json!({"current_password": PASSWORD, "password": "short"}),
+            "password.invalid",
+        ),
+    ] {
+        let (status, answer) = put(&t, Some(&alice), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["code"], code);
+    }
+    let (status, answer) = put(
+        &t,
+        Some(&alice),
+        json!({"current_password": PASSWORD, "password": new}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    assert_eq!(
+        sign_in(&t, "alice", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(sign_in(&t, "alice", new).await.status(), StatusCode::OK);
+
+    let (status, answer) = put(&t, Some(&newbie), json!({"password": new})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    assert_eq!(sign_in(&t, "newbie", new).await.status(), StatusCode::OK);
+    t.shutdown().await;
+}

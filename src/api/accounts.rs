@@ -11,6 +11,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     super::sessions::routes(app.clone())
         .or(super::me_tokens::routes(app.clone()))
         .unify()
+        .or(super::me_password::routes(app.clone()))
+        .unify()
         .or(super::admin_users::routes(app.clone()))
         .unify()
         .or(super::memberships::routes(app))

@@ -14,6 +14,7 @@ mod github;
 mod health;
 mod issues;
 mod me;
+mod me_password;
 mod me_tokens;
 mod memberships;
 mod openapi;

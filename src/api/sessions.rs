@@ -133,7 +133,7 @@ async fn sign_in_local(
 }
 
 /// 429 with `Retry-After`: when the attempt may be made again.
-fn rate_limited(e: &SignInError, wait: u64) -> Response {
+pub(super) fn rate_limited(e: &SignInError, wait: u64) -> Response {
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "session.rate_limited",
@@ -168,7 +168,7 @@ async fn started(
 }
 
 /// Where a sign-in attempt comes from: the peer, or what a trusted proxy says.
-fn client_address(app: &App, peer: Option<PeerAddr>, headers: &HeaderMap) -> IpAddr {
+pub(super) fn client_address(app: &App, peer: Option<PeerAddr>, headers: &HeaderMap) -> IpAddr {
     let Some(PeerAddr(peer)) = peer else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };

@@ -101,3 +101,44 @@ pub async fn set_password(
     tx.commit().await?;
     Ok(())
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangePasswordError {
+    #[error("The current password is required")]
+    CurrentRequired,
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+    #[error(transparent)]
+    Set(#[from] SetPasswordError),
+    #[error("{0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A signed-in user sets their own password. Replacing an existing one needs it, checked like
+/// a sign-in (so the same limits apply to guessing it); a user without one (signed in by a
+/// one-time link) sets one.
+#[allow(clippy::too_many_arguments)]
+pub async fn change_password(
+    pool: &PgPool,
+    kv: &Kv,
+    limits: LoginLimits,
+    user_id: i64,
+    current: Option<&str>,
+    new_password: &str,
+    address: IpAddr,
+    actor: &AuditActor,
+) -> Result<(), ChangePasswordError> {
+    let (login, has_password): (String, bool) =
+        sqlx::query_as("SELECT login::text, password_hash IS NOT NULL FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?;
+    if has_password {
+        let current = current
+            .filter(|c| !c.is_empty())
+            .ok_or(ChangePasswordError::CurrentRequired)?;
+        sign_in(pool, kv, limits, &login, current, address).await?;
+    }
+    set_password(pool, user_id, new_password, actor).await?;
+    Ok(())
+}
