@@ -3,7 +3,7 @@
 //! absolute expiry, one-time sign-in links and passwords from the CLI, personal tokens and
 //! user administration, each route for each role.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

@@ -2,7 +2,7 @@
 //! is seen by administrators only; members see exactly their repositories and lose access at
 //! once when removed; every member route answered for every role. Also the CLI.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

@@ -80,7 +80,7 @@ impl AccountsConfig {
                 "windows and lifetimes must be at least 1".into(),
             ));
         }
-        crate::badges::TrustedProxies::parse(&self.trusted_proxies)
+        super::parse_trusted_proxies(&self.trusted_proxies)
             .map(|_| ())
             .map_err(|e| ("accounts.trusted_proxies", e))
     }
