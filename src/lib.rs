@@ -31,7 +31,8 @@
 //! The pipeline, in data-flow order (the two outlets every stage reports to come right after
 //! the commit that feeds them):
 //!
-//! - [`repositories`], [`permissions`]: what is checked, and who may see it.
+//! - [`repositories`], [`permissions`], [`memberships`]: what is checked, and who may see it
+//!   (members synced from GitHub; members granted on standalone repositories).
 //! - [`commits`]: a push registers a commit and moves its branch; ingestion archives it and
 //!   owns the commit's ingest state and the branch head numbers with their history.
 //! - [`badges`], [`statuses`]: the outlets. The badge listener and its cache (invalidated
@@ -78,6 +79,7 @@ pub mod issues;
 pub mod jobs;
 pub mod kv;
 pub mod manifest;
+pub mod memberships;
 pub mod metrics;
 pub mod outage;
 pub mod paging;

@@ -163,21 +163,3 @@ impl JobHandler for SyncAll {
         Ok(())
     }
 }
-
-/// Whether a local user may manage the repository's settings and secrets: a member at the
-/// maintainer or admin level, by local membership or by GitHub user id.
-pub async fn is_maintainer(
-    db: &sqlx::PgPool,
-    repository_id: i64,
-    user_id: i64,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM repository_members m WHERE m.repository_id = $1 \
-         AND m.level IN ('maintainer', 'admin') AND (m.user_id = $2 \
-         OR m.github_member_id = (SELECT github_id FROM users WHERE id = $2)))",
-    )
-    .bind(repository_id)
-    .bind(user_id)
-    .fetch_one(db)
-    .await
-}

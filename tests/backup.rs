@@ -160,6 +160,20 @@ async fn a_restored_installation_answers_like_the_original() {
 
     let admin = t.user_token("root", true).await;
     let alice = t.user_token("alice", false).await;
+    // A member of the standalone repository (its membership travels with the backup).
+    let vault = cocov::repositories::find(&t.app().db, repo_id)
+        .await
+        .unwrap()
+        .unwrap();
+    cocov::memberships::grant(
+        &t.app().db,
+        &vault,
+        "alice",
+        cocov::memberships::Level::Read,
+        &cocov::audit::AuditActor::system(),
+    )
+    .await
+    .unwrap();
     let (_, service) = cocov::auth::service_tokens::create(
         &t.app().db,
         "backup test",

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod accounts;
 mod api_fuzz;
 mod architecture;
 mod backup;
@@ -26,6 +27,7 @@ mod http_api;
 mod ingest;
 mod input;
 mod manifest;
+mod memberships;
 mod openapi;
 mod packaging;
 mod queue;

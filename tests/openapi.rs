@@ -90,6 +90,9 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         assert!(resolve(&doc, reference).is_some(), "dangling {reference}");
     }
 
+    // User 1 (whom `{id}` names) is someone else: signing them out everywhere or deleting them
+    // must not take the caller's own token away halfway through.
+    t.user_token("bystander", false).await;
     let admin = t.user_token("root", true).await;
     let mut answers = Vec::new();
     for route in &documented {
@@ -262,6 +265,22 @@ async fn read_answers_match_their_documented_schemas() {
     )
     .await
     .unwrap();
+    // The member is one of both repositories' members (standalone ones are private otherwise).
+    for name in ["shapes", "bare"] {
+        let repository = cocov::repositories::find_by_name(pool, name)
+            .await
+            .unwrap()
+            .unwrap();
+        cocov::memberships::grant(
+            pool,
+            &repository,
+            "member",
+            cocov::memberships::Level::Read,
+            &cocov::audit::AuditActor::system(),
+        )
+        .await
+        .unwrap();
+    }
     let commit = cocov::commits::register_push(t.app(), &repo, SHA, Some("main"))
         .await
         .unwrap()

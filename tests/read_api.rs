@@ -286,7 +286,7 @@ async fn each_read_route_by_role() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn standalone_repositories_are_open_until_they_get_local_members() {
+async fn standalone_repositories_are_seen_by_their_members_only() {
     let t = start().await;
     let pool = &t.app().db;
     let alice = t.user_token("alice", false).await;
@@ -317,17 +317,16 @@ async fn standalone_repositories_are_open_until_they_get_local_members() {
             .collect()
     };
     let (_, list) = get(&t, Some(&alice), "/v1/repositories").await;
-    assert_eq!(names(&list), ["closed", "open"]);
+    assert_eq!(names(&list), ["closed"]);
+    // A standalone repository without members is for administrators only.
     let (_, list) = get(&t, Some(&bob), "/v1/repositories").await;
-    assert_eq!(names(&list), ["open"]);
+    assert_eq!(names(&list), Vec::<String>::new());
     // A GitHub repository without this user among its collaborators stays hidden.
     let (_, list) = get(&t, Some(&github_only), "/v1/repositories").await;
-    assert_eq!(names(&list), ["open"]);
+    assert_eq!(names(&list), Vec::<String>::new());
 
-    assert_eq!(
-        get(&t, Some(&bob), "/v1/repositories/open").await.0,
-        StatusCode::OK
-    );
+    let hidden = get(&t, Some(&bob), "/v1/repositories/open").await;
+    assert_error(&hidden, StatusCode::NOT_FOUND, "not_found", "bob on open");
     assert_eq!(
         get(&t, Some(&alice), "/v1/repositories/closed").await.0,
         StatusCode::OK

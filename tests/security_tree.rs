@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use common::origin::{Origin, announce, register};
-use common::requests::admin_token;
+use common::requests::{admin_token, call};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -47,25 +47,6 @@ async fn push(t: &TestApp, origin: &Origin, name: &str, prepare: impl FnOnce(&Pa
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     sha
-}
-
-async fn call(
-    t: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = t.client.request(method, t.url(path));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("bearer {token}"));
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or_default())
 }
 
 /// The commit's check set once it has ended, within `deadline`.

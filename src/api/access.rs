@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::app::App;
 use crate::auth::Actor;
 use crate::http::ApiError;
+use crate::memberships::Level;
 use crate::paging::{Page, PageError};
 use crate::repositories::{self, Repository, Viewer};
 
@@ -24,11 +25,22 @@ pub async fn visible_repository(
 /// Refuses (403) unless `actor` may manage `repository`: an administrator, or a user who is a
 /// maintainer of it. Changing what every later commit reports (secrets, permanent ignore
 /// rules) or stopping work others started (cancelling checks) needs this; reading does not.
-/// Service tokens are automation, not people with a role, so they never qualify.
 pub async fn require_maintainer(
     app: &App,
     actor: &Actor,
     repository: &Repository,
+) -> Result<(), ApiError> {
+    require_level(app, actor, repository, Level::Maintain).await
+}
+
+/// Refuses (403) unless `actor` is an administrator or a member of `repository` at `level` or
+/// above (a local grant or GitHub's). Service tokens are automation, not people with a role, so
+/// they never qualify.
+pub async fn require_level(
+    app: &App,
+    actor: &Actor,
+    repository: &Repository,
+    level: Level,
 ) -> Result<(), ApiError> {
     if actor.is_admin() {
         return Ok(());
@@ -36,10 +48,10 @@ pub async fn require_maintainer(
     let Some(user_id) = actor.user_id() else {
         return Err(ApiError::forbidden());
     };
-    let maintainer = crate::permissions::is_maintainer(&app.db, repository.id, user_id)
+    let held = crate::memberships::level_of(&app.db, repository.id, user_id)
         .await
         .map_err(|e| ApiError::internal("checking membership", e))?;
-    if maintainer {
+    if held >= Some(level) {
         Ok(())
     } else {
         Err(ApiError::forbidden())

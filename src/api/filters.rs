@@ -5,23 +5,26 @@ use std::convert::Infallible;
 use warp::{Filter, Rejection};
 
 use crate::app::App;
-use crate::auth::{self, Actor};
+use crate::auth::Actor;
 use crate::http::ApiError;
 
 pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
     warp::any().map(move || app.clone())
 }
 
-/// Any authenticated user or service token.
+/// Any authenticated user or service token: by `Authorization` header, or by session cookie
+/// (with the CSRF check for state-changing methods).
 pub fn any_actor(app: App) -> impl Filter<Extract = (Actor,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let app = app.clone();
-        async move {
-            auth::authenticate(&app.db, header.as_deref())
-                .await
-                .map_err(|e| warp::reject::custom(ApiError::from(e)))
-        }
-    })
+    warp::method().and(warp::header::headers_cloned()).and_then(
+        move |method: http::Method, headers: http::HeaderMap| {
+            let app = app.clone();
+            async move {
+                super::session_cookie::request_actor(&app, &method, &headers)
+                    .await
+                    .map_err(warp::reject::custom)
+            }
+        },
+    )
 }
 
 /// An administrator (a user with the admin flag; service tokens are not admins).

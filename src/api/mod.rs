@@ -2,7 +2,9 @@
 //! route is tagged with its name for metrics; every failure is a JSON `{"code","message"}`.
 
 mod access;
+mod accounts;
 mod admin;
+mod admin_users;
 mod branches;
 mod checks;
 mod commits;
@@ -12,12 +14,17 @@ mod github;
 mod health;
 mod issues;
 mod me;
+mod me_password;
+mod me_tokens;
+mod memberships;
 mod openapi;
 mod reports;
 mod repositories;
 mod repository_reads;
 mod secret_grants;
 mod secrets;
+pub mod session_cookie;
+mod sessions;
 mod stats;
 
 use warp::Filter;
@@ -33,6 +40,8 @@ pub use filters::{admin_actor, any_actor, with_app};
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let routes = health::routes(app.clone())
         .or(openapi::routes())
+        .unify()
+        .or(accounts::routes(app.clone()))
         .unify()
         .or(me::routes(app.clone()))
         .unify()

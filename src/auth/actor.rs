@@ -63,13 +63,21 @@ pub fn bearer_token(header: &str) -> Option<&str> {
 pub async fn authenticate(pool: &PgPool, header: Option<&str>) -> Result<Actor, AuthError> {
     let header = header.ok_or(AuthError::NoAuthorization)?;
     let token = bearer_token(header).ok_or(AuthError::InvalidToken)?;
+    authenticate_token(pool, token).await
+}
+
+/// Resolves a token string (from a header or a session cookie) to an actor. A session (`coa_`)
+/// also ends when unused for its idle timeout.
+pub async fn authenticate_token(pool: &PgPool, token: &str) -> Result<Actor, AuthError> {
     let hash = tokens::hash(token);
     let unavailable = |e: sqlx::Error| AuthError::Unavailable(e.to_string());
     match TokenKind::of(token) {
         Some(TokenKind::Login | TokenKind::Personal) => {
             let row: Option<(i64, i64, String, bool)> = sqlx::query_as(
                 "SELECT t.id, u.id, u.login::text, u.admin FROM user_tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now())",
+                 WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > now()) \
+                 AND (t.idle_timeout_seconds IS NULL OR coalesce(t.last_used_at, t.created_at) \
+                      > now() - t.idle_timeout_seconds * interval '1 second')",
             )
             .bind(&hash)
             .fetch_optional(pool)

@@ -2,8 +2,16 @@
 //! tokens, and turning an `Authorization` header into an [`Actor`].
 
 mod actor;
+pub mod csrf;
+pub mod local;
+pub mod login_limit;
+pub mod password;
+pub mod personal_tokens;
 pub mod service_tokens;
+pub mod sessions;
+pub mod sign_in_links;
 pub mod tokens;
+pub mod user_admin;
 pub mod users;
 
-pub use actor::{Actor, AuthError, authenticate, bearer_token};
+pub use actor::{Actor, AuthError, authenticate, authenticate_token, bearer_token};

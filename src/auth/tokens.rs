@@ -18,6 +18,8 @@ pub enum TokenKind {
     RepositoryUpload,
     /// `csa_`: a single-use secret access authorisation.
     SecretAccess,
+    /// `csl_`: a one-time sign-in link (kept in Redis, never a bearer token).
+    SignInLink,
 }
 
 impl TokenKind {
@@ -28,6 +30,7 @@ impl TokenKind {
             TokenKind::Service => "cos_",
             TokenKind::RepositoryUpload => "crt_",
             TokenKind::SecretAccess => "csa_",
+            TokenKind::SignInLink => "csl_",
         }
     }
 
@@ -39,6 +42,7 @@ impl TokenKind {
             TokenKind::Service,
             TokenKind::RepositoryUpload,
             TokenKind::SecretAccess,
+            TokenKind::SignInLink,
         ]
         .into_iter()
         .find(|k| token.starts_with(k.prefix()))

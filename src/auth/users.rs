@@ -5,7 +5,6 @@ use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::tokens::{self, TokenKind};
 use crate::audit::{self, AuditActor};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -48,6 +47,18 @@ pub async fn create(
     admin: bool,
     actor: &AuditActor,
 ) -> Result<User, UserError> {
+    create_with_password(pool, login, admin, None, actor).await
+}
+
+/// Creates a user with a local password (an Argon2id PHC string from `auth::password::hash`)
+/// in the same transaction, so a refused password never leaves a user behind.
+pub async fn create_with_password(
+    pool: &PgPool,
+    login: &str,
+    admin: bool,
+    password_hash: Option<&str>,
+    actor: &AuditActor,
+) -> Result<User, UserError> {
     if !valid_login(login) {
         return Err(UserError::InvalidLogin(login.to_string()));
     }
@@ -61,11 +72,12 @@ pub async fn create(
         .await?;
     let admin = admin || existing == 0;
     let user: User = sqlx::query_as(
-        "INSERT INTO users (login, admin) VALUES ($1, $2) ON CONFLICT (login) DO NOTHING \
-         RETURNING id, login::text, admin, avatar_url, created_at",
+        "INSERT INTO users (login, admin, password_hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (login) DO NOTHING RETURNING id, login::text, admin, avatar_url, created_at",
     )
     .bind(login)
     .bind(admin)
+    .bind(password_hash)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| UserError::LoginTaken(login.to_string()))?;
@@ -74,7 +86,7 @@ pub async fn create(
         actor,
         "user.create",
         &format!("user:{}", user.id),
-        serde_json::json!({"login": login, "admin": admin}),
+        serde_json::json!({"login": login, "admin": admin, "password": password_hash.is_some()}),
     )
     .await?;
     tx.commit().await?;
@@ -105,25 +117,7 @@ pub async fn create_personal_token(
     description: &str,
     actor: &AuditActor,
 ) -> Result<String, sqlx::Error> {
-    let token = tokens::generate(TokenKind::Personal);
-    let mut tx = pool.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO user_tokens (user_id, kind, description, token_hash) \
-         VALUES ($1, 'personal', $2, $3) RETURNING id",
-    )
-    .bind(user.id)
-    .bind(description)
-    .bind(tokens::hash(&token))
-    .fetch_one(&mut *tx)
-    .await?;
-    audit::record(
-        &mut *tx,
-        actor,
-        "user_token.create",
-        &format!("user:{}", user.id),
-        serde_json::json!({"token_id": id, "kind": "personal"}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(token)
+    super::personal_tokens::issue(pool, user.id, description, None, actor)
+        .await
+        .map(|(_, token)| token)
 }

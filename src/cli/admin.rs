@@ -4,16 +4,17 @@ use clap::Subcommand;
 
 use super::{Cli, Failure, load_config};
 use crate::audit::AuditActor;
-use crate::auth::{service_tokens, users};
+use crate::auth::service_tokens;
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
-    /// Create a user and print a personal access token for it (the first user is always admin).
-    CreateUser {
-        #[arg(long)]
-        login: String,
-        #[arg(long)]
-        admin: bool,
+    /// Create a user (the first user is always admin) with a password, a one-time sign-in link,
+    /// or else a personal access token printed once.
+    CreateUser(super::admin_user::CreateUserArgs),
+    /// Users: list, promote/demote, sign out everywhere, delete, set a password, sign-in link.
+    User {
+        #[command(subcommand)]
+        command: super::admin_user::UserCommand,
     },
     /// Manage service tokens (for workers and integrations).
     ServiceToken {
@@ -70,29 +71,8 @@ pub enum JobsCommand {
 pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
     let config = load_config(cli)?;
     match command {
-        AdminCommand::CreateUser { login, admin } => {
-            let pool = migrated_pool(&config).await?;
-            let actor = AuditActor::cli();
-            let user = users::create(&pool, login, *admin, &actor)
-                .await
-                .map_err(Failure::new)?;
-            let token = users::create_personal_token(
-                &pool,
-                &user,
-                "created by cocov admin create-user",
-                &actor,
-            )
-            .await
-            .map_err(Failure::new)?;
-            println!(
-                "created user {} (id {}, {})",
-                user.login,
-                user.id,
-                if user.admin { "admin" } else { "user" }
-            );
-            println!("personal access token (shown once): {token}");
-            Ok(())
-        }
+        AdminCommand::CreateUser(args) => super::admin_user::create_user(&config, args).await,
+        AdminCommand::User { command } => super::admin_user::run(&config, command).await,
         AdminCommand::ServiceToken { command } => {
             let pool = migrated_pool(&config).await?;
             let actor = AuditActor::cli();
@@ -195,7 +175,7 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> Result<(), Failure> {
 }
 
 /// A pool on a database that has every migration applied.
-async fn migrated_pool(config: &crate::config::Config) -> Result<sqlx::PgPool, Failure> {
+pub(super) async fn migrated_pool(config: &crate::config::Config) -> Result<sqlx::PgPool, Failure> {
     crate::db::migrate(&config.database)
         .await
         .map_err(Failure::new)?;

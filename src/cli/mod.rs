@@ -3,11 +3,13 @@
 
 mod admin;
 mod admin_secret;
+mod admin_user;
 mod backup;
 mod doctor;
 mod hook;
 mod plugin;
 mod repo;
+mod repo_member;
 mod report;
 mod rotate_key;
 mod setup;

@@ -26,6 +26,11 @@ pub enum RepoCommand {
     RegenToken { name: String },
     /// Delete a repository with all its data (done by a worker).
     Delete { name: String },
+    /// Who may see and manage a repository (read, maintain, admin).
+    Member {
+        #[command(subcommand)]
+        command: super::repo_member::RepoMemberCommand,
+    },
 }
 
 pub async fn run(cli: &Cli, command: &RepoCommand) -> Result<(), Failure> {
@@ -103,11 +108,15 @@ pub async fn run(cli: &Cli, command: &RepoCommand) -> Result<(), Failure> {
             .map_err(Failure::new)?;
             println!("repository {} will be deleted by a worker", repo.name);
         }
+        RepoCommand::Member { command } => super::repo_member::run(&pool, command).await?,
     }
     Ok(())
 }
 
-async fn find(pool: &sqlx::PgPool, name: &str) -> Result<repositories::Repository, Failure> {
+pub(super) async fn find(
+    pool: &sqlx::PgPool,
+    name: &str,
+) -> Result<repositories::Repository, Failure> {
     repositories::find_by_name(pool, name)
         .await
         .map_err(Failure::new)?

@@ -254,6 +254,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     validate_github(&c.github)?;
     validate_git(&c.git)?;
     validate_sandbox(&c.worker)?;
+    c.accounts.validate()?;
     Ok(())
 }
 

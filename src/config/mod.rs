@@ -5,11 +5,13 @@
 //! environment) and the error reporting that names file, line and key, `display` the effective
 //! configuration with secrets masked.
 
+mod accounts;
 mod display;
 mod load;
 mod model;
 mod values;
 
+pub use accounts::{AccountsConfig, LocalAccounts};
 pub use display::render_masked;
 pub use load::{ConfigError, ConfigSource, DEFAULT_PATH, load, load_from_env};
 pub use model::*;

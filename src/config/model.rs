@@ -26,6 +26,7 @@ pub struct Config {
     pub git: GitConfig,
     pub github: GithubConfig,
     pub worker: WorkerConfig,
+    pub accounts: super::accounts::AccountsConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.

@@ -5,9 +5,8 @@
 //! * a GitHub repository when they are among its members (synced from GitHub collaborators, by
 //!   GitHub user id, or a local-user membership);
 //! * a standalone repository (registered by git URL, no GitHub) when they are one of its local
-//!   members, or, while it has no local members at all, always: on an instance without GitHub
-//!   every user was created by an administrator, so an unrestricted standalone repository is
-//!   open to all of them, and adding a first local member makes it private to its members.
+//!   members (`memberships`); one without members is seen by administrators only, so nothing is
+//!   shown to a user before someone decided they may see it.
 //!
 //! A repository the viewer may not see is answered exactly like one that does not exist.
 
@@ -54,9 +53,7 @@ pub fn visible_condition(param: u8) -> String {
         "(${param}::bigint IS NULL \
           OR EXISTS (SELECT 1 FROM repository_members m WHERE m.repository_id = r.id \
                      AND (m.user_id = ${param}::bigint \
-                          OR m.github_member_id = (SELECT github_id FROM users WHERE id = ${param}::bigint))) \
-          OR (r.github_id IS NULL AND NOT EXISTS (SELECT 1 FROM repository_members m \
-                     WHERE m.repository_id = r.id AND m.user_id IS NOT NULL)))"
+                          OR m.github_member_id = (SELECT github_id FROM users WHERE id = ${param}::bigint))))"
     )
 }
 

@@ -18,6 +18,27 @@ pub async fn get(t: &TestApp, token: Option<&str>, path: &str) -> (StatusCode, V
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `method path` as the holder of `token` (anonymous when `None`), with an optional JSON body:
+/// the status and the JSON body (`Null` when the body is not JSON).
+pub async fn call(
+    t: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = t.client.request(method, t.url(path));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("bearer {token}"));
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request reaches the daemon");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// A new site administrator's personal token.
 pub async fn admin_token(t: &TestApp) -> String {
     t.user_token(&format!("admin-{}", uuid::Uuid::new_v4().simple()), true)
