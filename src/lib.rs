@@ -22,6 +22,7 @@ pub mod db;
 pub mod git;
 pub mod github;
 pub mod http;
+pub mod images;
 pub mod issues;
 pub mod jobs;
 pub mod kv;

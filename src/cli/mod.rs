@@ -7,6 +7,7 @@ mod backup;
 mod doctor;
 mod hook;
 mod plugin;
+mod plugin_images;
 mod repo;
 mod report;
 mod rotate_key;

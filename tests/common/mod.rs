@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod git_server;
 pub mod origin;
 pub mod private_redis;
+pub mod registry;
 pub mod s3_servers;
 
 use std::time::Duration;
