@@ -14,7 +14,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::store::{LayerFile, Store, StoredImage};
-use super::unpack::Compression;
 use super::{ImageError, registry};
 
 #[derive(Deserialize)]
@@ -228,7 +227,7 @@ fn read_oci(root: &Path) -> Result<Parts, ImageError> {
         .map(|layer| {
             Ok(LayerFile {
                 path: blob(root, &layer.digest)?,
-                compression: Compression::from_media_type(&layer.media_type),
+                media_type: layer.media_type.clone(),
             })
         })
         .collect::<Result<_, ImageError>>()?;
@@ -253,12 +252,15 @@ fn read_docker(root: &Path) -> Result<Parts, ImageError> {
     let mut descriptors = Vec::new();
     for name in &entry.layers {
         let path = member(name)?;
-        let compression = sniff(&path)?;
+        let media_type = sniff(&path)?;
         descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "mediaType": media_type,
             "digest": sha256_file(&path)?,
         }));
-        layers.push(LayerFile { path, compression });
+        layers.push(LayerFile {
+            path,
+            media_type: media_type.to_string(),
+        });
     }
     let synthetic = serde_json::json!({
         "schemaVersion": 2,
@@ -273,13 +275,13 @@ fn read_docker(root: &Path) -> Result<Parts, ImageError> {
     Ok((digest, recorded, config, layers))
 }
 
-/// A docker save layer's compression, from its first bytes (the archive does not say).
-fn sniff(path: &Path) -> Result<Compression, ImageError> {
+/// A docker save layer's media type, from its first bytes (the archive does not say).
+fn sniff(path: &Path) -> Result<&'static str, ImageError> {
     let mut magic = [0u8; 4];
     let n = std::fs::File::open(path)?.read(&mut magic)?;
     Ok(match &magic[..n] {
-        [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-        _ => Compression::None,
+        [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
+        [0x28, 0xb5, 0x2f, 0xfd] => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => "application/vnd.oci.image.layer.v1.tar",
     })
 }

@@ -15,7 +15,6 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::store::{LayerFile, Store, StoredImage};
-use super::unpack::Compression;
 use super::{Credentials, ImageError};
 use crate::config::ImagesConfig;
 
@@ -140,7 +139,7 @@ async fn pull_from(
             .map_err(registry_error)?;
         layers.push(LayerFile {
             path,
-            compression: Compression::from_media_type(&layer.media_type),
+            media_type: layer.media_type.clone(),
         });
     }
     let store = store.clone();

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
-use super::unpack::{self, Budget, Compression};
+use super::unpack::{self, Budget};
 
 /// What running an image needs, and what `cocov plugin images` shows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -72,7 +72,8 @@ pub struct RunConfig {
 /// A layer to apply: a blob file already checked against its digest.
 pub struct LayerFile {
     pub path: PathBuf,
-    pub compression: Compression,
+    /// Says how it is compressed.
+    pub media_type: String,
 }
 
 #[derive(Debug, Clone)]
@@ -226,7 +227,7 @@ impl Store {
             unpack::apply_layer(
                 &rootfs,
                 std::io::BufReader::new(file),
-                layer.compression,
+                &layer.media_type,
                 &mut budget,
             )?;
         }

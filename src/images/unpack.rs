@@ -34,43 +34,26 @@ pub enum UnpackError {
     Io(#[from] std::io::Error),
 }
 
-/// How a layer blob is compressed, from its media type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    pub fn from_media_type(media_type: &str) -> Compression {
-        if media_type.ends_with("gzip") {
-            Compression::Gzip
-        } else if media_type.ends_with("zstd") {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-}
-
 /// The running total of bytes written, shared by all layers of one image.
 pub struct Budget {
     pub used: u64,
     pub limit: u64,
 }
 
-/// Applies one layer (a tar stream, compressed as said) on top of `root`.
+/// Applies one layer (a tar stream, compressed as its media type says) on top of `root`.
 pub fn apply_layer(
     root: &Path,
     blob: impl Read,
-    compression: Compression,
+    media_type: &str,
     budget: &mut Budget,
 ) -> Result<(), UnpackError> {
-    let reader: Box<dyn Read> = match compression {
-        Compression::None => Box::new(blob),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
+    // `…tar+gzip`, `…tar.gzip` (Docker), `…tar+zstd`; anything else is a plain tar.
+    let reader: Box<dyn Read> = if media_type.ends_with("gzip") {
+        Box::new(flate2::read::GzDecoder::new(blob))
+    } else if media_type.ends_with("zstd") {
+        Box::new(zstd::stream::read::Decoder::new(blob)?)
+    } else {
+        Box::new(blob)
     };
     let mut archive = tar::Archive::new(reader);
     // Paths this layer made: an opaque whiteout hides only what the layers below made.
@@ -319,7 +302,7 @@ mod tests {
         apply_layer(
             root,
             layer(entries).as_slice(),
-            Compression::None,
+            "application/vnd.oci.image.layer.v1.tar",
             &mut budget,
         )
     }

@@ -289,6 +289,10 @@ pub fn busybox_layer() -> Vec<u8> {
 pub const TODO_PLUGIN: &str = r#"#!/bin/sh
 [ "$(id -u)" = 1000 ] || { echo "not uid 1000: $(id -u)"; exit 2; }
 [ -e /etc/stale ] && { echo "the whiteout was not applied"; exit 4; }
+# The image's files are the store's: read-only to the plugin, as is the sandbox's root.
+for target in /plugin.sh /bin/busybox /etc/passwd /new-file; do
+  if ( : > "$target" ) 2>/dev/null; then echo "could write $target"; exit 5; fi
+done
 cd "$COCOV_WORKDIR" || exit 3
 : > "$COCOV_OUTPUT_FILE"
 grep -rn TODO . | while IFS=: read -r file line rest; do
