@@ -10,6 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::origin::{Origin, announce, register};
+use common::requests::get;
 use common::{TestApp, TestDb, TestRedis, cocov_command};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -74,18 +75,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-async fn get(t: &TestApp, auth: &str, path: &str) -> (StatusCode, Value) {
-    let resp = t
-        .client
-        .get(t.url(path))
-        .header("authorization", auth)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or_default())
-}
-
 /// Every file under `root`, relative path → bytes.
 fn tree(root: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
@@ -123,7 +112,7 @@ fn read_paths(name: &str, sha: &str) -> Vec<String> {
 async fn answers(t: &TestApp, auth: &str, paths: &[String]) -> Vec<(String, StatusCode, Value)> {
     let mut out = Vec::new();
     for path in paths {
-        let (status, body) = get(t, auth, path).await;
+        let (status, body) = get(t, Some(auth), path).await;
         out.push((path.clone(), status, body));
     }
     out
@@ -169,8 +158,8 @@ async fn a_restored_installation_answers_like_the_original() {
         upload.text().await.unwrap()
     );
 
-    let admin = format!("bearer {}", t.user_token("root", true).await);
-    let alice = format!("bearer {}", t.user_token("alice", false).await);
+    let admin = t.user_token("root", true).await;
+    let alice = t.user_token("alice", false).await;
     let (_, service) = cocov::auth::service_tokens::create(
         &t.app().db,
         "backup test",
@@ -179,7 +168,6 @@ async fn a_restored_installation_answers_like_the_original() {
     )
     .await
     .unwrap();
-    let service = format!("bearer {service}");
     let cipher = cocov::secrets::Cipher::from_config(&t.app().config.security).unwrap();
     cocov::secrets::put(
         &t.app().db,
@@ -196,8 +184,8 @@ async fn a_restored_installation_answers_like_the_original() {
     let checks = format!("/v1/repositories/vault/commits/{sha}/checks");
     let summary = format!("/v1/repositories/vault/commits/{sha}/coverage/summary");
     common::eventually("checks and coverage", Duration::from_secs(180), || async {
-        let (_, view) = get(&t, &admin, &checks).await;
-        let (cov, _) = get(&t, &admin, &summary).await;
+        let (_, view) = get(&t, Some(&admin), &checks).await;
+        let (cov, _) = get(&t, Some(&admin), &summary).await;
         (view["status"] == "completed" && cov == StatusCode::OK).then_some(())
     })
     .await;
@@ -270,10 +258,10 @@ async fn a_restored_installation_answers_like_the_original() {
         assert_eq!(b, a, "{} differs after restore", b.0);
     }
     for (who, auth) in [("user", &alice), ("service", &service)] {
-        let (status, body) = get(&r, auth, "/v1/repositories/vault").await;
+        let (status, body) = get(&r, Some(auth), "/v1/repositories/vault").await;
         assert_eq!(status, StatusCode::OK, "{who} token: {body}");
     }
-    let (status, _) = get(&r, "bearer cop_not-a-token", "/v1/repositories/vault").await;
+    let (status, _) = get(&r, Some("cop_not-a-token"), "/v1/repositories/vault").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // The secret still decrypts with the restored key.
     let restored_cipher = cocov::secrets::Cipher::from_config(&r.app().config.security).unwrap();
@@ -563,7 +551,7 @@ async fn an_s3_store_is_copied_object_by_object_and_restored_into_a_new_bucket()
     .await;
     let origin = Origin::new();
     register(&t, "bucketed", &origin.url()).await;
-    let admin = format!("bearer {}", t.user_token("root", true).await);
+    let admin = t.user_token("root", true).await;
     for (key, data) in [
         (BLOB, "one"),
         ("7/coverage/2.json", "two"),
@@ -607,8 +595,8 @@ async fn an_s3_store_is_copied_object_by_object_and_restored_into_a_new_bucket()
     })
     .await;
     assert_eq!(
-        get(&r, &admin, "/v1/repositories").await,
-        get(&t, &admin, "/v1/repositories").await
+        get(&r, Some(&admin), "/v1/repositories").await,
+        get(&t, Some(&admin), "/v1/repositories").await
     );
     r.shutdown().await;
     t.shutdown().await;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use common::origin::{Origin, announce, register};
+use common::requests::{admin_token, check_of, errored_check_output, get};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -77,23 +78,6 @@ async fn regen(t: &TestApp, name: &str, admin: &str) -> String {
     body["new_token"].as_str().unwrap().to_string()
 }
 
-async fn admin_token(t: &TestApp) -> String {
-    let login = format!("admin-{}", uuid::Uuid::new_v4().simple());
-    t.user_token(&login, true).await
-}
-
-async fn get(t: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    let resp = t
-        .client
-        .get(t.url(path))
-        .header("authorization", format!("bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or_default())
-}
-
 /// Waits for the commit's check set to end; returns the checks view.
 async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Value {
     let path = format!("/v1/repositories/{name}/commits/{sha}/checks");
@@ -101,7 +85,7 @@ async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Val
         "the check set to finish",
         Duration::from_secs(180),
         || async {
-            let (status, body) = get(t, token, &path).await;
+            let (status, body) = get(t, Some(token), &path).await;
             let done = status == StatusCode::OK
                 && matches!(
                     body["status"].as_str(),
@@ -116,7 +100,7 @@ async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Val
 async fn issues(t: &TestApp, token: &str, name: &str, sha: &str, query: &str) -> Value {
     let (status, body) = get(
         t,
-        token,
+        Some(token),
         &format!("/v1/repositories/{name}/commits/{sha}/issues?per_page=100{query}"),
     )
     .await;
@@ -143,15 +127,6 @@ async fn cocov_status(t: &TestApp, name: &str, sha: &str) -> (String, String) {
     .await
 }
 
-fn check<'a>(view: &'a Value, plugin: &str) -> &'a Value {
-    view["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["plugin_name"] == plugin)
-        .unwrap_or_else(|| panic!("no check {plugin} in {view}"))
-}
-
 const SHELLCHECK_MANIFEST: &str =
     "version: \"0.1.alpha\"\nchecks:\n  - plugin: cocov/shellcheck:v0.1\n";
 
@@ -169,7 +144,7 @@ async fn shellcheck_findings_become_issues_and_a_failing_status_and_a_fix_passes
     .await;
     let view = finished_checks(&t, &admin, "shelly", &sha).await;
     assert_eq!(view["status"], "completed", "{view}");
-    assert_eq!(check(&view, "cocov/shellcheck")["status"], "completed");
+    assert_eq!(check_of(&view, "cocov/shellcheck")["status"], "completed");
 
     let body = issues(&t, &admin, "shelly", &sha, "").await;
     let mut found: Vec<(String, i64, i64, String, String)> = body["issues"]
@@ -217,7 +192,7 @@ async fn shellcheck_findings_become_issues_and_a_failing_status_and_a_fix_passes
     assert_eq!(style["paging"]["total"], 1);
     let (status, body) = get(
         &t,
-        &admin,
+        Some(&admin),
         &format!("/v1/repositories/shelly/commits/{sha}/issues?category=nope"),
     )
     .await;
@@ -258,11 +233,11 @@ async fn shellcheck_findings_become_issues_and_a_failing_status_and_a_fix_passes
         cocov_status(&t, "shelly", &sha).await,
         ("failure".into(), "1 issue found".into())
     );
-    let (_, rules) = get(&t, &admin, "/v1/repositories/shelly/ignore_rules").await;
+    let (_, rules) = get(&t, Some(&admin), "/v1/repositories/shelly/ignore_rules").await;
     assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "{rules}");
     let states = get(
         &t,
-        &admin,
+        Some(&admin),
         &format!("/v1/repositories/shelly/commits/{sha}/issues/states"),
     )
     .await
@@ -314,7 +289,7 @@ async fn every_built_in_plugin_and_a_sarif_tool_report_real_findings() {
         if c["status"] != "completed" {
             let (_, one) = get(
                 &t,
-                &admin,
+                Some(&admin),
                 &format!("/v1/repositories/polyglot/commits/{sha}/checks/{}", c["id"]),
             )
             .await;
@@ -375,19 +350,6 @@ async fn every_built_in_plugin_and_a_sarif_tool_report_real_findings() {
         format!("{} issues found", all["paging"]["total"])
     );
     t.shutdown().await;
-}
-
-/// An errored check's output, through the API.
-async fn error_output(t: &TestApp, admin: &str, view: &Value, sha: &str, plugin: &str) -> String {
-    let id = check(view, plugin)["id"].as_i64().unwrap();
-    let (_, c) = get(
-        t,
-        admin,
-        &format!("/v1/repositories/evil/commits/{sha}/checks/{id}"),
-    )
-    .await;
-    assert_eq!(c["status"], "errored", "{plugin}: {c}");
-    c["error_output"].as_str().unwrap().to_string()
 }
 
 /// Plugin definitions that misbehave, each in its own way.
@@ -476,31 +438,31 @@ async fn hostile_plugins_are_contained_and_the_worker_keeps_serving() {
 
     let view = finished_checks(&t, &admin, "evil", &evil_sha).await;
     assert_eq!(view["status"], "errored", "{view}");
-    let reader = error_output(&t, &admin, &view, &evil_sha, "evil/reader").await;
+    let reader = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/reader").await;
     assert!(
         reader.contains("nothing readable") && !reader.contains("LEAKED"),
         "{reader}"
     );
-    let network = error_output(&t, &admin, &view, &evil_sha, "evil/network").await;
+    let network = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/network").await;
     assert!(
         !network.contains("CONNECTED") && network.contains("Error"),
         "{network}"
     );
-    let bomb = error_output(&t, &admin, &view, &evil_sha, "evil/forkbomb").await;
+    let bomb = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/forkbomb").await;
     // Stopped either way: by the pids limit (the bomb gives up) or by the timeout (it keeps
     // retrying its forks until then), depending on how the shells race.
     assert!(
         bomb.contains("did not finish within 4 s") || bomb.contains("more than 64 processes"),
         "{bomb}"
     );
-    let filler = error_output(&t, &admin, &view, &evil_sha, "evil/filler").await;
+    let filler = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/filler").await;
     assert!(
         filler.contains("SIGXFSZ") || filler.contains("File size limit"),
         "{filler}"
     );
-    let shouter = error_output(&t, &admin, &view, &evil_sha, "evil/shouter").await;
+    let shouter = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/shouter").await;
     assert!(shouter.contains("printed more than 1 MiB"), "{shouter}");
-    let sleeper = error_output(&t, &admin, &view, &evil_sha, "evil/sleeper").await;
+    let sleeper = errored_check_output(&t, &admin, "evil", &evil_sha, &view, "evil/sleeper").await;
     assert!(sleeper.contains("did not finish within 2 s"), "{sleeper}");
     let (state, description) = cocov_status(&t, "evil", &evil_sha).await;
     assert_eq!(
@@ -598,7 +560,7 @@ async fn a_secret_reaches_only_the_check_that_mounts_it_and_is_stored_sealed() {
         assert!(!row.contains(plaintext), "{row}");
         assert!(!row.contains(&hex::encode(plaintext)), "{row}");
     }
-    let (_, listed) = get(&t, &admin, "/v1/repositories/vault/secrets").await;
+    let (_, listed) = get(&t, Some(&admin), "/v1/repositories/vault/secrets").await;
     assert_eq!(listed["secrets"][0]["name"], "DEPLOY_TOKEN");
     assert!(!listed.to_string().contains(plaintext));
     t.shutdown().await;
@@ -618,11 +580,11 @@ async fn an_unknown_plugin_errors_its_check_naming_the_known_ones() {
     .await;
     let view = finished_checks(&t, &admin, "ruby", &sha).await;
     assert_eq!(view["status"], "errored");
-    assert_eq!(check(&view, "cocov/shellcheck")["status"], "completed");
-    let id = check(&view, "cocov/rubocop")["id"].as_i64().unwrap();
+    assert_eq!(check_of(&view, "cocov/shellcheck")["status"], "completed");
+    let id = check_of(&view, "cocov/rubocop")["id"].as_i64().unwrap();
     let (_, c) = get(
         &t,
-        &admin,
+        Some(&admin),
         &format!("/v1/repositories/ruby/commits/{sha}/checks/{id}"),
     )
     .await;
@@ -723,7 +685,7 @@ async fn a_running_set_is_canceled_and_an_expired_one_is_ended_by_the_sweeper() 
     let (sha, admin) = push(&t, &origin, "slow", &[(".cocov.yaml", manifest)]).await;
     let path = format!("/v1/repositories/slow/commits/{sha}/checks");
     common::eventually("the sleeper to start", Duration::from_secs(60), || async {
-        let (_, body) = get(&t, &admin, &path).await;
+        let (_, body) = get(&t, Some(&admin), &path).await;
         (body["checks"][0]["status"] == "in_progress").then_some(())
     })
     .await;
@@ -1149,7 +1111,7 @@ async fn a_worker_killed_mid_check_leaves_the_set_to_another_worker() {
         "the first worker to start the check",
         Duration::from_secs(60),
         || async {
-            let (_, body) = get(&t, &admin, &path).await;
+            let (_, body) = get(&t, Some(&admin), &path).await;
             (body["checks"][0]["status"] == "in_progress").then_some(())
         },
     )
@@ -1189,7 +1151,7 @@ async fn a_worker_killed_mid_check_leaves_the_set_to_another_worker() {
 /// the tag moved (and the registry gone) runs the same image.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
-    use common::registry::{Image, Registry};
+    use common::registry::{Entry, Image, Registry, layer};
     let mut registry = Registry::start().await;
     let (digest, _) = registry
         .push_image("team/todo", "v1", &Image::todo_plugin())
@@ -1221,7 +1183,7 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
     )
     .await;
     let view = finished_checks(&t, &admin, "imaged", &sha).await;
-    assert_eq!(check(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
     let body = issues(&t, &admin, "imaged", &sha, "").await;
     assert_eq!(body["paging"]["total"], 1, "{body}");
     assert_eq!(body["issues"][0]["file"], "src/a.txt");
@@ -1254,7 +1216,7 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     let view = finished_checks(&t, &admin, "imaged", &sha).await;
-    assert_eq!(check(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
     assert_eq!(
         issues(&t, &admin, "imaged", &sha, "").await["paging"]["total"],
         1
@@ -1262,14 +1224,35 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
     // A new commit gets the moved tag; with the registry gone, the tag as last resolved.
     let (sha2, admin) = push(&t, &origin, "imaged", &[("src/b.txt", "TODO\n")]).await;
     let view = finished_checks(&t, &admin, "imaged", &sha2).await;
-    assert_eq!(check(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
     assert_eq!(
         issues(&t, &admin, "imaged", &sha2, "").await["paging"]["total"],
         0
     );
+    // An image whose layer plants a link out of its root filesystem is refused: the check
+    // errors naming it, and the worker goes on.
+    let hostile = layer(&[Entry::Link("up".into(), "../../../../..".into())]);
+    registry
+        .push_image("evil/link", "v1", &Image::with_layer(hostile))
+        .await;
+    let evil_manifest = format!(
+        "version: \"0.1.alpha\"\nchecks:\n  - plugin: {0}/evil/link:v1\n  - plugin: {0}/team/todo:v1\n",
+        registry.host
+    );
+    let (evil_sha, admin) =
+        push(&t, &origin, "imaged", &[(".cocov.yaml", &evil_manifest)]).await;
+    let view = finished_checks(&t, &admin, "imaged", &evil_sha).await;
+    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
+    let output =
+        errored_check_output(&t, &admin, "imaged", &evil_sha, &view, "evil/link").await;
+    assert!(
+        output.contains("the image is refused")
+            && output.contains("outside the image's root filesystem"),
+        "{output}"
+    );
     registry.stop();
     let (sha3, admin) = push(&t, &origin, "imaged", &[("src/c.txt", "TODO\n")]).await;
     let view = finished_checks(&t, &admin, "imaged", &sha3).await;
-    assert_eq!(check(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
     t.shutdown().await;
 }

@@ -4,10 +4,11 @@
 mod common;
 
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::private_redis::PrivateRedis;
 use common::{TestDb, TestRedis};
 
 fn cocov() -> Command {
@@ -306,78 +307,11 @@ async fn serve_notifies_ready_and_exits_zero_on_sigterm() {
     assert_eq!(status.code(), Some(0), "exit status {status}");
 }
 
-/// A Redis server of this test's own, so it can be stopped without disturbing other tests.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-    dir: PathBuf,
-}
-
-impl PrivateRedis {
-    fn start(port: u16, dir: &Path) -> PrivateRedis {
-        let mut r = PrivateRedis {
-            port,
-            child: None,
-            dir: dir.to_path_buf(),
-        };
-        r.restart();
-        r
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test.sh installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "private redis did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn redis_going_away_flips_readiness_and_recovers_without_restart() {
     let db = TestDb::empty().await;
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut redis = PrivateRedis::start(port, dir.path());
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
     let mut served = Served::start(&db, &url, "cocov:");
     let base = served.wait_ready();
     assert_eq!(readyz(&base).await.0, 200);
@@ -395,7 +329,7 @@ async fn redis_going_away_flips_readiness_and_recovers_without_restart() {
     // Anonymous: ready or not, no detail (administrators get it, see tests/http_api.rs).
     assert_eq!(body, serde_json::json!({"ready": false}));
 
-    redis.restart();
+    redis.resume().await;
     common::eventually("readyz to recover", Duration::from_secs(30), || async {
         (readyz(&base).await.0 == 200).then_some(())
     })

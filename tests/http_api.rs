@@ -4,6 +4,7 @@
 mod common;
 
 use common::TestApp;
+use common::requests::assert_error_body;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -20,14 +21,6 @@ async fn get_as(t: &TestApp, path: &str, token: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-fn assert_error(body: &Value, code: &str) {
-    assert_eq!(body["code"], code, "unexpected error body {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "no message in {body}"
-    );
 }
 
 #[tokio::test]
@@ -133,7 +126,7 @@ async fn metrics_need_an_admin_or_the_scraper_token() {
     let anonymous = t.client.get(t.url("/metrics")).send().await.unwrap();
     let (status, body) = json(anonymous).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_error(&body, "auth.no_authorization");
+    assert_error_body(&body, "auth.no_authorization");
     let (status, body) = json(get_as(&t, "/metrics", &user).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _) = json(get_as(&t, "/metrics", "scrape-me-wrong").await).await;
@@ -190,10 +183,10 @@ async fn unknown_routes_and_methods_are_json_errors() {
     let t = TestApp::start().await;
     let (status, body) = json(t.client.get(t.url("/v1/nope")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_error(&body, "not_found");
+    assert_error_body(&body, "not_found");
     let (status, body) = json(t.client.delete(t.url("/v1/ping")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_error(&body, "method_not_allowed");
+    assert_error_body(&body, "method_not_allowed");
     t.shutdown().await;
 }
 
@@ -203,7 +196,7 @@ async fn authentication_errors_follow_the_original_codes() {
     let me = t.url("/v1/me");
     let (status, body) = json(t.client.get(&me).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_error(&body, "auth.no_authorization");
+    assert_error_body(&body, "auth.no_authorization");
     for header in [
         "lol?",
         "bearer invalid",
@@ -221,7 +214,7 @@ async fn authentication_errors_follow_the_original_codes() {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{header}");
-        assert_error(&body, "auth.invalid_token");
+        assert_error_body(&body, "auth.invalid_token");
     }
     let token = t.user_token("alice", false).await;
     let (status, body) = json(
@@ -312,7 +305,7 @@ async fn service_token_routes_are_admin_only() {
                 .unwrap();
             let (status, body) = json(resp).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{who} {method} {path}");
-            assert_error(&body, "auth.forbidden");
+            assert_error_body(&body, "auth.forbidden");
         }
     }
     for (method, path) in [
@@ -363,7 +356,7 @@ async fn service_token_routes_are_admin_only() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_error(&body, "not_found");
+    assert_error_body(&body, "not_found");
 
     let audited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'service_token.%'")
@@ -393,7 +386,7 @@ async fn malformed_requests_get_clear_4xx_and_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "request.invalid_json");
+    assert_error_body(&body, "request.invalid_json");
     let (status, body) = json(
         post(r#"{"description": 5}"#.into(), "application/json")
             .send()
@@ -408,11 +401,11 @@ async fn malformed_requests_get_clear_4xx_and_change_nothing() {
     );
     let (status, body) = json(post("{}".into(), "application/json").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_error(&body, "admin.service_token_description_missing");
+    assert_error_body(&body, "admin.service_token_description_missing");
     let big = format!(r#"{{"description":"{}"}}"#, "x".repeat(100_000));
     let (status, body) = json(post(big.into(), "application/json").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_error(&body, "request.too_large");
+    assert_error_body(&body, "request.too_large");
     // A chunked body (no Content-Length) over the limit is refused as well.
     let chunks = futures_util::stream::iter(
         (0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024]))),

@@ -13,22 +13,6 @@ use common::origin::{Origin, announce, register};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// Waits until the commit's ingestion reached a final state; returns (status, error).
-async fn final_state(t: &TestApp, repository_id: i64, sha: &str) -> (String, Option<String>) {
-    common::eventually("ingestion to finish", Duration::from_secs(60), || async {
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT ingest_status, ingest_error FROM commits WHERE repository_id = $1 AND sha = $2::citext",
-        )
-        .bind(repository_id)
-        .bind(sha)
-        .fetch_optional(&t.app().db)
-        .await
-        .unwrap();
-        row.filter(|(s, _)| s == "completed" || s == "errored")
-    })
-    .await
-}
-
 fn start() -> impl std::future::Future<Output = TestApp> {
     TestApp::start_with(|c| {
         c.queue.max_deliveries = 3;
@@ -56,7 +40,7 @@ async fn a_push_is_ingested_into_the_blob_store() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["new"], true);
     assert_eq!(
-        final_state(&t, id, &sha).await,
+        t.ingestion_outcome(id, &sha).await,
         ("completed".to_string(), None)
     );
 
@@ -276,7 +260,7 @@ async fn a_sha_force_pushed_away_ends_errored_with_the_reason() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let (state, error) = final_state(&t, id, gone).await;
+    let (state, error) = t.ingestion_outcome(id, gone).await;
     assert_eq!(state, "errored");
     assert!(
         error
@@ -294,7 +278,7 @@ async fn an_unreachable_git_server_ends_errored_after_the_retries() {
     let (id, token) = register(&t, "down", "file:///nonexistent/cocov/repo.git").await;
     let sha = "89abcdef0123456789abcdef0123456789abcdef";
     announce(&t, "down", &format!("token {token}"), json!({"sha": sha})).await;
-    let (state, error) = final_state(&t, id, sha).await;
+    let (state, error) = t.ingestion_outcome(id, sha).await;
     assert_eq!(state, "errored");
     let error = error.unwrap();
     assert!(
@@ -350,7 +334,7 @@ async fn a_hooked_bare_repository_announces_its_pushes() {
         "the token must not be written into the hook script"
     );
     let sha = origin.commit(&[("hooked.txt", "yes")], "pushed through the hook");
-    assert_eq!(final_state(&t, id, &sha).await.0, "completed");
+    assert_eq!(t.ingestion_outcome(id, &sha).await.0, "completed");
     t.shutdown().await;
 }
 
@@ -367,7 +351,7 @@ async fn deleting_a_repository_removes_rows_and_blobs() {
         json!({"sha": sha, "branch": "main"}),
     )
     .await;
-    assert_eq!(final_state(&t, id, &sha).await.0, "completed");
+    assert_eq!(t.ingestion_outcome(id, &sha).await.0, "completed");
     let admin = t.user_token("deleter", true).await;
     let resp = t
         .client

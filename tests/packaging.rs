@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::requests::free_port;
 use common::{TestDb, TestRedis, admin_database_url};
 use sqlx::{Connection, PgConnection};
 
@@ -875,14 +876,6 @@ async fn older_database() -> TestDb {
         .await
         .expect("apply the older migrations");
     db
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]

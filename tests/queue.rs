@@ -2,6 +2,8 @@
 //! and deletes its keys at the end, so tests run in parallel with each other and with other
 //! suites. No timing assertions: waits are polling loops with generous deadlines.
 
+mod common;
+
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -13,6 +15,7 @@ use cocov::kv::{Db, Kv};
 use cocov::queue::{
     Consumer, GROUP, JobContext, JobError, JobHandler, Queue, QueueError, QueueStats, Registry,
 };
+use common::private_redis::PrivateRedis;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -947,60 +950,12 @@ async fn wait_drained_except_dead(queue: &Queue) {
     .await;
 }
 
-/// A private, throw-away Redis server (no persistence) that this test may kill and restart
-/// without disturbing the shared one. Killed when dropped.
-struct PrivateRedis {
-    port: u16,
-    child: ChildGuard,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        let server = PrivateRedis {
-            port,
-            child: ChildGuard(Some(child)),
-        };
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-        wait_until("the private redis-server answers", 30, || async {
-            match client.get_multiplexed_async_connection().await {
-                Ok(mut c) => redis::cmd("PING")
-                    .query_async::<String>(&mut c)
-                    .await
-                    .is_ok(),
-                Err(_) => false,
-            }
-        })
-        .await;
-        server
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_survives_a_redis_restart() {
     init_logs();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = PrivateRedis::start(port).await;
+    let mut server = PrivateRedis::start().await;
     let config = RedisConfig {
-        url: format!("redis://127.0.0.1:{}", server.port),
+        url: server.url(),
         key_prefix: "cocov-test-restart:".into(),
         ..RedisConfig::default()
     };
@@ -1026,10 +981,10 @@ async fn consumer_survives_a_redis_restart() {
     .await;
 
     // Redis dies and comes back empty (nothing persisted): the stream and group are gone.
-    server.child.kill();
+    server.stop();
     // Stay down a while, so the loops go through connection errors and their backoff.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    server = PrivateRedis::start(port).await;
+    server.resume().await;
     wait_until("an enqueue succeeds after the restart", 60, || async {
         queue.enqueue("n", json!(2)).await.is_ok()
     })

@@ -5,6 +5,7 @@
 mod common;
 
 use common::TestApp;
+use common::requests::{assert_error, get, service_token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -14,26 +15,6 @@ const SHA_HEAD: &str = "2222222222222222222222222222222222222222";
 
 async fn start() -> TestApp {
     TestApp::start_with(|c| c.server.roles = vec![cocov::config::Role::Api]).await
-}
-
-async fn get(t: &TestApp, token: Option<&str>, path: &str) -> (StatusCode, Value) {
-    let mut request = t.client.get(t.url(path));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("bearer {token}"));
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str, what: &str) {
-    assert_eq!(got.0, status, "{what}: {}", got.1);
-    assert_eq!(got.1["code"], code, "{what}: {}", got.1);
-    assert!(
-        got.1["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{what}: {}",
-        got.1
-    );
 }
 
 /// A repository: from GitHub (with a GitHub id) or standalone (git URL only).
@@ -77,14 +58,6 @@ async fn github_user(t: &TestApp, login: &str, github_id: i64) -> String {
         .await
         .expect("github id");
     token
-}
-
-async fn service_token(t: &TestApp) -> String {
-    let actor = cocov::audit::AuditActor::system();
-    cocov::auth::service_tokens::create(&t.app().db, "reader", None, &actor)
-        .await
-        .expect("service token")
-        .1
 }
 
 /// Pushes `sha` to `branch` the way every push arrives, then fills in what ingestion, checks

@@ -46,23 +46,6 @@ async fn count(t: &TestApp, sql: &'static str) -> i64 {
         .unwrap()
 }
 
-/// Waits until the commit's ingestion reached a final state; returns (status, error).
-async fn final_state(t: &TestApp, repository_id: i64, sha: &str) -> (String, String) {
-    common::eventually("ingestion to finish", Duration::from_secs(60), || async {
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT ingest_status, ingest_error FROM commits WHERE repository_id = $1 AND sha = $2::citext",
-        )
-        .bind(repository_id)
-        .bind(sha)
-        .fetch_optional(&t.app().db)
-        .await
-        .unwrap();
-        row.filter(|(s, _)| s == "completed" || s == "errored")
-            .map(|(s, e)| (s, e.unwrap_or_default()))
-    })
-    .await
-}
-
 /// A repository registered with a good URL, then given `url` directly in the database, as a
 /// row written before URLs were checked would hold it; a push of `sha` is announced.
 async fn legacy_row_ingests(
@@ -81,8 +64,8 @@ async fn legacy_row_ingests(
         .unwrap();
     let (status, body) = announce(t, name, &format!("token {token}"), json!({"sha": sha})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    let (state, error) = final_state(t, id, sha).await;
-    (id, state, error)
+    let (state, error) = t.ingestion_outcome(id, sha).await;
+    (id, state, error.unwrap_or_default())
 }
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -233,7 +216,7 @@ async fn http_is_accepted_once_an_administrator_allows_it() {
     let (id, token) = register(&t, "plain", &server.repo_url("acme", "plain")).await;
     announce(&t, "plain", &format!("token {token}"), json!({"sha": SHA})).await;
     // The server asks for credentials this URL has none of; what matters is that git went.
-    let (state, _) = final_state(&t, id, SHA).await;
+    let (state, _) = t.ingestion_outcome(id, SHA).await;
     assert_eq!(state, "errored");
     assert!(
         !server.requests().is_empty(),
@@ -249,7 +232,7 @@ async fn file_urls_still_work() {
     let sha = origin.commit(&[("a.txt", "a")], "a");
     let (id, token) = register(&t, "local", &origin.url()).await;
     announce(&t, "local", &format!("token {token}"), json!({"sha": sha})).await;
-    assert_eq!(final_state(&t, id, &sha).await.0, "completed");
+    assert_eq!(t.ingestion_outcome(id, &sha).await.0, "completed");
     t.shutdown().await;
 }
 
@@ -545,11 +528,7 @@ impl TlsRedis {
             "-extfile",
             "ext",
         ]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::requests::free_port();
         let child = std::process::Command::new("redis-server")
             .current_dir(d)
             .args([

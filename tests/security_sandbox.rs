@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use common::origin::{Origin, announce, register};
+use common::requests::{errored_check_output, get};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -84,7 +85,7 @@ async fn run_plugins(t: &TestApp, name: &str, plugins: &[&str]) -> (String, Stri
     let view = common::eventually("the check set to finish", Duration::from_secs(180), || {
         let (t, admin, path) = (t, &admin, &path);
         async move {
-            let (status, body) = get(t, admin, path).await;
+            let (status, body) = get(t, Some(admin), path).await;
             let done = status == StatusCode::OK
                 && matches!(body["status"].as_str(), Some("completed" | "errored"));
             done.then_some(body)
@@ -92,45 +93,6 @@ async fn run_plugins(t: &TestApp, name: &str, plugins: &[&str]) -> (String, Stri
     })
     .await;
     (sha, admin, view)
-}
-
-async fn get(t: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
-    let resp = t
-        .client
-        .get(t.url(path))
-        .header("authorization", format!("bearer {token}"))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or_default())
-}
-
-/// An errored check's output, through the API.
-async fn error_output(
-    t: &TestApp,
-    admin: &str,
-    repo: &str,
-    sha: &str,
-    view: &Value,
-    plugin: &str,
-) -> String {
-    let id = view["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["plugin_name"] == format!("evil/{plugin}"))
-        .unwrap_or_else(|| panic!("no check {plugin} in {view}"))["id"]
-        .as_i64()
-        .unwrap();
-    let (_, c) = get(
-        t,
-        admin,
-        &format!("/v1/repositories/{repo}/commits/{sha}/checks/{id}"),
-    )
-    .await;
-    assert_eq!(c["status"], "errored", "{plugin}: {c}");
-    c["error_output"].as_str().unwrap().to_string()
 }
 
 /// Python with ctypes: the raw system call and the errno name it ended with.
@@ -192,7 +154,7 @@ async fn plugins_attacking_the_sandbox_are_stopped_by_the_kernel() {
     let (sha, admin, view) = run_plugins(&t, "attacker", &names).await;
     let output = |p: &'static str| {
         let (t, admin, sha, view) = (&t, &admin, &sha, &view);
-        async move { error_output(t, admin, "attacker", sha, view, p).await }
+        async move { errored_check_output(t, admin, "attacker", sha, view, &format!("evil/{p}")).await }
     };
 
     // (a) Memory far beyond the limit: the memory cgroup kills it, and the check says why.

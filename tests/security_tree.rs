@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::TestApp;
 use common::origin::{Origin, announce, register};
+use common::requests::admin_token;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -29,11 +30,6 @@ async fn start() -> (TestApp, tempfile::TempDir) {
     })
     .await;
     (t, plugins)
-}
-
-async fn admin_token(t: &TestApp) -> String {
-    t.user_token(&format!("admin-{}", uuid::Uuid::new_v4().simple()), true)
-        .await
 }
 
 /// Registers `name` on `origin`, lets `prepare` shape the work tree (files, links), commits,

@@ -8,6 +8,7 @@ pub mod git_server;
 pub mod origin;
 pub mod private_redis;
 pub mod registry;
+pub mod requests;
 pub mod s3_servers;
 
 use std::time::Duration;
@@ -265,6 +266,26 @@ impl TestApp {
         cocov::auth::users::create_personal_token(pool, &user, "test", &actor)
             .await
             .expect("token")
+    }
+
+    /// Waits until the commit's ingestion reached a final state; returns (status, error).
+    pub async fn ingestion_outcome(
+        &self,
+        repository_id: i64,
+        sha: &str,
+    ) -> (String, Option<String>) {
+        eventually("ingestion to finish", Duration::from_secs(60), || async {
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT ingest_status, ingest_error FROM commits WHERE repository_id = $1 AND sha = $2::citext",
+            )
+            .bind(repository_id)
+            .bind(sha)
+            .fetch_optional(&self.app().db)
+            .await
+            .unwrap();
+            row.filter(|(s, _)| s == "completed" || s == "errored")
+        })
+        .await
     }
 
     pub async fn shutdown(mut self) {

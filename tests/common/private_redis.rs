@@ -12,11 +12,7 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts on a free port and waits until it answers.
     pub async fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::requests::free_port();
         let mut server = PrivateRedis { port, child: None };
         server.resume().await;
         server

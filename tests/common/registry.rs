@@ -22,14 +22,6 @@ pub struct Registry {
     client: reqwest::Client,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Registry {
     pub async fn start() -> Registry {
         assert!(
@@ -37,7 +29,7 @@ impl Registry {
             "run scripts/install-test-tools.sh (docker-registry, busybox-static)"
         );
         let storage = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = super::requests::free_port();
         let host = format!("127.0.0.1:{port}");
         let config = storage.path().join("config.yml");
         std::fs::write(

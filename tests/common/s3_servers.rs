@@ -7,7 +7,7 @@
 //! PATH. A missing binary fails the test with the command that installs it: a storage suite that
 //! silently skipped its S3 half would prove nothing.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,7 +68,7 @@ impl S3Server {
 
     async fn try_start(kind: S3Kind, binary: &Path) -> Result<S3Server, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let port = free_port().map_err(|e| format!("free port: {e}"))?;
+        let port = super::requests::free_port();
         let log_path = dir.path().join("server.log");
         let log = std::fs::File::create(&log_path).map_err(|e| format!("log file: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
@@ -210,11 +210,6 @@ fn is_executable(path: &Path) -> bool {
     path.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
-}
-
-fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-    Ok(listener.local_addr()?.port())
 }
 
 async fn answers_http(port: u16) -> bool {
