@@ -1183,7 +1183,11 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
     )
     .await;
     let view = finished_checks(&t, &admin, "imaged", &sha).await;
-    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
     let body = issues(&t, &admin, "imaged", &sha, "").await;
     assert_eq!(body["paging"]["total"], 1, "{body}");
     assert_eq!(body["issues"][0]["file"], "src/a.txt");
@@ -1216,7 +1220,11 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
     let view = finished_checks(&t, &admin, "imaged", &sha).await;
-    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
     assert_eq!(
         issues(&t, &admin, "imaged", &sha, "").await["paging"]["total"],
         1
@@ -1224,7 +1232,11 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
     // A new commit gets the moved tag; with the registry gone, the tag as last resolved.
     let (sha2, admin) = push(&t, &origin, "imaged", &[("src/b.txt", "TODO\n")]).await;
     let view = finished_checks(&t, &admin, "imaged", &sha2).await;
-    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
     assert_eq!(
         issues(&t, &admin, "imaged", &sha2, "").await["paging"]["total"],
         0
@@ -1239,12 +1251,14 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
         "version: \"0.1.alpha\"\nchecks:\n  - plugin: {0}/evil/link:v1\n  - plugin: {0}/team/todo:v1\n",
         registry.host
     );
-    let (evil_sha, admin) =
-        push(&t, &origin, "imaged", &[(".cocov.yaml", &evil_manifest)]).await;
+    let (evil_sha, admin) = push(&t, &origin, "imaged", &[(".cocov.yaml", &evil_manifest)]).await;
     let view = finished_checks(&t, &admin, "imaged", &evil_sha).await;
-    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
-    let output =
-        errored_check_output(&t, &admin, "imaged", &evil_sha, &view, "evil/link").await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    let output = errored_check_output(&t, &admin, "imaged", &evil_sha, &view, "evil/link").await;
     assert!(
         output.contains("the image is refused")
             && output.contains("outside the image's root filesystem"),
@@ -1253,6 +1267,10 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
     registry.stop();
     let (sha3, admin) = push(&t, &origin, "imaged", &[("src/c.txt", "TODO\n")]).await;
     let view = finished_checks(&t, &admin, "imaged", &sha3).await;
-    assert_eq!(check_of(&view, "team/todo")["status"], "completed", "{view}");
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
     t.shutdown().await;
 }
