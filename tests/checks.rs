@@ -1272,5 +1272,13 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
         "completed",
         "{view}"
     );
+    // Pulls, store hits, use without the registry and failures are counted.
+    let metrics = t.app().metrics.render();
+    for outcome in ["registry", "store", "store_without_registry", "error"] {
+        let line = format!(
+            "cocov_external_calls_total{{service=\"registry\",operation=\"image\",outcome=\"{outcome}\"}}"
+        );
+        assert!(metrics.contains(&line), "{outcome}: {metrics}");
+    }
     t.shutdown().await;
 }

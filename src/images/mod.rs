@@ -42,6 +42,27 @@ pub enum ImageError {
     Database(#[from] sqlx::Error),
 }
 
+/// Where [`Images::obtain_from`] found an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Already stored (a pinned digest, or a tag resolved recently).
+    Store,
+    /// Pulled (or its tag re-resolved) from a registry now.
+    Registry,
+    /// Its registry could not be reached: the tag as last resolved.
+    StoreWithoutRegistry,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Store => "store",
+            Source::Registry => "registry",
+            Source::StoreWithoutRegistry => "store_without_registry",
+        }
+    }
+}
+
 /// The image store with the registries and credentials of one configuration.
 pub struct Images {
     config: ImagesConfig,
@@ -72,6 +93,17 @@ impl Images {
         reference: &str,
         pinned: Option<&str>,
     ) -> Result<StoredImage, ImageError> {
+        self.obtain_from(reference, pinned)
+            .await
+            .map(|(image, _)| image)
+    }
+
+    /// [`Images::obtain`], saying where the image came from.
+    pub async fn obtain_from(
+        &self,
+        reference: &str,
+        pinned: Option<&str>,
+    ) -> Result<(StoredImage, Source), ImageError> {
         let parsed = registry::parse(reference)?;
         let tag = registry::tag_name(&parsed);
         let wanted = pinned.or(parsed.digest()).map(String::from);
@@ -88,8 +120,8 @@ impl Images {
                 (store::now() - resolved_at < self.config.tag_ttl_seconds as i64).then_some(image)
             }),
         };
-        let image = match stored {
-            Some(image) => image,
+        let (image, source) = match stored {
+            Some(image) => (image, Source::Store),
             None => {
                 let pulled = registry::pull(
                     &self.config,
@@ -100,11 +132,11 @@ impl Images {
                 )
                 .await;
                 match pulled {
-                    Ok(image) => image,
+                    Ok(image) => (image, Source::Registry),
                     Err(ImageError::Registry { .. }) if wanted.is_none() => {
                         let offline = self.store.lookup(&tag)?;
                         match offline.and_then(|e| self.store.get(&e.digest).transpose()) {
-                            Some(image) => image?,
+                            Some(image) => (image?, Source::StoreWithoutRegistry),
                             None => return Err(pulled.unwrap_err()),
                         }
                     }
@@ -118,7 +150,7 @@ impl Images {
         for removed in self.store.collect_garbage(max, hour_ago)? {
             tracing::info!(digest = %removed.digest, "image removed: the store is over its size");
         }
-        Ok(image)
+        Ok((image, source))
     }
 
     /// Pulls `reference` from its registry now (no stored tag stands in for an answer).
@@ -204,7 +236,16 @@ pub async fn for_check(
             .bind(&key)
             .fetch_optional(&app.db)
             .await?;
-    let image = images.obtain(plugin, pinned.as_deref()).await?;
+    let (image, source) = match images.obtain_from(plugin, pinned.as_deref()).await {
+        Ok(found) => found,
+        Err(e) => {
+            app.metrics.external_call("registry", "image", "error");
+            return Err(e);
+        }
+    };
+    // cocov_external_calls{service="registry",operation="image"}: pulls against store hits.
+    app.metrics
+        .external_call("registry", "image", source.as_str());
     if pinned.is_none() {
         sqlx::query(
             "INSERT INTO image_pins (commit_id, plugin, digest) VALUES ($1, $2, $3) \
