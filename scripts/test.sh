@@ -2,7 +2,7 @@
 # Runs the whole test suite: installs and starts what the tests need when it is missing
 # (PostgreSQL, Redis, S3 servers, linters, bubblewrap), then `cargo test`, then (for a whole run)
 # the bounded Schemathesis run of tests/api_fuzz.rs against the OpenAPI document.
-# Extra arguments go to cargo test, e.g. `scripts/test.sh --test storage`.
+# Extra arguments go to cargo test, e.g. `scripts/test.sh --test integration storage::`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -18,5 +18,5 @@ log "cargo test $*"
 cargo test --locked "$@"
 if [ $# -eq 0 ]; then
     log "API fuzzing (Schemathesis, bounded)"
-    cargo test --locked --test api_fuzz -- --ignored
+    cargo test --locked --test integration api_fuzz -- --ignored
 fi

@@ -5,9 +5,9 @@
 //!
 //! Bounded (a fixed number of examples per operation, a fixed seed) and ignored by default:
 //! it needs the tool and a few minutes, so scripts/test.sh runs it after the suite with
-//! `cargo test --test api_fuzz -- --ignored`.
+//! `cargo test --test integration api_fuzz -- --ignored`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! tokens) is backed up, restored onto a fresh database, store and key path, and a daemon
 //! started on the restored state answers as the original did.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -9,7 +9,7 @@
 //! reference's golden geometry table (cocov-reporter-badger-web.md §2.5) and they follow its
 //! element order; they have no trailing newline.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

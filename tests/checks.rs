@@ -2,7 +2,7 @@
 //! in bubblewrap sandboxes with the real linters, its issues through the API and a `cocov`
 //! status; hostile plugins are contained; secrets reach only the check that mounts them.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The `cocov` binary as operators and systemd use it: configuration errors, migrations, admin
 //! commands, readiness notification, SIGTERM, and Redis going away and coming back.
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

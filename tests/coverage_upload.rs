@@ -3,7 +3,7 @@
 //! through the reporter binary, the early-upload hold, merging and replacing, compressed and
 //! hostile bodies, tokens, and who may read the results.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! refused with 503 and `Retry-After` (not 500), nothing announced is lost, and `/readyz`
 //! reports recovery on the first probe after Redis answers again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

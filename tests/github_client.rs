@@ -2,7 +2,7 @@
 //! real git smart-HTTP server: token minting and caching, pagination, statuses, retries, rate
 //! limits, timeouts, file contents, membership, permissions, and fetching with the token.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! and the pending statuses posted to the (fake) GitHub; bad, replayed and unknown deliveries end
 //! in their documented outcomes; nothing stays pending.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The API listener end to end: probes, metrics, compression, JSON errors, authentication and
 //! the role of each token on each route.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::requests::assert_error_body;

@@ -2,7 +2,7 @@
 //! the API or a post-receive hook, the commit fetched with the real git CLI and archived into the
 //! blob store, and every failure ending in a clear state.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! path (raw and JSON uploads). Each is a 400 `{code, message}` naming the parameter, and
 //! nothing is written.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use reqwest::StatusCode;

@@ -6,7 +6,7 @@
 //! * the read routes' answers for an authorized caller, and their errors, validate against the
 //!   documented schemas (a small validator for the subset of JSON Schema the document uses).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

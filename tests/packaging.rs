@@ -4,7 +4,7 @@
 //! binary migrates an older database; an older binary refuses a newer one). Building and
 //! installing the packages into a Debian root is `scripts/test-packages.sh`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

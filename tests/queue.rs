@@ -2,7 +2,7 @@
 //! and deletes its keys at the end, so tests run in parallel with each other and with other
 //! suites. No timing assertions: waits are polling loops with generous deadlines.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
@@ -486,7 +486,7 @@ async fn job_of_a_sigkilled_consumer_is_completed_by_another() {
     let child = Command::new(exe)
         .args([
             "--exact",
-            "sigkill_child_consumer",
+            "queue::sigkill_child_consumer",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -2,7 +2,7 @@
 //! anonymous callers get 401, users who may not see the repository the same 404 as for one that
 //! does not exist, and members, administrators and service tokens the documented JSON.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::requests::{assert_error, get, service_token};

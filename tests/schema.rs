@@ -1,7 +1,7 @@
 //! The embedded schema against a real PostgreSQL: migrations (idempotent, concurrent, refused when
 //! the database is newer), cascades on repository and user deletion, unique and CHECK constraints.
 
-mod common;
+use crate::common;
 
 use std::fmt::Debug;
 

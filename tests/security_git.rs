@@ -3,7 +3,7 @@
 //! the check existed), credentials in URLs, the hook's token file, the GitHub installation token
 //! in Redis, and Redis over TLS.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -291,7 +291,12 @@ fn ssh_runs_with_strict_host_keys_from_the_state_directory() {
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "ssh_probe", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "security_git::ssh_probe",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("COCOV_SSH_PROBE_DIR", dir.path())
         .env(
             "PATH",

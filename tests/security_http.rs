@@ -3,7 +3,7 @@
 //! bodies, reports built to be expensive (too many Cobertura roots, too many lines, too slow),
 //! a flood of early uploads, and forged forwarding headers at the badge listener.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! and process limits, the seccomp filter, sized tmpfs) and run as the dedicated sandbox user;
 //! and `cocov doctor` reports the limits a check really gets.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! and a manifest cannot turn the sandbox against itself (reserved environment variables,
 //! organisation secrets only where granted). Real git, PostgreSQL, Redis and bubblewrap.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! filesystem, moto_server and s3s-fs (real servers started per test by `common::s3_servers`).
 //! Then the checks that only make sense for one kind of backend.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! results and serves badges for them. Then B is SIGKILLed mid-check; a new worker host C takes
 //! the held job over once B stops heart-beating and finishes the set.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
