@@ -6,7 +6,7 @@
 //! Runs through `cocov plugin run`, which uses the same resolution and sandbox as a check
 //! (tests/checks.rs runs an image through the daemon).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

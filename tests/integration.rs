@@ -20,6 +20,7 @@ mod dependency_outage;
 mod github_client;
 mod github_webhooks;
 mod http_api;
+mod images;
 mod ingest;
 mod input;
 mod manifest;
