@@ -17,13 +17,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cocov::checks::workspace::Workspace;
 use cocov::checks::{CheckResult, LocalRun, run_check};
 use cocov::config::Config;
 use cocov::manifest::CheckSpec;
 use cocov::plugins::{Catalog, PluginDefinition};
-use cocov::storage::BlobKey;
 
 const FILES: usize = 1000;
 const RUNS: usize = 20;
@@ -113,16 +111,7 @@ async fn main() {
         .archive(&sha, &archive_path, Duration::from_secs(60))
         .await
         .unwrap();
-    let key = |k: String| BlobKey::new(&k).unwrap();
-    app.storage
-        .put_file(&key(cocov::commits::archive_key(1, &sha)), &archive_path)
-        .await
-        .unwrap();
-    app.storage
-        .put(
-            &key(cocov::commits::shasum_key(1, &sha)),
-            Bytes::from(format!("sha256:{}", info.sha256)),
-        )
+    cocov::archive::store(app.storage.as_ref(), 1, &sha, &archive_path, &info.sha256)
         .await
         .unwrap();
     println!(

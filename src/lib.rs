@@ -1,12 +1,59 @@
 //! cocov: a self-hosted code-quality appliance.
 //!
-//! The modules follow the data flow: configuration and the stores first (`config`, `db`, `kv`,
-//! `storage`, `queue`), then identity (`auth`, `audit`), then the HTTP surface (`http` plumbing,
-//! `api` routes, `badges`), the background work (`jobs`) and the process life (`daemon`, `cli`).
-//! See `README.md` for the architecture.
+//! A push enters at the edge (the API's announce route, a GitHub webhook, the CLI), becomes a
+//! commit row and a queued job, and flows one way through the stages below: the commit is
+//! fetched and archived, its checks run and its coverage is applied, its statuses are posted,
+//! and its numbers reach the branches, badges and statistics. Every module uses only modules
+//! listed before it in this map; `tests/architecture.rs` fails on any cycle.
+//!
+//! Foundations (no domain knowledge):
+//!
+//! - [`config`]: the TOML file and `COCOV_*` overrides, validated, with the value parsers
+//!   other modules read (trusted proxies, git transports, the GitHub App key).
+//! - [`metrics`], [`paging`], [`audit`]: Prometheus registry, page requests, the audit log.
+//! - [`db`], [`kv`], [`storage`], [`queue`]: PostgreSQL, Redis, the blob store (filesystem or
+//!   S3) and the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
+//! - [`auth`], [`secrets`]: tokens, users and request actors; sealed secrets and grants.
+//!
+//! Sources (reading what a commit holds):
+//!
+//! - [`git`]: the git CLI under a transport policy: fetch one commit, read files, archive.
+//! - [`archive`]: the one owner of commit archives in the blob store: names, writes, verifies
+//!   (SHA-256, on every read) and reads them.
+//! - [`manifest`]: `.cocov.yaml`, parsed and validated with the original's messages.
+//! - [`github`]: the GitHub App client and webhook signatures.
+//! - [`app`]: the handles above bundled for the daemon; [`http`]: the HTTP plumbing (server
+//!   stack, JSON errors, input guards, outage answers) every listener shares.
+//!
+//! The pipeline, in data-flow order (the two outlets every stage reports to come right after
+//! the commit that feeds them):
+//!
+//! - [`repositories`], [`permissions`]: what is checked, and who may see it.
+//! - [`commits`]: a push registers a commit and moves its branch; ingestion archives it and
+//!   owns the commit's ingest state and the branch head numbers with their history.
+//! - [`badges`], [`statuses`]: the outlets. The badge listener and its cache (invalidated
+//!   when numbers change), and the `cocov` and `cocov/coverage` commit statuses with their one
+//!   target URL rule, posted to GitHub by a job.
+//! - [`issues`], [`plugins`], [`sandbox`], [`checks`]: a commit's check set, run in the sandbox
+//!   by plugins whose reports become issues.
+//! - [`coverage`]: reports parsed, mapped onto the commit's archive, stored, gated.
+//! - [`branches`], [`stats`]: the read side of branches and their history.
+//!
+//! Wiring and edges:
+//!
+//! - [`webhooks`]: GitHub deliveries turned into rows and jobs, and new repositories' first
+//!   commit.
+//! - [`jobs`]: every job kind with its handler, and the chaining of one stage to the next
+//!   (after ingestion: statuses, checks, early coverage), so no stage calls up the pipeline.
+//! - [`api`]: the JSON API routes, thin handlers mapping domain errors to HTTP.
+//! - [`report`], [`backup`]: the CI reporter and whole-installation backups.
+//! - [`daemon`], [`cli`]: the process (roles, signals, systemd) and the `cocov` command.
+//!
+//! `README.md` has the same map as a tree.
 
 pub mod api;
 pub mod app;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod backup;

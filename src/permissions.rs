@@ -5,36 +5,56 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::app::App;
 use crate::github::permission_level;
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::{JobContext, JobError, JobHandler, JobKind};
 
 pub const SYNC_REPOSITORY_JOB: &str = "permissions.sync_repository";
 pub const SYNC_ALL_JOB: &str = "permissions.sync_all";
 
+/// Bursts of membership events within this window resync once.
+const SYNC_DEDUP: Duration = Duration::from_secs(5);
+
+/// The `permissions.sync_repository` job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncRepositoryJob {
+    pub repository_id: i64,
+}
+
+impl JobKind for SyncRepositoryJob {
+    const KIND: &'static str = SYNC_REPOSITORY_JOB;
+
+    fn dedup(&self) -> Option<(String, Duration)> {
+        Some((format!("permissions:{}", self.repository_id), SYNC_DEDUP))
+    }
+}
+
+/// The `permissions.sync_all` job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncAllJob {}
+
+impl JobKind for SyncAllJob {
+    const KIND: &'static str = SYNC_ALL_JOB;
+
+    fn dedup(&self) -> Option<(String, Duration)> {
+        Some(("permissions:all".to_string(), SYNC_DEDUP))
+    }
+}
+
 pub async fn enqueue_sync_repository(app: &App, repository_id: i64) -> Result<(), anyhow::Error> {
-    app.queue
-        .enqueue_unique(
-            SYNC_REPOSITORY_JOB,
-            json!({"repository_id": repository_id}),
-            &format!("permissions:{repository_id}"),
-            std::time::Duration::from_secs(5),
-        )
+    SyncRepositoryJob { repository_id }
+        .enqueue(&app.queue)
         .await?;
     Ok(())
 }
 
 pub async fn enqueue_sync_all(app: &App) -> Result<(), anyhow::Error> {
-    app.queue
-        .enqueue_unique(
-            SYNC_ALL_JOB,
-            json!({}),
-            "permissions:all",
-            std::time::Duration::from_secs(5),
-        )
-        .await?;
+    SyncAllJob {}.enqueue(&app.queue).await?;
     Ok(())
 }
 
@@ -120,10 +140,8 @@ pub struct SyncRepository(pub App);
 #[async_trait::async_trait]
 impl JobHandler for SyncRepository {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
-        let id = job.payload["repository_id"]
-            .as_i64()
-            .ok_or_else(|| JobError::permanent("no repository_id"))?;
-        sync_repository(&self.0, id).await?;
+        let SyncRepositoryJob { repository_id } = job.job()?;
+        sync_repository(&self.0, repository_id).await?;
         Ok(())
     }
 }
@@ -132,7 +150,8 @@ pub struct SyncAll(pub App);
 
 #[async_trait::async_trait]
 impl JobHandler for SyncAll {
-    async fn handle(&self, _job: &JobContext) -> Result<(), JobError> {
+    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
+        let SyncAllJob {} = job.job()?;
         let ids: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM repositories WHERE github_id IS NOT NULL")
                 .fetch_all(&self.0.db)

@@ -9,6 +9,7 @@
 mod common;
 
 mod api_fuzz;
+mod architecture;
 mod backup;
 mod badges;
 mod checks;

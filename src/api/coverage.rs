@@ -13,7 +13,7 @@ use super::access::{page, respond, visible_repository};
 use super::{any_actor, with_app};
 use crate::app::App;
 use crate::auth::Actor;
-use crate::coverage::read::{self, CommitView};
+use crate::coverage::read::{self, CoverageCommit};
 use crate::coverage::tree::{self, Source, TreeError};
 use crate::http::{ApiError, tag};
 use crate::repositories::Repository;
@@ -78,7 +78,7 @@ async fn visible_commit(
     actor: &Actor,
     name: &str,
     sha: &str,
-) -> Result<(Repository, CommitView), ApiError> {
+) -> Result<(Repository, CoverageCommit), ApiError> {
     let repository = visible_repository(app, actor, name).await?;
     let commit = read::find_commit(&app.db, repository.id, sha)
         .await

@@ -160,7 +160,7 @@ pub async fn readiness(app: &App, detail: bool) -> Response {
 }
 
 async fn metrics(app: &App) -> Response {
-    crate::daemon::refresh_queue_metrics(app).await;
+    crate::jobs::refresh_metrics(app).await;
     let body = app.metrics.render();
     warp::reply::with_header(
         body,

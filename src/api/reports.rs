@@ -135,23 +135,22 @@ fn submit_error(e: SubmitError) -> Response {
             e.to_string(),
         )
         .into_response(),
-        SubmitError::Tree(_) | SubmitError::Db(_) => {
-            ApiError::internal("storing coverage", e).into_response()
-        }
+        SubmitError::Tree(_)
+        | SubmitError::Db(_)
+        | SubmitError::Status(_)
+        | SubmitError::Unsettled => ApiError::internal("storing coverage", e).into_response(),
     }
 }
 
 /// Decompresses a body (JSON uploads may be compressed too), at most `max` bytes of it.
 fn decompressed(body: &Bytes, compression: Compression, max: u64) -> Result<Vec<u8>, ApiError> {
     use std::io::Read;
-    let reader: Box<dyn Read + '_> = match compression {
-        Compression::None => return Ok(body.to_vec()),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::new(&body[..])
-                .map_err(|e| ApiError::bad_request("report.invalid_body", e.to_string()))?,
-        ),
-    };
+    if compression == Compression::None {
+        return Ok(body.to_vec());
+    }
+    let reader = compression
+        .reader(&body[..])
+        .map_err(|e| ApiError::bad_request("report.invalid_body", e.to_string()))?;
     let mut out = Vec::new();
     reader.take(max + 1).read_to_end(&mut out).map_err(|e| {
         ApiError::bad_request(

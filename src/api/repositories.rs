@@ -200,7 +200,7 @@ async fn create_repository(
     if repo.github_id.is_some() {
         let initial = async {
             crate::permissions::enqueue_sync_repository(app, repo.id).await?;
-            crate::repositories::enqueue_initialize(app, repo.id).await
+            crate::webhooks::enqueue_initialize(app, repo.id).await
         };
         if let Err(e) = initial.await {
             tracing::warn!(error = %e, repository = %repo.name, "could not queue the first sync");

@@ -16,17 +16,7 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// From `badger.trusted_proxies`: addresses (`10.0.0.1`) or networks (`10.0.0.0/8`).
     pub fn parse(entries: &[String]) -> Result<TrustedProxies, String> {
-        entries
-            .iter()
-            .map(|entry| {
-                let entry = entry.trim();
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("`{entry}` is not an IP address or CIDR network"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+        crate::config::parse_trusted_proxies(entries).map(TrustedProxies)
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

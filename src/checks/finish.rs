@@ -2,6 +2,7 @@
 //! history, and the `cocov` status.
 
 use crate::app::App;
+use crate::commits::{CommitNumber, record_commit_number};
 use crate::statuses::{self, Context, State};
 
 use super::model::{CheckSetStatus, CheckStatus, find_set, list_checks};
@@ -163,21 +164,7 @@ async fn store_issue_count(
     commit_id: i64,
 ) -> Result<i64, anyhow::Error> {
     let count = crate::issues::count_active(&mut **tx, commit_id).await?;
-    sqlx::query("UPDATE commits SET issues_count = $2, updated_at = now() WHERE id = $1")
-        .bind(commit_id)
-        .bind(count as i32)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "WITH heads AS (UPDATE branches SET issues = $2, updated_at = now() \
-                        WHERE head_commit_id = $1 RETURNING id, repository_id) \
-         INSERT INTO issue_histories (repository_id, branch_id, commit_id, quantity) \
-         SELECT repository_id, id, $1, $2 FROM heads",
-    )
-    .bind(commit_id)
-    .bind(count as i32)
-    .execute(&mut **tx)
-    .await?;
+    record_commit_number(tx, commit_id, CommitNumber::Issues(count as i32)).await?;
     Ok(count)
 }
 
@@ -203,7 +190,8 @@ pub async fn refresh_status(app: &App, commit_id: i64) -> Result<(), anyhow::Err
         &description,
         url.as_deref(),
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// The web UI's page for the commit's issues (or its checks).
@@ -212,10 +200,6 @@ async fn target_url(
     commit_id: i64,
     issues: bool,
 ) -> Result<Option<String>, anyhow::Error> {
-    let base = app.config.server.ui_base_url.trim_end_matches('/');
-    if base.is_empty() {
-        return Ok(None);
-    }
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT r.name::text, c.sha::text FROM commits c JOIN repositories r \
          ON r.id = c.repository_id WHERE c.id = $1",
@@ -223,8 +207,12 @@ async fn target_url(
     .bind(commit_id)
     .fetch_optional(&app.db)
     .await?;
-    Ok(row.map(|(name, sha)| {
-        let page = if issues { "issues" } else { "checks" };
-        format!("{base}/repos/{name}/commits/{sha}/{page}")
+    let page = if issues {
+        statuses::Page::Issues
+    } else {
+        statuses::Page::Checks
+    };
+    Ok(row.and_then(|(name, sha)| {
+        statuses::target_url(&app.config.server.ui_base_url, &name, &sha, page)
     }))
 }

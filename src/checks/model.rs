@@ -18,6 +18,19 @@ pub enum CheckSetStatus {
 }
 
 impl CheckSetStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckSetStatus::Waiting => "waiting",
+            CheckSetStatus::Queued => "queued",
+            CheckSetStatus::InProgress => "in_progress",
+            CheckSetStatus::Completed => "completed",
+            CheckSetStatus::Errored => "errored",
+            CheckSetStatus::NotConfigured => "not_configured",
+            CheckSetStatus::Canceled => "canceled",
+            CheckSetStatus::Failure => "failure",
+        }
+    }
+
     pub fn parse(s: &str) -> CheckSetStatus {
         match s {
             "queued" => CheckSetStatus::Queued,

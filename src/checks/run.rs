@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::execute::{CheckResult, LocalRun, run_check, sandbox_owner};
 use super::model::{CheckStatus, find_set, list_checks, update_check};
@@ -12,15 +12,20 @@ use super::workspace::Workspace;
 use crate::app::App;
 use crate::manifest::{self, Manifest};
 use crate::plugins::Catalog;
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::{JobContext, JobError, JobHandler, JobKind};
 use crate::repositories;
 
 pub const RUN_JOB: &str = "checks.run";
 
-#[derive(Deserialize)]
-struct Payload {
-    check_set_id: i64,
-    job_id: uuid::Uuid,
+/// The `checks.run` job: the set, and the job id its checks see (`COCOV_JOB_IDENTIFIER`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunJob {
+    pub check_set_id: i64,
+    pub job_id: uuid::Uuid,
+}
+
+impl JobKind for RunJob {
+    const KIND: &'static str = RUN_JOB;
 }
 
 #[derive(sqlx::FromRow)]
@@ -36,10 +41,10 @@ pub struct RunChecks(pub App);
 impl JobHandler for RunChecks {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
         let app = &self.0;
-        let Payload {
+        let RunJob {
             check_set_id,
             job_id,
-        } = job.payload_as()?;
+        } = job.job()?;
         let Some(set) = find_set(&app.db, check_set_id)
             .await
             .map_err(JobError::retry)?

@@ -1,13 +1,13 @@
 //! Creating a commit's check set from its manifest, re-running it, and canceling it.
 
-use serde_json::json;
 use sqlx::PgPool;
 
 use super::model::{CheckSetStatus, find_set_for_commit};
-use super::run::RUN_JOB;
+use super::run::RunJob;
 use crate::app::App;
 use crate::git::TreeFile;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, ManifestFile};
+use crate::queue::JobKind;
 use crate::statuses::{self, Context, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,12 @@ impl From<sqlx::Error> for ChecksError {
     }
 }
 
+impl From<crate::statuses::StatusError> for ChecksError {
+    fn from(e: crate::statuses::StatusError) -> Self {
+        ChecksError::Internal(anyhow::Error::new(e))
+    }
+}
+
 impl From<anyhow::Error> for ChecksError {
     fn from(e: anyhow::Error) -> Self {
         ChecksError::Internal(e)
@@ -42,13 +48,13 @@ impl From<anyhow::Error> for ChecksError {
 pub async fn schedule(
     app: &App,
     commit_id: i64,
-    manifest_file: &TreeFile,
+    manifest_file: &ManifestFile,
 ) -> Result<(), ChecksError> {
     if find_set_for_commit(&app.db, commit_id).await?.is_some() {
         return Ok(());
     }
-    let Some(parsed) = manifest::parse_file(manifest_file) else {
-        insert_set(&app.db, commit_id, "not_configured", None).await?;
+    let Some(parsed) = &manifest_file.parsed else {
+        insert_set(&app.db, commit_id, CheckSetStatus::NotConfigured, None).await?;
         return Ok(());
     };
     let manifest = match parsed {
@@ -58,7 +64,7 @@ pub async fn schedule(
             insert_set(
                 &app.db,
                 commit_id,
-                "errored",
+                CheckSetStatus::Errored,
                 Some((e.kind.as_str(), &extra)),
             )
             .await?;
@@ -67,27 +73,27 @@ pub async fn schedule(
     };
     let checks = manifest.effective_checks();
     if checks.is_empty() {
-        insert_set(&app.db, commit_id, "not_configured", None).await?;
+        insert_set(&app.db, commit_id, CheckSetStatus::NotConfigured, None).await?;
         return Ok(());
     }
     let repository_id: i64 = sqlx::query_scalar("SELECT repository_id FROM commits WHERE id = $1")
         .bind(commit_id)
         .fetch_one(&app.db)
         .await?;
-    if let Some((name, line)) = unknown_secret(app, repository_id, &manifest).await? {
+    if let Some((name, line)) = unknown_secret(app, repository_id, manifest).await? {
         let error = manifest::ManifestError::unknown_secret(&name, line);
         let extra = format!("Unknown secret `{name}` (manifest line {line})");
         insert_set(
             &app.db,
             commit_id,
-            "errored",
+            CheckSetStatus::Errored,
             Some((error.kind.as_str(), &extra)),
         )
         .await?;
         statuses::set(app, commit_id, Context::Checks, State::Error, &extra, None).await?;
         return Ok(());
     }
-    let TreeFile::Regular(bytes) = manifest_file else {
+    let Some(bytes) = manifest_file.bytes() else {
         return Err(ChecksError::Internal(anyhow::anyhow!(
             "a parsed manifest without bytes"
         )));
@@ -103,7 +109,7 @@ pub async fn schedule(
     .bind(commit_id)
     .bind(job_id)
     .bind(deadline)
-    .bind(bytes.as_slice())
+    .bind(bytes)
     .fetch_optional(&mut *tx)
     .await?;
     // Another ingestion of the same commit got there first.
@@ -120,17 +126,20 @@ pub async fn schedule(
     }
     tx.commit().await?;
     // Should the process die right here, the set's deadline ends it: nothing stays queued.
-    app.queue
-        .enqueue(RUN_JOB, json!({"check_set_id": set_id, "job_id": job_id}))
-        .await
-        .map_err(|e| ChecksError::Internal(anyhow::Error::new(e).context("queueing the checks")))?;
+    RunJob {
+        check_set_id: set_id,
+        job_id,
+    }
+    .enqueue(&app.queue)
+    .await
+    .map_err(|e| ChecksError::Internal(anyhow::Error::new(e).context("queueing the checks")))?;
     Ok(())
 }
 
 async fn insert_set(
     db: &PgPool,
     commit_id: i64,
-    status: &str,
+    status: CheckSetStatus,
     error: Option<(&str, &str)>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -139,7 +148,7 @@ async fn insert_set(
          ON CONFLICT (commit_id) DO NOTHING",
     )
     .bind(commit_id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(error.map(|e| e.0))
     .bind(error.map(|e| e.1))
     .execute(db)
@@ -182,7 +191,7 @@ pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
     if !set.status().is_finished() {
         return Err(ChecksError::StillRunning);
     }
-    let manifest = read_manifest(app, commit_id).await?;
+    let manifest = ManifestFile::new(read_manifest(app, commit_id).await?);
     let mut tx = app.db.begin().await?;
     let deleted = sqlx::query(
         "DELETE FROM check_sets WHERE id = $1 \
@@ -205,7 +214,7 @@ pub async fn rerun(app: &App, commit_id: i64) -> Result<(), ChecksError> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    if let Some(Ok(parsed)) = manifest::parse_file(&manifest)
+    if let Some(Ok(parsed)) = &manifest.parsed
         && !parsed.effective_checks().is_empty()
     {
         statuses::set(
@@ -251,11 +260,11 @@ async fn read_manifest(app: &App, commit_id: i64) -> Result<TreeFile, ChecksErro
             .bind(commit_id)
             .fetch_one(&app.db)
             .await?;
-    if status != "completed" {
+    if crate::commits::IngestStatus::parse(&status) != crate::commits::IngestStatus::Completed {
         return Err(ChecksError::NotIngested);
     }
-    crate::coverage::tree::read_tree_file(
-        app,
+    crate::archive::read_tree_file(
+        app.storage.as_ref(),
         repository_id,
         &sha,
         manifest::MANIFEST_FILE_NAME,

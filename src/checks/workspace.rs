@@ -1,25 +1,19 @@
 //! A check set's files on the worker: the commit archive fetched from the blob store and
-//! verified against its SHA-256, unpacked once with every hostile-archive trick refused, and one
-//! private writable copy per check so no plugin can change what another sees.
+//! verified against its SHA-256 (both by `archive`), unpacked once with every hostile-archive
+//! trick refused, and one private writable copy per check so no plugin can change what another
+//! sees.
 
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::app::App;
-use crate::commits::{archive_key, shasum_key};
-use crate::storage::{BlobKey, StorageError};
+use crate::archive::ArchiveError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
-    /// The store could not be read now; worth retrying.
-    #[error("fetching the commit archive: {0}")]
-    Storage(StorageError),
-    #[error("the commit archive is missing from storage")]
-    Missing,
-    #[error("the commit archive failed verification: {0}")]
-    Integrity(String),
+    /// Fetching or verifying the archive (`archive` says which, and whether it may pass).
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
     #[error("the commit archive was refused: {0}")]
     Unsafe(String),
     #[error("preparing the work directory: {0}")]
@@ -28,7 +22,11 @@ pub enum WorkspaceError {
 
 impl WorkspaceError {
     pub fn is_transient(&self) -> bool {
-        matches!(self, WorkspaceError::Storage(_) | WorkspaceError::Io(_))
+        match self {
+            WorkspaceError::Archive(e) => e.is_transient(),
+            WorkspaceError::Unsafe(_) => false,
+            WorkspaceError::Io(_) => true,
+        }
     }
 }
 
@@ -61,41 +59,23 @@ impl Workspace {
         // Traversable (not listable) so a sandbox running as another user reaches its own copy.
         set_mode(&root, 0o711)?;
         let archive = root.join("archive.tar.zst");
-        let key = |k: String| BlobKey::new(&k).map_err(WorkspaceError::Storage);
-        match app
-            .storage
-            .get_to_file(&key(archive_key(repository_id, sha))?, &archive)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Err(WorkspaceError::Missing),
-            Err(e) => return Err(WorkspaceError::Storage(e)),
-        }
-        let sidecar = app
-            .storage
-            .get(&key(shasum_key(repository_id, sha))?)
-            .await
-            .map_err(|e| {
-                if e.is_not_found() {
-                    WorkspaceError::Integrity("its checksum file is missing".into())
-                } else {
-                    WorkspaceError::Storage(e)
-                }
-            })?;
+        crate::archive::fetch_verified(
+            app.storage.as_ref(),
+            repository_id,
+            sha,
+            recorded_sha256,
+            &archive,
+        )
+        .await?;
         let limits = TreeLimits {
             max_bytes: app.config.worker.max_tree_mb.saturating_mul(1024 * 1024),
             max_entries: app.config.worker.max_tree_entries,
         };
         let tree = root.join("tree");
-        let sidecar = String::from_utf8_lossy(&sidecar).into_owned();
-        let recorded = recorded_sha256.map(str::to_string);
         let (archive_path, tree_path, sha) = (archive.clone(), tree.clone(), sha.to_string());
-        tokio::task::spawn_blocking(move || {
-            verify(&archive_path, &sidecar, recorded.as_deref())?;
-            unpack(&archive_path, &tree_path, &sha, limits)
-        })
-        .await
-        .map_err(|e| WorkspaceError::Io(std::io::Error::other(e.to_string())))??;
+        tokio::task::spawn_blocking(move || unpack(&archive_path, &tree_path, &sha, limits))
+            .await
+            .map_err(|e| WorkspaceError::Io(std::io::Error::other(e.to_string())))??;
         std::fs::remove_file(&archive)?;
         Ok(Workspace { root, tree })
     }
@@ -121,38 +101,6 @@ impl Workspace {
             tracing::warn!(path = %self.root.display(), error = %e, "leaving a work directory behind");
         }
     }
-}
-
-/// `sha256:<hex>` in the sidecar, and the digest recorded at ingestion when there is one.
-fn verify(archive: &Path, sidecar: &str, recorded: Option<&str>) -> Result<(), WorkspaceError> {
-    let (algorithm, expected) = sidecar
-        .trim()
-        .split_once(':')
-        .ok_or_else(|| WorkspaceError::Integrity(format!("malformed checksum `{sidecar}`")))?;
-    if algorithm != "sha256" {
-        return Err(WorkspaceError::Integrity(format!(
-            "unsupported checksum algorithm `{algorithm}`"
-        )));
-    }
-    let mut hasher = Sha256::new();
-    let mut file = std::fs::File::open(archive)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let actual = hex::encode(hasher.finalize());
-    for expected in std::iter::once(expected.trim()).chain(recorded) {
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(WorkspaceError::Integrity(format!(
-                "digest {actual} does not match the expected {expected}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Unpacks `<sha>/…` entries into `dest`. Refused: paths that are absolute, contain `..` or lie
@@ -539,18 +487,6 @@ mod tests {
             let e = try_unpack(&entries, limits()).unwrap_err();
             assert!(e.contains(why), "{e} (expected {why})");
         }
-    }
-
-    #[test]
-    fn a_wrong_digest_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = archive(dir.path(), &[Entry::Dir("abc/")]);
-        let e = verify(&path, &format!("sha256:{}", "0".repeat(64)), None).unwrap_err();
-        assert!(e.to_string().contains("does not match"), "{e}");
-        assert!(verify(&path, "nocolon", None).is_err());
-        let digest = hex::encode(Sha256::digest(std::fs::read(&path).unwrap()));
-        verify(&path, &format!("sha256:{digest}"), Some(&digest)).unwrap();
-        assert!(verify(&path, &format!("sha256:{digest}"), Some(&"1".repeat(64))).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::{Cli, Failure, load_config};
 use crate::audit::AuditActor;
+use crate::queue::JobKind;
 use crate::repositories::{self, NewRepository, RepositoryError, Source};
 
 #[derive(Subcommand, Debug)]
@@ -94,13 +95,12 @@ pub async fn run(cli: &Cli, command: &RepoCommand) -> Result<(), Failure> {
             )
             .await
             .map_err(Failure::new)?;
-            queue
-                .enqueue(
-                    repositories::DELETE_JOB,
-                    serde_json::json!({"repository_id": repo.id}),
-                )
-                .await
-                .map_err(Failure::new)?;
+            repositories::DeleteJob {
+                repository_id: repo.id,
+            }
+            .enqueue(&queue)
+            .await
+            .map_err(Failure::new)?;
             println!("repository {} will be deleted by a worker", repo.name);
         }
     }

@@ -1,19 +1,23 @@
 //! Commits: a push registers the commit and moves its branch; the ingestion job then fetches
-//! exactly that commit and stores its tree as `<repository id>/<sha>.tar.zst` with the SHA-256
-//! sidecar `<repository id>/<sha>.shasum` (written after the archive, so a sidecar always means a
-//! complete archive), and records its metadata.
+//! exactly that commit, stores its tree through `archive` (which names, writes and verifies
+//! commit archives), records its metadata, and hands the commit to the follow-up stages the job
+//! layer chains on (`jobs`).
 
+mod heads;
 mod ingest;
 mod read;
+mod state;
 
-pub use ingest::{INGEST_JOB, Ingest, archive_key, shasum_key};
+pub use heads::{CommitNumber, HeadBranch, record_commit_number};
+pub use ingest::{FollowUp, INGEST_JOB, Ingest, IngestError, IngestJob, Ingested};
 pub use read::{CommitUser, CommitView, condensed_status, find_by_sha, list_for_branch, view};
+pub use state::IngestStatus;
 
 use serde::Serialize;
-use serde_json::json;
 use sqlx::PgPool;
 
 use crate::app::App;
+use crate::queue::JobKind;
 use crate::repositories::Repository;
 
 #[derive(Debug, thiserror::Error)]
@@ -92,14 +96,7 @@ pub async fn register_push(
     }
     tx.commit().await?;
     if new || !is_ingested(&app.db, commit_id).await? {
-        app.queue
-            .enqueue_unique(
-                INGEST_JOB,
-                json!({"commit_id": commit_id}),
-                &format!("ingest:{commit_id}"),
-                std::time::Duration::from_secs(30),
-            )
-            .await?;
+        IngestJob { commit_id }.enqueue(&app.queue).await?;
     }
     Ok(Registered {
         commit_id,
@@ -133,5 +130,5 @@ async fn is_ingested(pool: &PgPool, commit_id: i64) -> Result<bool, sqlx::Error>
             .bind(commit_id)
             .fetch_optional(pool)
             .await?;
-    Ok(status.as_deref() == Some("completed"))
+    Ok(status.as_deref().map(IngestStatus::parse) == Some(IngestStatus::Completed))
 }

@@ -227,7 +227,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     if c.queue.max_deliveries == 0 {
         return Err(("queue.max_deliveries", "must be at least 1".into()));
     }
-    crate::badges::TrustedProxies::parse(&c.badger.trusted_proxies)
+    super::parse_trusted_proxies(&c.badger.trusted_proxies)
         .map_err(|e| ("badger.trusted_proxies", e))?;
     validate_github(&c.github)?;
     validate_git(&c.git)?;
@@ -236,7 +236,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
 }
 
 fn validate_git(g: &super::model::GitConfig) -> Result<(), (&'static str, String)> {
-    use crate::git::KNOWN_PROTOCOLS;
+    use super::KNOWN_PROTOCOLS;
     if let Some(unknown) = g
         .allowed_protocols
         .iter()
@@ -303,8 +303,7 @@ fn validate_github(g: &GithubConfig) -> Result<(), (&'static str, String)> {
     if g.app_private_key.trim().is_empty() {
         return Err(("github.app_private_key", required.into()));
     }
-    crate::github::auth::parse_private_key(&g.app_private_key)
-        .map_err(|e| ("github.app_private_key", e))?;
+    super::parse_private_key(&g.app_private_key).map_err(|e| ("github.app_private_key", e))?;
     let installation = g.app_installation_id.trim();
     if installation.is_empty() {
         return Err(("github.app_installation_id", required.into()));

@@ -8,7 +8,9 @@
 mod display;
 mod load;
 mod model;
+mod values;
 
 pub use display::render_masked;
 pub use load::{ConfigError, ConfigSource, DEFAULT_PATH, load, load_from_env};
 pub use model::*;
+pub use values::{KNOWN_PROTOCOLS, decode_private_key, parse_private_key, parse_trusted_proxies};

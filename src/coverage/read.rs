@@ -9,11 +9,13 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::{Block, FileCoverage, Line};
+use crate::commits::CommitView;
 use crate::paging::{Page, Paged, Paging};
 
-/// A commit as the coverage routes show it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct CommitView {
+/// A commit as the coverage routes show it: the commit's one view (`commits::CommitView`)
+/// narrowed to what the original's coverage pages carried.
+#[derive(Debug, Clone, Serialize)]
+pub struct CoverageCommit {
     pub id: i64,
     pub sha: String,
     pub author_name: String,
@@ -28,23 +30,31 @@ pub struct CommitView {
     pub coverage_status: String,
 }
 
+impl From<CommitView> for CoverageCommit {
+    fn from(c: CommitView) -> Self {
+        CoverageCommit {
+            id: c.id,
+            sha: c.sha,
+            author_name: c.author_name,
+            author_email: c.author_email,
+            message: c.message,
+            created_at: c.created_at,
+            coverage_percent: c.coverage_percent.map(|p| p.trunc() as i64),
+            minimum_coverage: c.minimum_coverage,
+            coverage_status: c.coverage_status,
+        }
+    }
+}
+
 /// A commit of the repository by sha (case-insensitive).
 pub async fn find_commit(
     pool: &PgPool,
     repository_id: i64,
     sha: &str,
-) -> Result<Option<CommitView>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT c.id, c.sha::text AS sha, c.author_name, c.author_email::text AS author_email, \
-                c.message, c.created_at, trunc(c.coverage_percent)::bigint AS coverage_percent, \
-                c.minimum_coverage, COALESCE(i.status, 'waiting') AS coverage_status \
-         FROM commits c LEFT JOIN coverage_infos i ON i.commit_id = c.id \
-         WHERE c.repository_id = $1 AND c.sha = $2::citext",
-    )
-    .bind(repository_id)
-    .bind(sha.trim())
-    .fetch_optional(pool)
-    .await
+) -> Result<Option<CoverageCommit>, sqlx::Error> {
+    Ok(crate::commits::find_by_sha(pool, repository_id, sha.trim())
+        .await?
+        .map(CoverageCommit::from))
 }
 
 /// One file in a list.

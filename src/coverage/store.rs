@@ -8,6 +8,8 @@ use sqlx::PgConnection;
 
 use super::FileCoverage;
 use super::merge::{CommitCoverage, merge_into};
+pub use crate::commits::HeadBranch;
+use crate::commits::{CommitNumber, record_commit_number};
 
 /// A commit's coverage totals as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -16,13 +18,6 @@ pub struct CommitTotals {
     pub lines_covered: i64,
     /// Not truncated (the original truncated only for files, commits and badges).
     pub percent_covered: f64,
-}
-
-/// A branch whose head is the commit (its coverage and history were updated).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HeadBranch {
-    pub id: i64,
-    pub name: String,
 }
 
 /// What [`save`] did.
@@ -67,7 +62,6 @@ fn int(n: u64) -> i32 {
 /// appends history points.
 pub async fn save(
     conn: &mut PgConnection,
-    repository_id: i64,
     commit_id: i64,
     mut files: CommitCoverage,
     replace: bool,
@@ -129,29 +123,14 @@ pub async fn save(
     .bind(i32::try_from(covered).unwrap_or(i32::MAX))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE commits SET coverage_percent = $2, minimum_coverage = $3 WHERE id = $1")
-        .bind(commit_id)
-        .bind(totals.percent_covered)
-        .bind(minimum.map(|m| i32::try_from(m).unwrap_or(100)))
-        .execute(&mut *conn)
-        .await?;
-    let branches: Vec<HeadBranch> = sqlx::query_as(
-        "UPDATE branches SET coverage = $2 WHERE head_commit_id = $1 RETURNING id, name::text AS name",
+    let branches = record_commit_number(
+        &mut *conn,
+        commit_id,
+        CommitNumber::Coverage {
+            percent: totals.percent_covered,
+            minimum: minimum.map(|m| i32::try_from(m).unwrap_or(100)),
+        },
     )
-    .bind(commit_id)
-    .bind(totals.percent_covered)
-    .fetch_all(&mut *conn)
-    .await?;
-    let ids: Vec<i64> = branches.iter().map(|b| b.id).collect();
-    sqlx::query(
-        "INSERT INTO coverage_histories (repository_id, branch_id, commit_id, percentage) \
-         SELECT $1, b, $2, $3 FROM UNNEST($4::bigint[]) AS b",
-    )
-    .bind(repository_id)
-    .bind(commit_id)
-    .bind(totals.percent_covered)
-    .bind(&ids)
-    .execute(&mut *conn)
     .await?;
     Ok(Saved { totals, branches })
 }

@@ -20,7 +20,7 @@ use super::upload::{Mode, Upload};
 use crate::app::App;
 use crate::manifest::{self, Manifest};
 use crate::repositories::{self, Repository};
-use crate::statuses::{self, Context, State};
+use crate::statuses::{self, Context, State, StatusError};
 
 /// Unmatched paths named in a diagnostic; the count is always complete.
 const MAX_NAMED_PATHS: usize = 50;
@@ -76,6 +76,12 @@ pub enum SubmitError {
     OverBudget(#[from] OverBudget),
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// Recording or queueing the `cocov/coverage` status failed (the cause stays in the chain).
+    #[error("{0}")]
+    Status(#[from] StatusError),
+    /// The commit's ingestion state changed under every attempt to hold the upload.
+    #[error("the commit's ingestion state kept changing")]
+    Unsettled,
     // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
     #[error("{0}")]
     Db(#[from] sqlx::Error),
@@ -234,9 +240,7 @@ pub async fn submit(
         diag.expires_at = Some(expires_at);
         return Ok(diag);
     }
-    Err(SubmitError::Db(sqlx::Error::Protocol(
-        "the commit's ingestion state kept changing".into(),
-    )))
+    Err(SubmitError::Unsettled)
 }
 
 /// Refuses to hold another upload when the repository has `limit` held already: held uploads
@@ -425,10 +429,10 @@ async fn apply(
             Context::Coverage,
             State::Error,
             "Coverage report matched no file of this commit",
-            Some(&url),
+            url.as_deref(),
         )
         .await
-        .map_err(|e| SubmitError::Db(sqlx::Error::Protocol(e.to_string())))?;
+        .map_err(SubmitError::Status)?;
         return Ok(Applied {
             excluded: 0,
             commit: None,
@@ -447,7 +451,7 @@ async fn apply(
     }
     let excluded = exclude(&mut files, manifest.as_ref());
     let minimum = manifest.as_ref().and_then(Manifest::min_percent);
-    let saved = store::save(&mut tx, repository.id, commit_id, files, replace, minimum).await?;
+    let saved = store::save(&mut tx, commit_id, files, replace, minimum).await?;
     tx.commit().await?;
     after_save(app, repository, commit_id, sha, &saved, manifest.as_ref()).await;
     let file_count: i64 = sqlx::query_scalar(
@@ -473,11 +477,12 @@ fn commit_numbers(files: i64, t: &CommitTotals) -> Numbers {
 }
 
 /// The UI page of a commit's coverage (the statuses' target).
-fn target_url(app: &App, repository: &Repository, sha: &str) -> String {
-    format!(
-        "{}/repos/{}/commits/{sha}/coverage",
-        app.config.server.ui_base_url.trim_end_matches('/'),
-        repository.name
+fn target_url(app: &App, repository: &Repository, sha: &str) -> Option<String> {
+    statuses::target_url(
+        &app.config.server.ui_base_url,
+        &repository.name,
+        sha,
+        statuses::Page::Coverage,
     )
 }
 
@@ -499,7 +504,7 @@ async fn after_save(
             Context::Coverage,
             state,
             &description,
-            Some(&url),
+            url.as_deref(),
         )
         .await
         {

@@ -240,6 +240,16 @@ impl Compression {
             _ => None,
         }
     }
+
+    /// The one decompressor of uploads: `body` read through this compression. Callers cap what
+    /// they read from it (a small body can expand without bound).
+    pub fn reader<'a, R: Read + 'a>(self, body: R) -> std::io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(body),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(body)?),
+        })
+    }
 }
 
 /// Why a raw report could not be read.
@@ -299,19 +309,15 @@ pub fn parse_raw<R: Read>(
     budget: &Budget,
 ) -> Result<Report, RawError> {
     let tripped = Arc::new(AtomicBool::new(false));
-    let inner: Box<dyn Read> = match compression {
-        Compression::None => Box::new(body),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
-        Compression::Zstd => match zstd::stream::read::Decoder::new(body) {
-            Ok(d) => Box::new(d),
-            Err(e) => {
-                return Err(RawError::Parse(ParseError {
-                    format,
-                    line: None,
-                    message: format!("could not start zstd decompression: {e}"),
-                }));
-            }
-        },
+    let inner = match compression.reader(body) {
+        Ok(reader) => reader,
+        Err(e) => {
+            return Err(RawError::Parse(ParseError {
+                format,
+                line: None,
+                message: format!("could not start zstd decompression: {e}"),
+            }));
+        }
     };
     let mut capped = Capped {
         inner,

@@ -224,11 +224,6 @@ async fn wait_for_signal() {
     }
 }
 
-/// Refreshes the queue gauges just before a scrape.
-pub async fn refresh_queue_metrics(app: &App) {
-    crate::jobs::refresh_metrics(app).await;
-}
-
 /// Ends whatever passed its deadline (pending statuses, and later check sets and coverage), so
 /// nothing stays pending even when the component that should have finished it died.
 async fn sweep_deadlines(app: App, mut shutdown: watch::Receiver<bool>) {

@@ -6,9 +6,7 @@
 //! (`ext::` runs any command), transports the configuration does not allow, and credentials,
 //! which would be stored in clear and shown back.
 
-/// Transports an administrator may allow in `git.allowed_protocols`, by git's own names for
-/// `protocol.<name>.allow`.
-pub const KNOWN_PROTOCOLS: [&str; 5] = ["https", "ssh", "file", "http", "git"];
+pub use crate::config::KNOWN_PROTOCOLS;
 
 /// Longer URLs are refused: nothing legitimate needs more, and they end up in logs.
 const MAX_URL_LEN: usize = 2048;

@@ -47,46 +47,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 "#;
 
-/// Decodes `github.app_private_key` (base64 of a PEM RSA private key, PKCS#1 or PKCS#8) and
-/// signs once with it, so a wrong key is reported at start with a message naming what is wrong.
-pub fn parse_private_key(base64_pem: &str) -> Result<EncodingKey, String> {
-    let pem = decode_private_key(base64_pem)?;
-    let text = String::from_utf8_lossy(&pem);
-    if !text.contains("-----BEGIN RSA PRIVATE KEY-----")
-        && !text.contains("-----BEGIN PRIVATE KEY-----")
-    {
-        return Err(
-            "does not decode to a PEM RSA private key (BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)"
-                .into(),
-        );
-    }
-    let key = EncodingKey::from_rsa_pem(&pem)
-        .map_err(|e| format!("is not a usable RSA private key ({e})"))?;
-    let claims = AppClaims {
-        iat: 0,
-        exp: 1,
-        iss: "check".into(),
-    };
-    jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &key)
-        .map_err(|e| format!("cannot sign with this RSA private key ({e})"))?;
-    Ok(key)
-}
-
-/// The PEM text of `github.app_private_key` (base64, wrapped or not).
-fn decode_private_key(base64_pem: &str) -> Result<Vec<u8>, String> {
-    let compact: String = base64_pem
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    if compact.starts_with("-----BEGIN") {
-        return Err(
-            "is a PEM file itself; give base64 of it (for example `base64 -w0 key.pem`)".into(),
-        );
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| format!("is not valid base64 ({e})"))
-}
+use crate::config::decode_private_key;
+pub use crate::config::parse_private_key;
 
 /// The cipher sealing the cached installation token: its key is SHA-256 over a purpose label
 /// and the App's private key (see the module documentation for why that key).

@@ -78,17 +78,24 @@ mod tests {
         dependency_down(&error.into())
     }
 
+    /// Shaped as the domain modules' errors are: the cause kept as the source, not flattened.
+    #[derive(Debug, thiserror::Error)]
+    enum DomainError {
+        #[error("{0}")]
+        Db(#[from] sqlx::Error),
+        #[error("could not queue: {0}")]
+        Queue(#[from] crate::queue::QueueError),
+    }
+
     #[test]
     fn outages_are_recognised_through_domain_errors() {
         assert_eq!(
-            down(crate::commits::CommitError::Db(sqlx::Error::PoolTimedOut)),
+            down(DomainError::Db(sqlx::Error::PoolTimedOut)),
             Some(Dependency::Postgresql)
         );
         let refused = std::io::Error::new(ErrorKind::ConnectionRefused, "refused");
         assert_eq!(
-            down(crate::commits::CommitError::Queue(
-                redis::RedisError::from(refused).into()
-            )),
+            down(DomainError::Queue(redis::RedisError::from(refused).into())),
             Some(Dependency::Redis)
         );
         let reset = std::io::Error::new(ErrorKind::ConnectionReset, "reset");

@@ -134,6 +134,30 @@ pub fn parse_file(file: &TreeFile) -> Option<Result<Manifest, ManifestError>> {
     }
 }
 
+/// A commit's manifest file and its parse, done once and handed to every stage that needs it
+/// (the statuses it calls for, the check set that keeps its bytes).
+#[derive(Debug, Clone)]
+pub struct ManifestFile {
+    pub file: TreeFile,
+    /// [`parse_file`] of `file`.
+    pub parsed: Option<Result<Manifest, ManifestError>>,
+}
+
+impl ManifestFile {
+    pub fn new(file: TreeFile) -> ManifestFile {
+        let parsed = parse_file(&file);
+        ManifestFile { file, parsed }
+    }
+
+    /// The file's bytes, when it is a regular file.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.file {
+            TreeFile::Regular(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
 impl Manifest {
     /// The coverage gate, if any.
     pub fn min_percent(&self) -> Option<u32> {

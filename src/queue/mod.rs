@@ -25,6 +25,7 @@ mod consumer;
 mod dead;
 mod envelope;
 mod handler;
+mod kind;
 mod maintenance;
 mod running;
 mod scripts;
@@ -43,6 +44,7 @@ pub use consumer::Consumer;
 pub use dead::{DEAD_LETTER_CAP, DeadLetter};
 pub use envelope::{Envelope, Job, JobId};
 pub use handler::{JobContext, JobError, JobHandler, Registry};
+pub use kind::JobKind;
 pub use stats::{OutcomeCounts, QueueStats};
 
 use stats::Counters;

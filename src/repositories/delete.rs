@@ -7,14 +7,19 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::audit::{self, AuditActor};
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::{JobContext, JobError, JobHandler, JobKind};
 use crate::storage::BlobPrefix;
 
 pub const DELETE_JOB: &str = "repository.delete";
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Payload {
-    repository_id: i64,
+/// The `repository.delete` job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeleteJob {
+    pub repository_id: i64,
+}
+
+impl JobKind for DeleteJob {
+    const KIND: &'static str = DELETE_JOB;
 }
 
 /// Queues the deletion of a repository and records who asked for it.
@@ -31,9 +36,7 @@ pub async fn enqueue_delete(
         json!({}),
     )
     .await?;
-    app.queue
-        .enqueue(DELETE_JOB, json!(Payload { repository_id }))
-        .await?;
+    DeleteJob { repository_id }.enqueue(&app.queue).await?;
     Ok(())
 }
 
@@ -53,7 +56,7 @@ pub struct DeleteRepository(pub App);
 #[async_trait::async_trait]
 impl JobHandler for DeleteRepository {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
-        let payload: Payload = job.payload_as()?;
+        let payload: DeleteJob = job.job()?;
         let blobs = delete_repository_data(&self.0, payload.repository_id).await?;
         tracing::info!(
             repository_id = payload.repository_id,

@@ -3,12 +3,10 @@
 //! renaming one orphans nothing.
 
 mod delete;
-mod initialize;
 mod model;
 mod visibility;
 
-pub use delete::{DELETE_JOB, DeleteRepository, delete_repository_data, enqueue_delete};
-pub use initialize::{INITIALIZE_JOB, Initialize, enqueue_initialize};
+pub use delete::{DELETE_JOB, DeleteJob, DeleteRepository, delete_repository_data, enqueue_delete};
 pub use model::{
     NewRepository, Repository, RepositoryError, Source, valid_branch as valid_branch_name,
 };

@@ -2,19 +2,31 @@
 //! is recorded in PostgreSQL and posted to GitHub by a retrying job; every pending status has a
 //! deadline after which the sweeper ends it with a reason, so nothing stays pending.
 
+mod announce;
 mod post;
 mod sweep;
 
-pub use post::{POST_JOB, PostStatus};
+pub use announce::{ANNOUNCE_JOB, AnnounceJob, AnnounceStatuses};
+pub use post::{POST_JOB, PostJob, PostStatus};
 pub use sweep::sweep_expired;
 
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::app::App;
 use crate::manifest;
+use crate::queue::JobKind;
+
+/// Why a status could not be recorded or queued for posting. Not transparent: the cause stays
+/// in the chain, where the HTTP edge recognises an outage.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("recording the status: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("queueing the status: {0}")]
+    Queue(#[from] crate::queue::QueueError),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Context {
@@ -61,6 +73,29 @@ impl State {
     }
 }
 
+/// The web UI's page a status links to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Checks,
+    Issues,
+    Coverage,
+}
+
+/// The one rule for a status's `target_url`: the commit's page under `server.ui_base_url`, or
+/// none when no UI address is configured (GitHub wants an absolute URL or nothing).
+pub fn target_url(ui_base_url: &str, repository: &str, sha: &str, page: Page) -> Option<String> {
+    let base = ui_base_url.trim().trim_end_matches('/');
+    if base.is_empty() {
+        return None;
+    }
+    let page = match page {
+        Page::Checks => "checks",
+        Page::Issues => "issues",
+        Page::Coverage => "coverage",
+    };
+    Some(format!("{base}/repos/{repository}/commits/{sha}/{page}"))
+}
+
 /// GitHub limits descriptions to 140 characters.
 fn clamp(description: &str) -> String {
     manifest::truncate_status(description)
@@ -83,7 +118,7 @@ pub async fn set(
     state: State,
     description: &str,
     target_url: Option<&str>,
-) -> Result<(), anyhow::Error> {
+) -> Result<(), StatusError> {
     write(
         app,
         commit_id,
@@ -108,7 +143,7 @@ async fn write(
     description: &str,
     target_url: Option<&str>,
     mode: Write,
-) -> Result<(), anyhow::Error> {
+) -> Result<(), StatusError> {
     let deadline =
         (state == State::Pending).then(|| app.config.statuses.pending_deadline_seconds as f64);
     let on_conflict = match mode {
@@ -136,12 +171,12 @@ async fn write(
         .fetch_optional(&app.db)
         .await?;
     if version.is_some() {
-        app.queue
-            .enqueue(
-                POST_JOB,
-                json!({"commit_id": commit_id, "context": context.as_str()}),
-            )
-            .await?;
+        PostJob {
+            commit_id,
+            context: context.as_str().to_string(),
+        }
+        .enqueue(&app.queue)
+        .await?;
     }
     Ok(())
 }
@@ -152,9 +187,9 @@ async fn write(
 pub async fn announce_from_manifest(
     app: &App,
     commit_id: i64,
-    manifest_file: &crate::git::TreeFile,
-) -> Result<(), anyhow::Error> {
-    let Some(parsed) = manifest::parse_file(manifest_file) else {
+    manifest: &manifest::ManifestFile,
+) -> Result<(), StatusError> {
+    let Some(parsed) = &manifest.parsed else {
         return Ok(());
     };
     match parsed {

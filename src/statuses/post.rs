@@ -2,18 +2,23 @@
 //! mode (no GitHub, or a repository registered by git URL) there is nowhere to post: the recorded
 //! state is what the API shows.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::github::{CommitStatus, StatusState};
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::{JobContext, JobError, JobHandler, JobKind};
 
 pub const POST_JOB: &str = "status.post";
 
-#[derive(Deserialize)]
-struct Payload {
-    commit_id: i64,
-    context: String,
+/// The `status.post` job: post the latest recorded state of one context of one commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostJob {
+    pub commit_id: i64,
+    pub context: String,
+}
+
+impl JobKind for PostJob {
+    const KIND: &'static str = POST_JOB;
 }
 
 #[derive(sqlx::FromRow)]
@@ -34,7 +39,7 @@ pub struct PostStatus(pub App);
 impl JobHandler for PostStatus {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
         let app = &self.0;
-        let payload: Payload = job.payload_as()?;
+        let payload: PostJob = job.job()?;
         let row: Option<Row> = sqlx::query_as(
             "SELECT s.state, s.description, s.target_url, s.version, s.posted_version, c.sha::text AS sha, \
                     r.name::text AS repository, r.github_id \

@@ -2,18 +2,15 @@
 //! and permission syncs run as jobs.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::audit::AuditActor;
 use crate::commits;
 use crate::permissions;
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::JobKind;
 use crate::repositories::{self, Repository};
-
-/// The job that reads `.cocov.yaml` at a pushed commit through the contents API and records the
-/// pending statuses, well before the commit's archive is ready.
-pub const ANNOUNCE_JOB: &str = "commit.announce_statuses";
+use crate::statuses::AnnounceJob;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -83,9 +80,11 @@ async fn push(app: &App, payload: &Value) -> Result<Outcome, anyhow::Error> {
         .or_else(|| payload["head_commit"]["id"].as_str())
         .unwrap_or("");
     let registered = commits::register_push(app, &repo, sha, Some(branch)).await?;
-    app.queue
-        .enqueue(ANNOUNCE_JOB, json!({"commit_id": registered.commit_id}))
-        .await?;
+    AnnounceJob {
+        commit_id: registered.commit_id,
+    }
+    .enqueue(&app.queue)
+    .await?;
     Ok(accepted(format!(
         "commit {} registered on {branch}",
         registered.sha
@@ -138,40 +137,5 @@ async fn organization(app: &App, action: &str, payload: &Value) -> Result<Outcom
         other => Ok(ignored(format!(
             "organization action `{other}` is not used"
         ))),
-    }
-}
-
-pub struct AnnounceStatuses(pub App);
-
-#[async_trait::async_trait]
-impl JobHandler for AnnounceStatuses {
-    async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
-        let app = &self.0;
-        let commit_id = job.payload["commit_id"]
-            .as_i64()
-            .ok_or_else(|| JobError::permanent("no commit_id"))?;
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT c.sha::text, r.name::text FROM commits c JOIN repositories r ON r.id = c.repository_id WHERE c.id = $1",
-        )
-        .bind(commit_id)
-        .fetch_optional(&app.db)
-        .await
-        .map_err(JobError::retry)?;
-        let (Some((sha, repo)), Some(github)) = (row, &app.github) else {
-            return Ok(());
-        };
-        let manifest = match github.file_contents(&repo, ".cocov.yaml", &sha).await {
-            Ok(m) => m,
-            Err(e) if e.is_transient() => return Err(JobError::retry(e)),
-            Err(e) => return Err(JobError::permanent(e)),
-        };
-        // GitHub resolves links inside the repository itself; nothing here touches a disk.
-        let manifest = match manifest {
-            Some(bytes) => crate::git::TreeFile::Regular(bytes),
-            None => crate::git::TreeFile::Absent,
-        };
-        crate::statuses::announce_from_manifest(app, commit_id, &manifest)
-            .await
-            .map_err(JobError::retry)
     }
 }

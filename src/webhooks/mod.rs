@@ -1,11 +1,14 @@
 //! GitHub webhook deliveries: signature checked over the raw body before anything is parsed,
 //! de-duplicated by delivery id and by a hash of the signed body (so a replay under a new id
 //! is caught), then turned into quick database changes and jobs, so GitHub
-//! gets its answer in milliseconds.
+//! gets its answer in milliseconds. Also the other way GitHub commits arrive: the head of a
+//! repository's default branch when it is added ([`Initialize`]).
 
 mod events;
+mod initialize;
 
-pub use events::{ANNOUNCE_JOB, AnnounceStatuses, Outcome, handle};
+pub use events::{Outcome, handle};
+pub use initialize::{INITIALIZE_JOB, Initialize, InitializeJob, enqueue_initialize};
 
 use redis::AsyncCommands;
 use sha2::{Digest, Sha256};

@@ -1,4 +1,10 @@
-//! The background jobs this appliance runs and their wiring to the queue.
+//! The background jobs this appliance runs and their wiring to the queue: each kind with its
+//! handler, and the chaining of one stage to the next where a job's end starts more work
+//! ([`after_ingest`]).
+
+mod after_ingest;
+
+pub use after_ingest::{AfterIngest, after_ingest};
 
 use std::sync::Arc;
 
@@ -10,7 +16,13 @@ use crate::{checks, commits, permissions, repositories, statuses, webhooks};
 /// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
 pub fn registry(app: &App) -> Registry {
     Registry::new()
-        .with(commits::INGEST_JOB, Arc::new(commits::Ingest(app.clone())))
+        .with(
+            commits::INGEST_JOB,
+            Arc::new(commits::Ingest {
+                app: app.clone(),
+                follow_up: Arc::new(AfterIngest),
+            }),
+        )
         .with(checks::RUN_JOB, Arc::new(checks::RunChecks(app.clone())))
         .with(
             repositories::DELETE_JOB,
@@ -21,12 +33,12 @@ pub fn registry(app: &App) -> Registry {
             Arc::new(statuses::PostStatus(app.clone())),
         )
         .with(
-            repositories::INITIALIZE_JOB,
-            Arc::new(repositories::Initialize(app.clone())),
+            webhooks::INITIALIZE_JOB,
+            Arc::new(webhooks::Initialize(app.clone())),
         )
         .with(
-            webhooks::ANNOUNCE_JOB,
-            Arc::new(webhooks::AnnounceStatuses(app.clone())),
+            statuses::ANNOUNCE_JOB,
+            Arc::new(statuses::AnnounceStatuses(app.clone())),
         )
         .with(
             permissions::SYNC_REPOSITORY_JOB,

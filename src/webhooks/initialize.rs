@@ -1,17 +1,26 @@
 //! A repository added from GitHub starts with the head of its default branch, so it shows
 //! results before its next push.
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::app::App;
-use crate::queue::{JobContext, JobError, JobHandler};
+use crate::queue::{JobContext, JobError, JobHandler, JobKind};
+use crate::statuses::AnnounceJob;
 
 pub const INITIALIZE_JOB: &str = "repository.initialize";
 
+/// The `repository.initialize` job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitializeJob {
+    pub repository_id: i64,
+}
+
+impl JobKind for InitializeJob {
+    const KIND: &'static str = INITIALIZE_JOB;
+}
+
 pub async fn enqueue_initialize(app: &App, repository_id: i64) -> Result<(), anyhow::Error> {
-    app.queue
-        .enqueue(INITIALIZE_JOB, json!({"repository_id": repository_id}))
-        .await?;
+    InitializeJob { repository_id }.enqueue(&app.queue).await?;
     Ok(())
 }
 
@@ -21,11 +30,11 @@ pub struct Initialize(pub App);
 impl JobHandler for Initialize {
     async fn handle(&self, job: &JobContext) -> Result<(), JobError> {
         let app = &self.0;
-        let id = job.payload["repository_id"]
-            .as_i64()
-            .ok_or_else(|| JobError::permanent("no repository_id"))?;
+        let InitializeJob { repository_id: id } = job.job()?;
         let (Some(repo), Some(github)) = (
-            super::find(&app.db, id).await.map_err(JobError::retry)?,
+            crate::repositories::find(&app.db, id)
+                .await
+                .map_err(JobError::retry)?,
             &app.github,
         ) else {
             return Ok(());
@@ -41,13 +50,12 @@ impl JobHandler for Initialize {
             crate::commits::register_push(app, &repo, &head.sha, Some(&repo.default_branch))
                 .await
                 .map_err(JobError::retry)?;
-        app.queue
-            .enqueue(
-                crate::webhooks::ANNOUNCE_JOB,
-                json!({"commit_id": registered.commit_id}),
-            )
-            .await
-            .map_err(JobError::retry)?;
+        AnnounceJob {
+            commit_id: registered.commit_id,
+        }
+        .enqueue(&app.queue)
+        .await
+        .map_err(JobError::retry)?;
         Ok(())
     }
 }
