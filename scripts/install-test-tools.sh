@@ -106,6 +106,23 @@ install_linters() {
     chmod -R a+rX "$LINTERS"
 }
 
+# Image plugins (tests/images.rs): a real OCI registry (Debian's distribution server) serving
+# images the tests assemble from Debian's static busybox.
+install_image_tools() {
+    local missing=()
+    [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
+    [[ -x /bin/busybox ]] || missing+=(busybox-static)
+    if ((${#missing[@]})); then
+        log "apt-get install ${missing[*]}"
+        local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+        # The package starts a system registry on :5000; the tests start their own.
+        if command -v systemctl >/dev/null 2>&1; then "${sudo[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
+    else
+        log "docker-registry and busybox already installed"
+    fi
+}
+
 main() {
     mkdir -p "$T"
     log "tools directory: $T"
@@ -113,6 +130,7 @@ main() {
     install_schemathesis
     install_s3s_fs
     install_linters
+    install_image_tools
     log "done"
 }
 

@@ -38,8 +38,9 @@
 //! - [`badges`], [`statuses`]: the outlets. The badge listener and its cache (invalidated
 //!   when numbers change), and the `cocov` and `cocov/coverage` commit statuses with their one
 //!   target URL rule, posted to GitHub by a job.
-//! - [`issues`], [`plugins`], [`sandbox`], [`checks`]: a commit's check set, run in the sandbox
-//!   by plugins whose reports become issues.
+//! - [`issues`], [`plugins`], [`sandbox`], [`images`], [`checks`]: a commit's check set, run in
+//!   the sandbox by plugins (definitions, or images pulled into the image store) whose reports
+//!   become issues.
 //! - [`coverage`]: reports parsed, mapped onto the commit's archive, stored, gated.
 //! - [`branches`], [`stats`]: the read side of branches and their history.
 //!
@@ -75,6 +76,7 @@ pub mod db;
 pub mod git;
 pub mod github;
 pub mod http;
+pub mod images;
 pub mod issues;
 pub mod jobs;
 pub mod kv;

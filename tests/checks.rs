@@ -1145,3 +1145,140 @@ async fn a_worker_killed_mid_check_leaves_the_set_to_another_worker() {
     second.wait().unwrap();
     t.shutdown().await;
 }
+
+/// An image plugin named in a manifest: pulled from a real registry, run in the sandbox, its
+/// issues in the API and the status; its tag pinned to a digest for the commit, so a re-run with
+/// the tag moved (and the registry gone) runs the same image.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
+    use common::registry::{Entry, Image, Registry, layer};
+    let mut registry = Registry::start().await;
+    let (digest, _) = registry
+        .push_image("team/todo", "v1", &Image::todo_plugin())
+        .await;
+    let store = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store_dir = store.path().join("images");
+    let insecure = registry.host.clone();
+    let (t, _plugins) = start(&[], move |c| {
+        c.images.store_dir = store_dir;
+        c.images.insecure_registries = vec![insecure];
+        c.images.tag_ttl_seconds = 0;
+    })
+    .await;
+    let origin = Origin::new();
+    let manifest = format!(
+        "version: \"0.1.alpha\"\nchecks:\n  - plugin: {}/team/todo:v1\n",
+        registry.host
+    );
+    let (sha, admin) = push(
+        &t,
+        &origin,
+        "imaged",
+        &[
+            (".cocov.yaml", &manifest),
+            ("src/a.txt", "ok\nTODO later\n"),
+        ],
+    )
+    .await;
+    let view = finished_checks(&t, &admin, "imaged", &sha).await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    let body = issues(&t, &admin, "imaged", &sha, "").await;
+    assert_eq!(body["paging"]["total"], 1, "{body}");
+    assert_eq!(body["issues"][0]["file"], "src/a.txt");
+    assert_eq!(body["issues"][0]["line_start"], 2);
+    assert_eq!(body["issues"][0]["message"], "TODO left (from-image)");
+    assert_eq!(body["issues"][0]["check_source"], "team/todo");
+    assert_eq!(
+        cocov_status(&t, "imaged", &sha).await,
+        ("failure".into(), "1 issue found".into())
+    );
+    let pinned: String = sqlx::query_scalar("SELECT digest FROM image_pins")
+        .fetch_one(&t.app().db)
+        .await
+        .unwrap();
+    assert_eq!(pinned, digest);
+
+    // The tag moves to an image that finds nothing. A re-run of this commit runs the pinned
+    // image (tags are asked for afresh here: no time to live).
+    let mut quiet = Image::todo_plugin();
+    quiet.cmd = vec!["-c".into(), ": > \"$COCOV_OUTPUT_FILE\"".into()];
+    registry.push_image("team/todo", "v1", &quiet).await;
+    let resp = t
+        .client
+        .post(t.url(&format!(
+            "/v1/repositories/imaged/commits/{sha}/checks/re_run"
+        )))
+        .header("authorization", format!("bearer {admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let view = finished_checks(&t, &admin, "imaged", &sha).await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    assert_eq!(
+        issues(&t, &admin, "imaged", &sha, "").await["paging"]["total"],
+        1
+    );
+    // A new commit gets the moved tag; with the registry gone, the tag as last resolved.
+    let (sha2, admin) = push(&t, &origin, "imaged", &[("src/b.txt", "TODO\n")]).await;
+    let view = finished_checks(&t, &admin, "imaged", &sha2).await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    assert_eq!(
+        issues(&t, &admin, "imaged", &sha2, "").await["paging"]["total"],
+        0
+    );
+    // An image whose layer plants a link out of its root filesystem is refused: the check
+    // errors naming it, and the worker goes on.
+    let hostile = layer(&[Entry::Link("up".into(), "../../../../..".into())]);
+    registry
+        .push_image("evil/link", "v1", &Image::with_layer(hostile))
+        .await;
+    let evil_manifest = format!(
+        "version: \"0.1.alpha\"\nchecks:\n  - plugin: {0}/evil/link:v1\n  - plugin: {0}/team/todo:v1\n",
+        registry.host
+    );
+    let (evil_sha, admin) = push(&t, &origin, "imaged", &[(".cocov.yaml", &evil_manifest)]).await;
+    let view = finished_checks(&t, &admin, "imaged", &evil_sha).await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    let output = errored_check_output(&t, &admin, "imaged", &evil_sha, &view, "evil/link").await;
+    assert!(
+        output.contains("the image is refused")
+            && output.contains("outside the image's root filesystem"),
+        "{output}"
+    );
+    registry.stop();
+    let (sha3, admin) = push(&t, &origin, "imaged", &[("src/c.txt", "TODO\n")]).await;
+    let view = finished_checks(&t, &admin, "imaged", &sha3).await;
+    assert_eq!(
+        check_of(&view, "team/todo")["status"],
+        "completed",
+        "{view}"
+    );
+    // Pulls, store hits, use without the registry and failures are counted.
+    let metrics = t.app().metrics.render();
+    for outcome in ["registry", "store", "store_without_registry", "error"] {
+        let line = format!(
+            "cocov_external_calls_total{{service=\"registry\",operation=\"image\",outcome=\"{outcome}\"}}"
+        );
+        assert!(metrics.contains(&line), "{outcome}: {metrics}");
+    }
+    t.shutdown().await;
+}

@@ -24,6 +24,7 @@ mod faults;
 mod github_client;
 mod github_webhooks;
 mod http_api;
+mod images;
 mod ingest;
 mod input;
 mod manifest;

@@ -99,29 +99,11 @@ async fn prepare_and_run(
     let token = uuid::Uuid::new_v4().simple().to_string();
     let workdir = format!("/work/{token}");
     let output_file = format!("/tmp/{token}");
-    let etc = check_dir.join("etc");
-    std::fs::create_dir_all(&etc)?;
-    // The uid rule of the original images: uid 1000 is `cocov` with its home.
-    std::fs::write(
-        etc.join("passwd"),
-        format!(
-            "cocov:x:1000:1000:cocov:{SANDBOX_HOME}:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
-        ),
-    )?;
-    std::fs::write(etc.join("group"), "cocov:x:1000:\nnogroup:x:65534:\n")?;
-    let mut binds = vec![
-        Bind {
-            host: etc.join("passwd"),
-            inside: "/etc/passwd".into(),
-            writable: false,
-        },
-        Bind {
-            host: etc.join("group"),
-            inside: "/etc/group".into(),
-            writable: false,
-        },
-    ];
-    let tool_paths = config.tool_paths();
+    // An image brings its own /etc and tools; a definition runs on the host's /usr.
+    let (mut binds, tool_paths) = match &definition.image {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => (host_identity(check_dir)?, config.tool_paths()),
+    };
     for path in &tool_paths {
         binds.push(Bind {
             host: path.clone(),
@@ -190,7 +172,12 @@ async fn prepare_and_run(
         command: definition.command.clone(),
         args,
         env: env.into_iter().collect(),
-        chdir: workdir.clone(),
+        // The original ran images in their own working directory, not the checkout.
+        chdir: match &definition.image {
+            Some(image) => image.working_dir.clone(),
+            None => workdir.clone(),
+        },
+        rootfs: definition.image.as_ref().map(|i| i.rootfs.clone()),
         binds,
         work_copy: Some(WorkCopy::new(&check_dir.join("src"), workdir.clone())?),
         collect: Some(output_file.clone()),
@@ -283,6 +270,28 @@ async fn prepare_and_run(
         }
     };
     Ok(result)
+}
+
+/// `/etc/passwd` and `/etc/group` for a sandbox on the host's `/usr`, with the uid rule of the
+/// original images: uid 1000 is `cocov` with its home.
+fn host_identity(check_dir: &Path) -> std::io::Result<Vec<Bind>> {
+    let etc = check_dir.join("etc");
+    std::fs::create_dir_all(&etc)?;
+    std::fs::write(
+        etc.join("passwd"),
+        format!(
+            "cocov:x:1000:1000:cocov:{SANDBOX_HOME}:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
+        ),
+    )?;
+    std::fs::write(etc.join("group"), "cocov:x:1000:\nnogroup:x:65534:\n")?;
+    Ok(["passwd", "group"]
+        .into_iter()
+        .map(|name| Bind {
+            host: etc.join(name),
+            inside: format!("/etc/{name}"),
+            writable: false,
+        })
+        .collect())
 }
 
 /// The output file as the sandbox handed it back (a link or a directory there counts as absent).

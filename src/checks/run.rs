@@ -185,11 +185,22 @@ async fn run_set(app: &App, job: &JobContext, payload: RunJob) -> Result<(), Job
                 .await?;
                 continue;
             };
+            // A plugin no definition names is an image reference.
+            let image_definition;
             let definition = match catalog.resolve(&spec.plugin) {
                 Ok(d) => d,
                 Err(unknown) => {
-                    record(app, check.id, CheckResult::Errored(unknown.to_string())).await?;
-                    continue;
+                    match crate::images::for_check(app, set.commit_id, &spec.plugin).await {
+                        Ok(d) => {
+                            image_definition = d;
+                            &image_definition
+                        }
+                        Err(e) => {
+                            let why = format!("{unknown}; as an image: {e}");
+                            record(app, check.id, CheckResult::Errored(why)).await?;
+                            continue;
+                        }
+                    }
                 }
             };
             update_check(&app.db, check.id, CheckStatus::InProgress, None)

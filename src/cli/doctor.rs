@@ -99,12 +99,60 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
         report(check);
     }
     report(work_dir(&config.worker.work_dir));
+    for check in images(&config).await {
+        report(check);
+    }
     report(disk(&config));
     if failed > 0 {
         Err(summary(failed))
     } else {
         Ok(())
     }
+}
+
+/// The image store's size against its limit, and whether each configured registry answers
+/// (Docker Hub only warns: air-gapped hosts import their images).
+async fn images(config: &Config) -> Vec<Check> {
+    let images = &config.images;
+    let mut checks = Vec::new();
+    let store = crate::images::Store::new(&images.store_dir);
+    checks.push(match store.list() {
+        Ok(list) => Check::Pass(format!(
+            "image store {}: {} image(s), {} MiB of {} MiB",
+            images.store_dir.display(),
+            list.len(),
+            list.iter().map(|i| i.size_bytes).sum::<u64>() / (1024 * 1024),
+            images.max_store_mb
+        )),
+        Err(e) => Check::fail(
+            format!("image store {}: {e}", images.store_dir.display()),
+            "the daemon's user must own images.store_dir",
+        ),
+    });
+    let mut hosts: Vec<&String> = images
+        .mirrors
+        .iter()
+        .chain(&images.insecure_registries)
+        .collect();
+    hosts.dedup();
+    for host in hosts {
+        checks.push(match crate::images::registry_answers(images, host).await {
+            Ok(()) => Check::Pass(format!("registry {host} answers")),
+            Err(e) => Check::fail(
+                format!("registry {host}: {e}"),
+                "check images.mirrors / images.insecure_registries and the network",
+            ),
+        });
+    }
+    if images.mirrors.is_empty() {
+        checks.push(match crate::images::registry_answers(images, "docker.io").await {
+            Ok(()) => Check::Pass("registry docker.io answers".into()),
+            Err(e) => Check::Warn(format!(
+                "registry docker.io: {e} (image plugins from Docker Hub need a mirror or `cocov plugin import`)"
+            )),
+        });
+    }
+    checks
 }
 
 fn summary(failed: usize) -> Failure {

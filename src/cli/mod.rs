@@ -8,6 +8,7 @@ mod backup;
 mod doctor;
 mod hook;
 mod plugin;
+mod plugin_images;
 mod repo;
 mod repo_member;
 mod report;

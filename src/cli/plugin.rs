@@ -1,4 +1,4 @@
-//! `cocov plugin list` and `cocov plugin run`: the plugin catalog as this host sees it, and one
+//! `cocov plugin list` and `cocov plugin run` (image commands: `plugin_images`): the plugin catalog as this host sees it, and one
 //! plugin run over a local directory in the same sandbox as a real check, for plugin authors and
 //! for admins checking a new definition.
 
@@ -29,6 +29,8 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    #[command(flatten)]
+    Image(super::plugin_images::ImageCommand),
 }
 
 fn catalog(cli: &Cli) -> Result<(crate::config::Config, Catalog), Failure> {
@@ -62,7 +64,17 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> Result<(), Failure> {
             json,
         } => {
             let (config, catalog) = catalog(cli)?;
-            let definition = catalog.resolve(name).map_err(Failure::new)?;
+            // A name no definition has is an image reference, as in a manifest.
+            let image_definition;
+            let definition = match catalog.resolve(name) {
+                Ok(definition) => definition,
+                Err(unknown) => {
+                    image_definition = image_plugin(&config, name)
+                        .await
+                        .map_err(|e| Failure::new(format!("{unknown}; as an image: {e}")))?;
+                    &image_definition
+                }
+            };
             if !dir.is_dir() {
                 return Err(Failure::new(format!(
                     "--dir {}: not a directory",
@@ -105,7 +117,17 @@ pub async fn run(cli: &Cli, command: &PluginCommand) -> Result<(), Failure> {
                 CheckResult::Canceled => Err(Failure::new("canceled")),
             }
         }
+        PluginCommand::Image(command) => super::plugin_images::run(cli, command).await,
     }
+}
+
+async fn image_plugin(
+    config: &crate::config::Config,
+    name: &str,
+) -> Result<crate::plugins::PluginDefinition, crate::images::ImageError> {
+    let images = crate::images::Images::new(&config.images, &config.security)?;
+    let image = images.obtain(name, None).await?;
+    images.definition(name, &image)
 }
 
 fn parse_envs(envs: &[String]) -> Result<BTreeMap<String, String>, Failure> {

@@ -27,6 +27,7 @@ pub struct Config {
     pub github: GithubConfig,
     pub worker: WorkerConfig,
     pub accounts: super::accounts::AccountsConfig,
+    pub images: ImagesConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.
@@ -569,5 +570,45 @@ impl WorkerConfig {
             .filter(|p| !p.is_empty())
             .map(PathBuf::from)
             .collect()
+    }
+}
+
+/// Plugins that are container images: where they are stored, which registries may be spoken to
+/// without TLS verification, mirrors of Docker Hub, and the store's size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Unpacked images (one directory per manifest digest), tags and registry credentials.
+    pub store_dir: PathBuf,
+    /// `host:port` of registries spoken to over plain HTTP or unverified TLS (Docker's setting
+    /// of that name); every other registry is HTTPS with verified certificates.
+    pub insecure_registries: Vec<String>,
+    /// `host:port` of Docker Hub mirrors, tried in order before Docker Hub itself.
+    pub mirrors: Vec<String>,
+    /// Past this size (MiB) the least recently used images (unused for an hour) are removed.
+    pub max_store_mb: u64,
+    /// Largest image (MiB, unpacked or archived) accepted.
+    pub max_image_mb: u64,
+    /// A stored tag is used without asking its registry for this long after it was resolved.
+    pub tag_ttl_seconds: u64,
+    /// One pull (manifest and every layer) is abandoned after this long.
+    pub pull_timeout_seconds: u64,
+    /// Image plugins that keep the network in their sandbox (`cocov/eslint`, or the
+    /// manifest's reference as written); all others have none.
+    pub network_plugins: Vec<String>,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            store_dir: PathBuf::from("/var/lib/cocov/images"),
+            insecure_registries: Vec::new(),
+            mirrors: Vec::new(),
+            max_store_mb: 20 * 1024,
+            max_image_mb: 4 * 1024,
+            tag_ttl_seconds: 3600,
+            pull_timeout_seconds: 900,
+            network_plugins: Vec::new(),
+        }
     }
 }

@@ -74,6 +74,18 @@ pub struct PluginDefinition {
     /// Fixed environment variables for the tool (the manifest's `envs` come on top).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Set for a plugin that is an image (never read from a file): it runs on the image's root
+    /// filesystem instead of the host's `/usr`.
+    #[serde(skip)]
+    pub image: Option<ImageRoot>,
+}
+
+/// Where an image plugin's root filesystem is and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRoot {
+    pub rootfs: std::path::PathBuf,
+    /// The image's working directory (`/` when it names none).
+    pub working_dir: String,
 }
 
 fn default_format() -> OutputFormat {

@@ -12,4 +12,4 @@ mod definition;
 pub mod report;
 
 pub use catalog::{Catalog, CatalogError, Origin, UnknownPlugin};
-pub use definition::{DefinitionError, OutputFormat, PluginDefinition, ReportSource};
+pub use definition::{DefinitionError, ImageRoot, OutputFormat, PluginDefinition, ReportSource};

@@ -28,7 +28,9 @@ const SEED: &str = "/run/cocov-seed";
 const WRAPPER: &str = r#"seed=$1 copy=$2 collect=$3 fd=$4
 shift 4
 if [ -n "$seed" ]; then
-  cp -PR --preserve=mode,timestamps -- "$seed/." "$copy" || exit 125
+  # GNU cp, or busybox's (images), which only knows -p (the owner it keeps is the sandbox's).
+  cp -PR --preserve=mode,timestamps -- "$seed/." "$copy" 2>/dev/null ||
+    cp -PRp -- "$seed/." "$copy" || exit 125
 fi
 "$@"
 status=$?
@@ -141,11 +143,16 @@ fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
     add(&["--cap-drop", "ALL", "--hostname", "cocov"]);
     add(&["--uid", &SANDBOX_UID.to_string()]);
     add(&["--gid", &SANDBOX_GID.to_string()]);
-    add(&["--ro-bind", "/usr", "/usr"]);
-    for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-        // Merged-/usr systems: the top-level directories are links into /usr.
-        if Path::new("/usr").join(dir).is_dir() {
-            add(&["--symlink", &format!("usr/{dir}"), &format!("/{dir}")]);
+    match &spec.rootfs {
+        Some(rootfs) => image_root(rootfs, &mut add),
+        None => {
+            add(&["--ro-bind", "/usr", "/usr"]);
+            for dir in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+                // Merged-/usr systems: the top-level directories are links into /usr.
+                if Path::new("/usr").join(dir).is_dir() {
+                    add(&["--symlink", &format!("usr/{dir}"), &format!("/{dir}")]);
+                }
+            }
         }
     }
     add(&["--proc", "/proc", "--dev", "/dev"]);
@@ -164,7 +171,17 @@ fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
             "/etc/ssl",
             "/etc/ca-certificates",
         ] {
-            add(&["--ro-bind-try", path, path]);
+            match &spec.rootfs {
+                None => add(&["--ro-bind-try", path, path]),
+                // An image keeps its own TLS roots; name resolution is the host's, where the
+                // image has a file to bind it over (its /etc is read-only).
+                Some(rootfs) if path.starts_with("/etc/resolv") || path == "/etc/hosts" => {
+                    if rootfs.join(&path[1..]).is_file() {
+                        add(&["--ro-bind-try", path, path]);
+                    }
+                }
+                Some(_) => {}
+            }
         }
     }
     let seed = match &spec.work_copy {
@@ -181,6 +198,36 @@ fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
         add(&[flag, &bind.host.display().to_string(), &bind.inside]);
     }
     seed
+}
+
+/// An image's top-level entries bound read-only onto the sandbox's root, except those the
+/// sandbox provides itself (so their mount points can be made on the root's tmpfs).
+fn image_root(rootfs: &Path, add: &mut impl FnMut(&[&str])) {
+    const PROVIDED: [&str; 6] = ["proc", "dev", "sys", "tmp", "work", "run"];
+    let Ok(entries) = std::fs::read_dir(rootfs) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if PROVIDED.contains(&name.as_str()) {
+            continue;
+        }
+        let inside = format!("/{name}");
+        let host = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => {
+                if let Ok(target) = std::fs::read_link(&host) {
+                    add(&["--symlink", &target.to_string_lossy(), &inside]);
+                }
+            }
+            Ok(kind) if kind.is_dir() || kind.is_file() => {
+                add(&["--ro-bind", &host.display().to_string(), &inside]);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The descriptors bubblewrap inherits: the seccomp filter's pipe, and the write end of the

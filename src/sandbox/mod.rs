@@ -89,6 +89,8 @@ pub struct SandboxSpec {
     /// A file inside whose bytes are handed back after the program ends (up to `output_cap`).
     pub collect: Option<String>,
     pub network: bool,
+    /// An image's root filesystem to run on (read-only) instead of the host's `/usr`.
+    pub rootfs: Option<PathBuf>,
     pub policy: SandboxPolicy,
     pub timeout: Duration,
     /// Bytes kept of stdout and of stderr; printing more kills the program.

@@ -9,6 +9,7 @@ pub mod git_server;
 pub mod origin;
 pub mod private_postgres;
 pub mod private_redis;
+pub mod registry;
 pub mod requests;
 pub mod s3_servers;
 
