@@ -13,9 +13,9 @@
 //! - [`metrics`], [`paging`], [`audit`]: Prometheus registry, page requests, the audit log.
 //! - [`upload_budget`]: what coverage uploads share process-wide (decompression slots, bytes in
 //!   flight).
-//! - [`db`], [`kv`], [`storage`], [`queue`]: PostgreSQL, Redis, the blob store (filesystem or
-//!   S3) and the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
+//! - [`db`], [`kv`], [`storage`]: PostgreSQL, Redis, the blob store (filesystem or S3).
 //! - [`outage`]: whether an error means a dependency is down (waited out) or a bug.
+//! - [`queue`]: the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
 //! - [`auth`], [`secrets`]: tokens, users and request actors; sealed secrets and grants.
 //!
 //! Sources (reading what a commit holds):
