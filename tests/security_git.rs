@@ -24,6 +24,8 @@ fn start() -> impl std::future::Future<Output = TestApp> {
         c.queue.max_deliveries = 2;
         c.queue.retry_base_delay_ms = 20;
         c.queue.retry_max_delay_ms = 50;
+        // An unreachable remote is an outage, retried until this deadline, then final.
+        c.queue.outage_deadline_seconds = 3;
     })
 }
 

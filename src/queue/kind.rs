@@ -27,6 +27,17 @@ pub trait JobKind: Serialize + DeserializeOwned + Send + Sync + Sized {
     }
 }
 
+impl super::Job {
+    /// The queue's untyped form of a typed job, for code that handles jobs of several kinds
+    /// together (the reconciler compares them with what the queue holds).
+    pub fn of<J: JobKind>(job: &J) -> super::Job {
+        super::Job {
+            kind: J::KIND.to_string(),
+            payload: serde_json::to_value(job).expect("a job payload serializes"),
+        }
+    }
+}
+
 impl Queue {
     /// Adds a typed job, de-duplicated when its kind asks for it.
     pub async fn push<J: JobKind>(&self, job: &J) -> Result<(), QueueError> {

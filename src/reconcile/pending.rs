@@ -4,10 +4,14 @@
 //! Rows changed within `reconcile.settle_seconds` are left out: the request or job that changed
 //! them may be about to queue their job (it commits to PostgreSQL first, then queues).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::app::App;
+use crate::checks::RunJob;
+use crate::commits::{FollowUpJob, IngestJob};
 use crate::queue::Job;
+use crate::repositories::DeleteJob;
+use crate::statuses::PostJob;
 use crate::{checks, commits, repositories, statuses};
 
 /// The payload fields that name the piece of work a job does, per job kind. Two jobs with the
@@ -35,11 +39,6 @@ pub fn identity(kind: &str, payload: &Value) -> Option<String> {
 pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     let settle = app.config.reconcile.settle_seconds as f64;
     let mut jobs = Vec::new();
-    let job = |kind: &str, payload: Value| Job {
-        kind: kind.to_string(),
-        payload,
-    };
-
     // Commits announced but not ingested (queued, or an ingestion that died).
     let ids = ids_settled(
         app,
@@ -49,7 +48,7 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     .await?;
     jobs.extend(
         ids.into_iter()
-            .map(|id| job(commits::INGEST_JOB, json!({"commit_id": id}))),
+            .map(|commit_id| Job::of(&IngestJob { commit_id })),
     );
 
     // Ingested commits whose follow-up steps did not all run: no check set (so no statuses
@@ -70,7 +69,7 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     .await?;
     jobs.extend(
         ids.into_iter()
-            .map(|id| job(commits::FOLLOW_UP_JOB, json!({"commit_id": id}))),
+            .map(|commit_id| Job::of(&FollowUpJob { commit_id })),
     );
 
     // Check sets waiting for, or in the middle of, their run; and finished ones whose result
@@ -90,11 +89,11 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     .bind(settle)
     .fetch_all(&app.db)
     .await?;
-    jobs.extend(sets.into_iter().map(|(id, job_id)| {
-        job(
-            checks::RUN_JOB,
-            json!({"check_set_id": id, "job_id": job_id}),
-        )
+    jobs.extend(sets.into_iter().map(|(check_set_id, job_id)| {
+        Job::of(&RunJob {
+            check_set_id,
+            job_id,
+        })
     }));
 
     // Statuses not posted to GitHub yet (standalone repositories have nowhere to post).
@@ -112,12 +111,11 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
         .bind(settle)
         .fetch_all(&app.db)
         .await?;
-        jobs.extend(unposted.into_iter().map(|(commit_id, context)| {
-            job(
-                statuses::POST_JOB,
-                json!({"commit_id": commit_id, "context": context}),
-            )
-        }));
+        jobs.extend(
+            unposted
+                .into_iter()
+                .map(|(commit_id, context)| Job::of(&PostJob { commit_id, context })),
+        );
     }
 
     // Repositories whose deletion was asked for and is not done.
@@ -129,7 +127,7 @@ pub(super) async fn find(app: &App) -> Result<Vec<Job>, sqlx::Error> {
     .await?;
     jobs.extend(
         ids.into_iter()
-            .map(|id| job(repositories::DELETE_JOB, json!({"repository_id": id}))),
+            .map(|repository_id| Job::of(&DeleteJob { repository_id })),
     );
     Ok(jobs)
 }
@@ -144,6 +142,8 @@ async fn ids_settled(app: &App, sql: &'static str) -> Result<Vec<i64>, sqlx::Err
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
