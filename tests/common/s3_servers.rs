@@ -256,30 +256,6 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The server's command line; s3s-fs keeps its buckets in `dir/data`.
-fn server_command(
-    kind: S3Kind,
-    binary: &Path,
-    port: u16,
-    dir: &Path,
-    access_key: &str,
-    secret_key: &str,
-) -> Command {
-    let mut command = Command::new(binary);
-    match kind {
-        S3Kind::Moto => {
-            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        }
-        S3Kind::S3sFs => {
-            command
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", access_key, "--secret-key", secret_key])
-                .arg(dir.join("data"));
-        }
-    }
-    command
-}
-
 async fn answers_http(port: u16) -> bool {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
