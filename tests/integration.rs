@@ -42,6 +42,7 @@ mod security_tree;
 mod storage;
 mod two_hosts;
 mod upload_budget;
+mod web_ui;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

@@ -10,6 +10,7 @@
 
 mod cache;
 mod client_ip;
+pub mod embed;
 mod invalidate;
 mod rate_limit;
 pub mod svg;
