@@ -313,6 +313,53 @@ async fn an_administrator_walks_the_pages_and_acts() {
     );
     browser.check("admin-tokens-revoked").await;
 
+    // A dead letter, retried from the jobs page.
+    let queue = &t.app().queue;
+    let dead = serde_json::json!({
+        "id": uuid::Uuid::new_v4(), "kind": "web.test", "payload": {}, "attempts": 3,
+        "last_error": "boom: the test made it fail", "failed_at": "2026-12-01T10:00:00Z",
+    });
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(queue.dead_key())
+        .arg(dead.to_string())
+        .query_async(&mut queue.kv().conn(cocov::kv::Db::Queue))
+        .await
+        .unwrap();
+    let waiting = queue.stats().await.unwrap().waiting;
+    browser.goto(&t.url("/admin/jobs")).await;
+    assert!(
+        browser
+            .text(".table")
+            .await
+            .contains("boom: the test made it fail")
+    );
+    assert!(browser.text(".counters").await.contains("1\nDead letters"));
+    browser.check("admin-jobs").await;
+    browser.click_and_wait(".table button").await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .ends_with("/admin/jobs?notice=retried")
+    );
+    assert_eq!(queue.stats().await.unwrap().dead, 0);
+    assert_eq!(queue.stats().await.unwrap().waiting, waiting + 1);
+    browser.check("admin-jobs-retried").await;
+
+    browser.goto(&t.url("/admin/repositories?q=widg")).await;
+    assert!(
+        browser
+            .text(".rows")
+            .await
+            .contains("https://git.example/widget.git")
+    );
+    browser.check("admin-repositories").await;
+
+    browser.goto(&t.url("/admin/health")).await;
+    let health = browser.text(".rows").await;
+    assert_eq!(health.matches("Up").count(), 3, "{health}");
+    browser.check("admin-health").await;
+
     // Sign out: the session ends on the server too.
     browser.click(".user-menu summary").await;
     browser

@@ -118,6 +118,15 @@ pub fn see_other(location: &str) -> Response {
     response
 }
 
+/// The link to page `page` of a list at `path` with its other query parameters kept.
+pub fn page_href(path: &str, params: &[(&str, &str)], page: u32) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .append_pair("page", &page.to_string())
+        .finish();
+    format!("{path}?{query}")
+}
+
 /// A `return_to` value that stays on this site: a path starting with one `/` (not `//`, not
 /// `/\`, which browsers treat as another host), else `/`.
 pub fn same_origin_path(candidate: Option<&str>) -> String {

@@ -51,6 +51,17 @@ async fn route(req: &Req, segments: &[&str]) -> (&'static str, Result<Response, 
         ["admin", "users"] if post => ("POST /admin/users", admin_users::post(req).await),
         ["admin", "tokens"] if get => ("GET /admin/tokens", admin_tokens::get(req).await),
         ["admin", "tokens"] if post => ("POST /admin/tokens", admin_tokens::post(req).await),
+        ["admin", "repositories"] if get => (
+            "GET /admin/repositories",
+            admin_repositories::get(req).await,
+        ),
+        ["admin", "repositories"] if post => (
+            "POST /admin/repositories",
+            admin_repositories::post(req).await,
+        ),
+        ["admin", "jobs"] if get => ("GET /admin/jobs", admin_jobs::get(req).await),
+        ["admin", "jobs"] if post => ("POST /admin/jobs", admin_jobs::post(req).await),
+        ["admin", "health"] if get => ("GET /admin/health", admin_health::get(req).await),
         _ => ("web not found", Err(PageError::NotFound)),
     }
 }

@@ -1,6 +1,9 @@
 //! One file per page (see `web`'s module doc for the pattern).
 
 pub mod admin;
+pub mod admin_health;
+pub mod admin_jobs;
+pub mod admin_repositories;
 pub mod admin_tokens;
 pub mod admin_users;
 pub mod badges;

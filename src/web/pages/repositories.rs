@@ -72,13 +72,7 @@ async fn gather(req: &Req, session: &Session) -> Result<Repositories, PageError>
             description: repo.description.filter(|d| !d.trim().is_empty()),
         });
     }
-    let href = |page: u32| {
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("q", &query)
-            .append_pair("page", &page.to_string())
-            .finish();
-        format!("/?{q}")
-    };
+    let href = |page| page::page_href("/", &[("q", &query)], page);
     Ok(Repositories {
         chrome: session.chrome("Repositories", "repositories"),
         cards,

@@ -105,13 +105,7 @@ pub async fn get(req: &Req, name: &str) -> Result<Response, PageError> {
         }
         None => (Vec::new(), Paging::new(page_request, 0)),
     };
-    let href = |page: u32| {
-        let q = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("branch", &selected)
-            .append_pair("page", &page.to_string())
-            .finish();
-        format!("{base}?{q}")
-    };
+    let href = |page| page::page_href(&base, &[("branch", &selected)], page);
     let view = RepositoryPage {
         chrome: session.chrome(repo.name.clone(), "repositories"),
         tab: "summary",
