@@ -358,11 +358,12 @@ impl Browser {
         );
     }
 
-    /// Bytes the page transferred (document and resources, as the browser counts them).
-    pub async fn transferred_bytes(&self) -> u64 {
+    /// Bytes the page weighs on a cold cache: for the document and each resource, what was
+    /// transferred, or (when the browser had it cached) its encoded body size.
+    pub async fn page_bytes(&self) -> u64 {
         self.script(
             "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))\
-             .reduce((sum, e) => sum + e.transferSize, 0);",
+             .reduce((sum, e) => sum + Math.max(e.transferSize, e.encodedBodySize), 0);",
             json!([]),
         )
         .await
