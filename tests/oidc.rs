@@ -33,8 +33,13 @@ struct OidcProvider {
 
 impl OidcProvider {
     /// Starts a provider knowing the `cocov` client (redirecting to `redirect_uri`) and a
-    /// second client `other`, with `accounts` (account id → claims).
-    async fn start(redirect_uri: &str, accounts: Value) -> OidcProvider {
+    /// second client `other`, with `accounts` (account id → claims). With
+    /// `claims_in_userinfo_only`, ID tokens carry no profile or group claims (userinfo does).
+    async fn start(
+        redirect_uri: &str,
+        accounts: Value,
+        claims_in_userinfo_only: bool,
+    ) -> OidcProvider {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
         assert!(
             root.join("node_modules/oidc-provider").exists(),
@@ -52,6 +57,7 @@ impl OidcProvider {
             "port": port,
             "accounts_file": accounts_file,
             "clients": [client(CLIENT_ID), client("other")],
+            "claims_in_userinfo_only": claims_in_userinfo_only,
         });
         let child = Command::new("node")
             .arg(root.join("server.js"))
@@ -103,9 +109,18 @@ struct Site {
 }
 
 async fn site(accounts: Value, allow_signup: bool) -> Site {
+    site_with(accounts, allow_signup, false).await
+}
+
+async fn site_with(accounts: Value, allow_signup: bool, claims_in_userinfo_only: bool) -> Site {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let provider = OidcProvider::start(&format!("{base}/auth/oidc/callback"), accounts).await;
+    let provider = OidcProvider::start(
+        &format!("{base}/auth/oidc/callback"),
+        accounts,
+        claims_in_userinfo_only,
+    )
+    .await;
     let secret_dir = tempfile::tempdir().unwrap();
     let secret_file = secret_dir.path().join("oidc-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
@@ -791,4 +806,30 @@ async fn without_oidc_or_with_the_provider_down() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "session.local_disabled");
     t.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_and_groups_come_from_userinfo_when_the_id_token_lacks_them() {
+    let s = site_with(
+        json!({"grace-sub": account("grace", &[ADMIN_GROUP])}),
+        true,
+        true,
+    )
+    .await;
+    // This provider's ID tokens carry neither claim.
+    let token = genuine_id_token(&s, CLIENT_ID, "grace-sub", "n").await;
+    let claims = claims_of(&token);
+    assert!(
+        claims.get("preferred_username").is_none() && claims.get("groups").is_none(),
+        "{claims}"
+    );
+    let mut browser = Browser::new();
+    assert_eq!(s.sign_in(&mut browser, "grace-sub").await, s.t.url("/"));
+    let (_, me) = s.me(&browser).await;
+    assert_eq!(
+        (me["login"].as_str(), me["admin"].as_bool()),
+        (Some("grace"), Some(true)),
+        "{me}"
+    );
+    s.t.shutdown().await;
 }
