@@ -175,6 +175,21 @@ mod tests {
     }
 
     #[test]
+    fn loading_names_the_unreadable_secret_file() {
+        let env = |name: &str| match name {
+            "COCOV_OIDC_ISSUER_URL" => Some("https://id.example.com".to_string()),
+            "COCOV_OIDC_CLIENT_ID" => Some("cocov".to_string()),
+            "COCOV_OIDC_CLIENT_SECRET_FILE" => Some("/nonexistent/oidc-secret".to_string()),
+            _ => None,
+        };
+        let error = crate::config::load_from_env(&env).unwrap_err().to_string();
+        assert!(
+            error.contains("oidc.client_secret_file") && error.contains("/nonexistent/oidc-secret"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn scopes_need_openid() {
         let (mut config, _file) = with_secret("https://id.example.com");
         config.scopes = vec!["profile".into()];
