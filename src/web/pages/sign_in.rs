@@ -20,7 +20,7 @@ struct SignIn {
     chrome: Chrome,
     local: bool,
     github: bool,
-    oidc: bool,
+    oidc: Option<String>,
     error: Option<&'static str>,
     return_to: String,
     login: String,
@@ -38,10 +38,20 @@ pub fn error_message(code: &str) -> &'static str {
         "access_denied" | "not_a_member" | "not_an_org_member" => {
             "Your account is not allowed to use this instance. Ask an administrator for access."
         }
-        "state" | "expired" => "The sign-in took too long or was interrupted. Please try again.",
+        "state" | "expired" | "state_mismatch" => {
+            "The sign-in took too long or was interrupted. Please try again."
+        }
         "provider" | "provider_unavailable" => {
             "The sign-in provider could not be reached. Please try again in a minute."
         }
+        "provider_error" | "code_rejected" | "id_token_invalid" => {
+            "The sign-in provider did not confirm who you are. Please try again."
+        }
+        // Not told apart: whether an account of that name exists is not for this page to say.
+        "signup_closed" | "login_missing" | "login_taken" => {
+            "Your account cannot be used on this instance. Ask an administrator for access."
+        }
+        "oidc_disabled" | "github_disabled" => "That way of signing in is not enabled here.",
         _ => "Signing in failed. Please try again.",
     }
 }
@@ -50,17 +60,25 @@ pub fn error_message(code: &str) -> &'static str {
 struct Methods {
     local: bool,
     github: bool,
-    oidc: bool,
+    /// The single sign-on button's label, when OIDC is configured.
+    oidc: Option<String>,
 }
 
 fn methods(req: &Req) -> Methods {
     let config = &req.app.config;
     Methods {
-        local: config.accounts.local_enabled(req.app.github.is_some()),
+        // As the JSON sign-in decides (`api::sessions`): "auto" means no other provider.
+        local: config
+            .accounts
+            .local_enabled(req.app.github.is_some() || req.app.oidc.is_some()),
         // The GitHub browser flow (`GET /auth/github`) needs the OAuth client of the App.
         github: req.app.github.is_some() && !config.github.oauth_client_id.is_empty(),
-        // Hook: an `[oidc]` section does not exist yet; when it does, show its button here.
-        oidc: false,
+        // The OIDC browser flow (`GET /auth/oidc`), labelled as `[oidc] display_name` says.
+        oidc: req
+            .app
+            .oidc
+            .is_some()
+            .then(|| config.oidc.display_name.clone()),
     }
 }
 
