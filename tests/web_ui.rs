@@ -734,3 +734,133 @@ async fn cross_site_forms_are_refused() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_by_role() {
+    let t = start().await;
+    account(&t, "root", true).await;
+    let member_id = account(&t, "member", false).await;
+    account(&t, "outsider", false).await;
+    let repo = seeded_repository(&t, "private").await;
+    sqlx::query(
+        "INSERT INTO repository_members (repository_id, user_id, level) \
+         SELECT id, $1, 'user' FROM repositories WHERE name = $2",
+    )
+    .bind(member_id)
+    .bind(&repo)
+    .execute(&t.app().db)
+    .await
+    .unwrap();
+    let status = |cookie: Option<String>, path: String| {
+        let t = &t;
+        async move {
+            let mut request = client().get(t.url(&path));
+            if let Some(cookie) = cookie {
+                request = request.header("cookie", cookie);
+            }
+            request.send().await.unwrap().status()
+        }
+    };
+    let root = session_cookie(&t, "root").await;
+    let member = session_cookie(&t, "member").await;
+    let outsider = session_cookie(&t, "outsider").await;
+    for path in [format!("/repos/{repo}"), format!("/repos/{repo}/badges")] {
+        assert_eq!(
+            status(None, path.clone()).await,
+            StatusCode::SEE_OTHER,
+            "{path}"
+        );
+        assert_eq!(
+            status(Some(outsider.clone()), path.clone()).await,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        assert_eq!(
+            status(Some(member.clone()), path.clone()).await,
+            StatusCode::OK,
+            "{path}"
+        );
+        assert_eq!(
+            status(Some(root.clone()), path.clone()).await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // The outsider's list does not show it; the member's does.
+    assert!(
+        !page_text(&t, "/", Some(&outsider))
+            .await
+            .contains("/repos/private")
+    );
+    assert!(
+        page_text(&t, "/", Some(&member))
+            .await
+            .contains("/repos/private")
+    );
+    // Administration: administrators only, reading and acting.
+    let admin_pages = [
+        "/admin",
+        "/admin/users",
+        "/admin/tokens",
+        "/admin/repositories",
+        "/admin/jobs",
+        "/admin/health",
+    ];
+    for path in admin_pages {
+        assert_eq!(
+            status(Some(member.clone()), path.into()).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            status(Some(root.clone()), path.into()).await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let token = form_token(&t, &member, "/").await;
+    for (path, fields) in [
+        (
+            "/admin/users",
+            vec![("action", "promote"), ("user_id", "2")],
+        ),
+        (
+            "/admin/tokens",
+            vec![("action", "create"), ("description", "mine")],
+        ),
+        ("/admin/repositories", vec![("repository_id", "1")]),
+        (
+            "/admin/jobs",
+            vec![("job_id", "00000000-0000-0000-0000-000000000000")],
+        ),
+        (
+            "/",
+            vec![("name", "x"), ("git_url", "https://git.example/x.git")],
+        ),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf_token", &token));
+        let response = client()
+            .post(t.url(path))
+            .header("cookie", &member)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&fields))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "POST {path}");
+    }
+    let member_row = cocov::auth::user_admin::get(&t.app().db, member_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!member_row.admin, "nothing changed");
+    assert!(
+        cocov::auth::service_tokens::list(&t.app().db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    t.shutdown().await;
+}
