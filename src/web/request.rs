@@ -180,6 +180,13 @@ impl Req {
         Ok(form)
     }
 
+    /// An administrator's posted form: [`Req::admin_session`] then [`Req::form`].
+    pub async fn admin_form(&self) -> Result<(Session, Form), PageError> {
+        let session = self.admin_session().await?;
+        let form = self.form(&session)?;
+        Ok((session, form))
+    }
+
     /// The posted form without a session (the sign-in form).
     pub fn form_unchecked(&self) -> Form {
         Form::parse(&self.body)

@@ -81,8 +81,7 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
 
 /// Retries dead letter `job_id`.
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let session = req.admin_session().await?;
-    let form = req.form(&session)?;
+    let (_, form) = req.admin_form().await?;
     let id = form.get("job_id").unwrap_or("");
     match req.app.queue.retry_dead(id).await {
         Ok(true) => Ok(see_other("/admin/jobs?notice=retried")),

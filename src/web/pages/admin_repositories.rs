@@ -86,8 +86,7 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
 
 /// Deletes repository `repository_id` (queued).
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let session = req.admin_session().await?;
-    let form = req.form(&session)?;
+    let (session, form) = req.admin_form().await?;
     let id = form.id("repository_id")?;
     if repositories::find(&req.app.db, id).await?.is_none() {
         return Err(PageError::NotFound);

@@ -70,8 +70,7 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
 
 /// `action` = `create` (with `description`) or `revoke` (with `token_id`).
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let session = req.admin_session().await?;
-    let form = req.form(&session)?;
+    let (session, form) = req.admin_form().await?;
     let actor = session.actor.audit();
     match form.get("action") {
         Some("create") => {

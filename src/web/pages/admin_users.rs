@@ -78,8 +78,7 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
 
 /// `action` = `promote`, `demote` or `sign_out` on `user_id`.
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let session = req.admin_session().await?;
-    let form = req.form(&session)?;
+    let (session, form) = req.admin_form().await?;
     let id = form.id("user_id")?;
     let actor = session.actor.audit();
     let done = match form.get("action") {

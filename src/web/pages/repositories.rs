@@ -89,8 +89,7 @@ async fn gather(req: &Req, session: &Session) -> Result<Repositories, PageError>
 /// Adds a repository by git URL (administrators, standalone mode). The upload token is shown
 /// on the answer page, once.
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let session = req.admin_session().await?;
-    let form = req.form(&session)?;
+    let (session, form) = req.admin_form().await?;
     if req.app.github.is_some() {
         return Err(PageError::BadRequest(
             "Repositories come from the GitHub organisation on this instance",
