@@ -19,13 +19,18 @@ pub const COOKIE: &str = "cocov_session";
 
 /// The session token the request's cookies carry, if any.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The value of the request's cookie `name`, if it sent one.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_string())
 }
 
@@ -83,6 +88,28 @@ pub fn set_cookie(app: &App, token: &str) -> HeaderValue {
         ))
         .build();
     HeaderValue::from_str(&cookie.to_string()).expect("a token is a valid header value")
+}
+
+/// `Set-Cookie` for a short-lived cookie only `path` and below receive (HttpOnly,
+/// SameSite=Lax, Secure over https); an empty `value` with no `max_age` removes it.
+pub fn scoped_cookie(
+    app: &App,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<time::Duration>,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name.to_string(), value.to_string()))
+        .path(path.to_string())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(serves_https(app))
+        .build();
+    match max_age {
+        Some(age) => cookie.set_max_age(age),
+        None => cookie.make_removal(),
+    }
+    HeaderValue::from_str(&cookie.to_string()).expect("a valid header value")
 }
 
 /// `Set-Cookie` that makes the browser forget the session.

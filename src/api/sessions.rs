@@ -154,10 +154,7 @@ async fn started(
     admin: bool,
     how: &str,
 ) -> Result<Response, ApiError> {
-    let policy = SessionPolicy::from_config(&app.config.accounts);
-    let token = sessions::start(&app.db, user_id, login, policy, how)
-        .await
-        .map_err(|e| ApiError::internal("starting a session", e))?;
+    let token = start_session(app, user_id, login, how).await?;
     let body = serde_json::json!({"token": token, "name": login, "admin": admin});
     let mut response = warp::reply::json(&body).into_response();
     response.headers_mut().insert(
@@ -165,6 +162,19 @@ async fn started(
         session_cookie::set_cookie(app, &token),
     );
     Ok(response)
+}
+
+/// A new session's token, with the configured idle and absolute lifetimes.
+pub(super) async fn start_session(
+    app: &App,
+    user_id: i64,
+    login: &str,
+    how: &str,
+) -> Result<String, ApiError> {
+    let policy = SessionPolicy::from_config(&app.config.accounts);
+    sessions::start(&app.db, user_id, login, policy, how)
+        .await
+        .map_err(|e| ApiError::internal("starting a session", e))
 }
 
 /// Where a sign-in attempt comes from: the peer, or what a trusted proxy says.

@@ -3,8 +3,10 @@
 
 mod actor;
 pub mod csrf;
+pub mod github_accounts;
 pub mod local;
 pub mod login_limit;
+pub mod oauth_state;
 pub mod password;
 pub mod personal_tokens;
 pub mod service_tokens;
