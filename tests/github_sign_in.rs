@@ -178,6 +178,17 @@ async fn at_github(b: &mut Browser, authorize_url: &str) -> String {
     hop.location.expect("GitHub sends the browser back")
 }
 
+/// Opening `callback` in this browser ends at the sign-in page with `state_mismatch`, and no
+/// session.
+async fn refused_as_state_mismatch(b: &mut Browser, callback: &str) {
+    let hop = b.get(callback).await;
+    assert_eq!(
+        hop.location.as_deref(),
+        Some("/sign-in?error=state_mismatch")
+    );
+    assert!(b.session().is_none());
+}
+
 /// A flow begun and authorized at GitHub: the callback URL the browser is sent back to.
 async fn to_callback(b: &mut Browser) -> String {
     let authorize = start(b, None).await;
@@ -194,11 +205,16 @@ async fn sign_in(e: &Env, b: &mut Browser, github_id: i64, return_to: Option<&st
     hop.location.unwrap()
 }
 
+/// A GET with the session cookie.
 async fn get_json(e: &Env, path: &str, session: &str) -> (StatusCode, Value) {
+    get_with(e, path, ("cookie", format!("cocov_session={session}"))).await
+}
+
+async fn get_with(e: &Env, path: &str, header: (&str, String)) -> (StatusCode, Value) {
     let resp =
         e.t.client
             .get(e.t.url(path))
-            .header("cookie", format!("cocov_session={session}"))
+            .header(header.0, header.1)
             .send()
             .await
             .unwrap();
@@ -221,20 +237,7 @@ async fn visible_repositories(e: &Env, session: &str) -> Vec<String> {
 
 /// Registers a GitHub repository; returns (id, upload token).
 async fn add_repository(e: &Env, name: &str) -> (i64, String) {
-    let resp =
-        e.t.client
-            .post(e.t.url("/v1/repositories"))
-            .header("authorization", format!("bearer {}", e.admin))
-            .json(&json!({"name": name}))
-            .send()
-            .await
-            .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let body: Value = resp.json().await.unwrap();
-    (
-        body["id"].as_i64().unwrap(),
-        body["token"].as_str().unwrap().to_string(),
-    )
+    common::origin::create_repository(&e.t, &e.admin, &json!({"name": name})).await
 }
 
 /// A commit by `email` pushed to the repository's main branch, announced and ingested.
@@ -456,12 +459,7 @@ async fn forged_replayed_and_foreign_states_and_open_redirects_are_refused() {
         })
         .collect();
     forged.query_pairs_mut().clear().extend_pairs(&pairs);
-    let hop = browser.get(forged.as_str()).await;
-    assert_eq!(
-        hop.location.as_deref(),
-        Some("/sign-in?error=state_mismatch")
-    );
-    assert!(browser.session().is_none());
+    refused_as_state_mismatch(&mut browser, forged.as_str()).await;
 
     // Another browser's state: the victim's callback URL opened by an attacker's browser
     // (with a flow cookie of its own), and with no cookie at all.
@@ -469,20 +467,10 @@ async fn forged_replayed_and_foreign_states_and_open_redirects_are_refused() {
     let victims_callback = to_callback(&mut victim).await;
     let mut attacker = Browser::new(&e);
     start(&mut attacker, None).await;
-    let hop = attacker.get(&victims_callback).await;
-    assert_eq!(
-        hop.location.as_deref(),
-        Some("/sign-in?error=state_mismatch")
-    );
-    assert!(attacker.session().is_none());
+    refused_as_state_mismatch(&mut attacker, &victims_callback).await;
     let mut bare = Browser::new(&e);
     let callback = to_callback(&mut victim).await;
-    let hop = bare.get(&callback).await;
-    assert_eq!(
-        hop.location.as_deref(),
-        Some("/sign-in?error=state_mismatch")
-    );
-    assert!(bare.session().is_none());
+    refused_as_state_mismatch(&mut bare, &callback).await;
 
     // A replayed state: the same callback URL, with the same flow cookie, a second time.
     let mut browser = Browser::new(&e);
@@ -495,12 +483,7 @@ async fn forged_replayed_and_foreign_states_and_open_redirects_are_refused() {
     replayer
         .cookies
         .insert("cocov_github_flow".into(), flow_cookie);
-    let hop = replayer.get(&callback).await;
-    assert_eq!(
-        hop.location.as_deref(),
-        Some("/sign-in?error=state_mismatch")
-    );
-    assert!(replayer.session().is_none());
+    refused_as_state_mismatch(&mut replayer, &callback).await;
     assert_eq!(
         get_json(&e, "/v1/me", &first_session).await.0,
         StatusCode::OK
@@ -696,16 +679,7 @@ async fn the_original_api_flow_with_its_error_codes() {
     assert_eq!(answer["admin"], false);
     let token = answer["token"].as_str().unwrap();
     assert!(token.starts_with("coa_"));
-    let me: Value =
-        e.t.client
-            .get(e.t.url("/v1/me"))
-            .header("authorization", format!("bearer {token}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let (_, me) = get_with(&e, "/v1/me", ("authorization", format!("bearer {token}"))).await;
     assert_eq!(me["login"], "ada");
 
     // A code GitHub does not know: refused, with the code the original reserved for it.
