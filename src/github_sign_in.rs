@@ -113,15 +113,7 @@ pub async fn complete(app: &App, code: &str, redirect_uri: &str) -> Result<User,
         .collect();
     check_membership(app, github, &profile.login).await?;
     let cipher = Cipher::from_config(&app.config.security).map_err(internal)?;
-    let (ciphertext, nonce) = cipher.seal(
-        token.as_bytes(),
-        &github_accounts::token_context(profile.id),
-    );
-    let sealed = SealedToken {
-        ciphertext,
-        nonce: nonce.to_vec(),
-        key_id: cipher.key_id().to_string(),
-    };
+    let sealed = seal(&cipher, profile.id, token.as_bytes());
     let identity = GithubIdentity {
         github_id: profile.id,
         login: &profile.login,
@@ -160,4 +152,32 @@ async fn check_membership(app: &App, github: &GitHub, login: &str) -> Result<(),
     } else {
         Err(SignInError::OutsideCollaborator(login.to_string()))
     }
+}
+
+/// A user's GitHub token sealed with `cipher`, bound to their GitHub id.
+fn seal(cipher: &Cipher, github_id: i64, token: &[u8]) -> SealedToken {
+    let (ciphertext, nonce) = cipher.seal(token, &github_accounts::token_context(github_id));
+    SealedToken {
+        ciphertext,
+        nonce: nonce.to_vec(),
+        key_id: cipher.key_id().to_string(),
+    }
+}
+
+/// Re-seals every user's stored GitHub token from `old` to `new` (`cocov admin rotate-key`).
+pub async fn rotate_token_key(
+    pool: &sqlx::PgPool,
+    old: &Cipher,
+    new: &Cipher,
+) -> anyhow::Result<u64> {
+    github_accounts::reseal_tokens(pool, new.key_id(), |github_id, sealed| {
+        let token = old.open(
+            &sealed.ciphertext,
+            &sealed.nonce,
+            &sealed.key_id,
+            &github_accounts::token_context(github_id),
+        )?;
+        Ok(seal(new, github_id, &token))
+    })
+    .await
 }

@@ -390,13 +390,7 @@ async fn a_member_signs_in_sees_their_repositories_and_their_commits() {
     assert_eq!(emails, ["ada@example.com"]);
 
     // Her GitHub token: sealed with the secrets' key, never in clear.
-    let (sealed, nonce, key_id): (Vec<u8>, Vec<u8>, String) = sqlx::query_as(
-        "SELECT github_token_encrypted, github_token_nonce, github_token_key_id FROM users WHERE id = $1",
-    )
-    .bind(user_id)
-    .fetch_one(&e.t.app().db)
-    .await
-    .unwrap();
+    let (sealed, nonce, key_id) = sealed_token(&e, "ada").await;
     assert!(!sealed.windows(4).any(|w| w == b"gho_"));
     let cipher = cocov::secrets::Cipher::from_hex(KEY, "test").unwrap();
     let token = cipher
@@ -760,4 +754,51 @@ async fn sign_in_is_refused_when_github_or_its_oauth_client_is_not_configured() 
         assert_eq!(resp.headers()["location"], "/sign-in?error=github_disabled");
     }
     assert!(fake.calls().is_empty());
+}
+
+/// The sealed GitHub token of a user, as stored: (ciphertext, nonce, key id).
+async fn sealed_token(e: &Env, login: &str) -> (Vec<u8>, Vec<u8>, String) {
+    sqlx::query_as(
+        "SELECT github_token_encrypted, github_token_nonce, github_token_key_id FROM users WHERE login = $1",
+    )
+    .bind(login)
+    .fetch_one(&e.t.app().db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotation_reseals_the_github_tokens() {
+    let e = env(|_| {}).await;
+    let mut browser = Browser::new(&e);
+    sign_in(&e, &mut browser, ADA, None).await;
+    let old = cocov::secrets::Cipher::from_hex(KEY, "old").unwrap();
+    let context = cocov::auth::github_accounts::token_context(ADA);
+    let (sealed, nonce, key_id) = sealed_token(&e, "ada").await;
+    let token = old.open(&sealed, &nonce, &key_id, &context).unwrap();
+
+    let keys = tempfile::tempdir().unwrap();
+    let new_file = keys.path().join("new.key");
+    let out = common::cocov_command()
+        .env("COCOV_DATABASE_URL", &e.t.db.config.url)
+        .env("COCOV_CRYPTOGRAPHIC_KEY", KEY)
+        .args(["admin", "rotate-key", "--new-key-file"])
+        .arg(&new_file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("re-encrypted 1 user GitHub token(s)"),
+        "{stdout}"
+    );
+    let new_hex = std::fs::read_to_string(&new_file).unwrap();
+    let new = cocov::secrets::Cipher::from_hex(&new_hex, "new").unwrap();
+    let (sealed, nonce, key_id) = sealed_token(&e, "ada").await;
+    assert_eq!(key_id, new.key_id());
+    assert_eq!(new.open(&sealed, &nonce, &key_id, &context).unwrap(), token);
 }

@@ -116,3 +116,51 @@ pub async fn upsert(
     tx.commit().await?;
     Ok(user)
 }
+
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    id: i64,
+    github_id: i64,
+    ciphertext: Vec<u8>,
+    nonce: Vec<u8>,
+    key_id: String,
+}
+
+/// Re-seals every stored GitHub token not yet sealed with `new_key_id` (a key rotation), in one
+/// transaction: `reseal` gets the GitHub id (the sealing context) and the sealed token, and
+/// returns it sealed with the new key. Returns how many were re-sealed; running it again after
+/// an interruption finishes the job.
+pub async fn reseal_tokens<F>(pool: &PgPool, new_key_id: &str, reseal: F) -> anyhow::Result<u64>
+where
+    F: Fn(i64, &SealedToken) -> anyhow::Result<SealedToken>,
+{
+    let mut tx = pool.begin().await?;
+    let rows: Vec<SealedRow> = sqlx::query_as(
+        "SELECT id, github_id, github_token_encrypted AS ciphertext, github_token_nonce AS nonce, \
+         github_token_key_id AS key_id FROM users WHERE github_token_encrypted IS NOT NULL \
+         AND github_id IS NOT NULL AND github_token_key_id <> $1 FOR UPDATE",
+    )
+    .bind(new_key_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows.iter() {
+        let sealed = SealedToken {
+            ciphertext: row.ciphertext.clone(),
+            nonce: row.nonce.clone(),
+            key_id: row.key_id.clone(),
+        };
+        let resealed = reseal(row.github_id, &sealed)?;
+        sqlx::query(
+            "UPDATE users SET github_token_encrypted = $2, github_token_nonce = $3, \
+             github_token_key_id = $4 WHERE id = $1",
+        )
+        .bind(row.id)
+        .bind(&resealed.ciphertext)
+        .bind(&resealed.nonce)
+        .bind(&resealed.key_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
