@@ -742,6 +742,14 @@ async fn sign_in_is_refused_when_github_or_its_oauth_client_is_not_configured() 
                 .unwrap();
             assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
         }
+        // Nobody can sign in with GitHub here, so local accounts ("auto") stay open.
+        let resp = client
+            .post(t.url("/auth/local"))
+            .json(&json!({"login": "nobody", "password": "wrong"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         let resp = client
             .get(t.url(&format!(
                 "/auth/github/callback?code=x&state={}",

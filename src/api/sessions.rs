@@ -90,7 +90,11 @@ fn local_disabled() -> ApiError {
 }
 
 fn local_enabled(app: &App) -> bool {
-    app.config.accounts.local_enabled(app.github.is_some())
+    // GitHub mode without its OAuth client lets nobody sign in with GitHub: "auto" keeps local
+    // accounts open then.
+    app.config
+        .accounts
+        .local_enabled(app.github.is_some() && app.config.github.sign_in_configured())
 }
 
 async fn sign_in_local(
