@@ -25,6 +25,7 @@ use super::sessions::start_session;
 use super::with_app;
 use crate::app::App;
 use crate::auth::oauth_state::{self, BROWSER_LIFETIME};
+use crate::auth::return_to;
 use crate::github_sign_in::{self, SignInError};
 use crate::http::{ApiError, body, tag};
 
@@ -157,7 +158,7 @@ async fn begin_browser(app: &App, query: &str) -> Result<Response, ApiError> {
     let params = query_params(query);
     let return_to = match params.get("return_to") {
         None => "/",
-        Some(r) => oauth_state::safe_return_to(r).ok_or_else(|| {
+        Some(r) => return_to::safe_return_to(r).ok_or_else(|| {
             ApiError::bad_request(
                 "session.bad_return_to",
                 "The parameter \"return_to\" must be a path on this site (starting with a single /)",

@@ -22,7 +22,7 @@ pub fn session_token(headers: &HeaderMap) -> Option<String> {
     cookie_value(headers, COOKIE)
 }
 
-/// The value of the request's cookie `name`, if it sent one.
+/// The value of the cookie called `name` among the request's cookies, if any.
 pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
@@ -124,7 +124,8 @@ pub fn clear_cookie(app: &App) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).expect("a valid header value")
 }
 
-fn serves_https(app: &App) -> bool {
+/// Whether the site is served over https (cookies then get `Secure`).
+pub fn serves_https(app: &App) -> bool {
     app.config
         .server
         .ui_base_url

@@ -92,9 +92,10 @@ fn local_disabled() -> ApiError {
 fn local_enabled(app: &App) -> bool {
     // GitHub mode without its OAuth client lets nobody sign in with GitHub: "auto" keeps local
     // accounts open then.
+    let github = app.github.is_some() && app.config.github.sign_in_configured();
     app.config
         .accounts
-        .local_enabled(app.github.is_some() && app.config.github.sign_in_configured())
+        .local_enabled(github || app.oidc.is_some())
 }
 
 async fn sign_in_local(
