@@ -35,16 +35,16 @@ pub fn error_message(code: &str) -> &'static str {
         "missing" => "Enter your login and password.",
         "local_disabled" => "Local accounts are not enabled on this instance.",
         "cross_site" => "The sign-in form was not sent from this site. Please try again.",
-        "access_denied" | "not_a_member" | "not_an_org_member" => {
+        "access_denied" | "not_a_member" | "not_an_org_member" | "outside_collaborator" => {
             "Your account is not allowed to use this instance. Ask an administrator for access."
         }
         "state" | "expired" | "state_mismatch" => {
             "The sign-in took too long or was interrupted. Please try again."
         }
-        "provider" | "provider_unavailable" => {
+        "provider" | "provider_unavailable" | "github_unavailable" => {
             "The sign-in provider could not be reached. Please try again in a minute."
         }
-        "provider_error" | "code_rejected" | "id_token_invalid" => {
+        "provider_error" | "code_rejected" | "id_token_invalid" | "github_refused" => {
             "The sign-in provider did not confirm who you are. Please try again."
         }
         // Not told apart: whether an account of that name exists is not for this page to say.
@@ -71,8 +71,8 @@ fn methods(req: &Req) -> Methods {
         local: config
             .accounts
             .local_enabled(req.app.github.is_some() || req.app.oidc.is_some()),
-        // The GitHub browser flow (`GET /auth/github`) needs the OAuth client of the App.
-        github: req.app.github.is_some() && !config.github.oauth_client_id.is_empty(),
+        // The GitHub browser flow (`GET /auth/github`), when its OAuth client is configured.
+        github: crate::github_sign_in::client(&req.app).is_ok(),
         // The OIDC browser flow (`GET /auth/oidc`), labelled as `[oidc] display_name` says.
         oidc: req
             .app
