@@ -864,3 +864,49 @@ async fn pages_by_role() {
     );
     t.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn administrators_add_a_repository_by_git_url() {
+    let t = start().await;
+    account(&t, "root", true).await;
+    let cookie = session_cookie(&t, "root").await;
+    let token = form_token(&t, &cookie, "/").await;
+    let add = |name: &'static str, url: &'static str| {
+        let body = form(&[
+            ("csrf_token", &token),
+            ("name", name),
+            ("git_url", url),
+            ("default_branch", "trunk"),
+        ]);
+        client()
+            .post(t.url("/"))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let added = add("service", "https://git.example/service.git")
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let page = added.text().await.unwrap();
+    assert!(page.contains("Repository <a href=\"/repos/service\">service</a> was added"));
+    assert!(page.contains("crt_"), "the upload token is shown once");
+    let repo = cocov::repositories::find_by_name(&t.app().db, "service")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(repo.default_branch, "trunk");
+    // A URL the git policy refuses is named on the page and nothing is written.
+    let refused = add("local", "--upload-pack=touch /tmp/cocov-web").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("alert-error"));
+    assert!(
+        cocov::repositories::find_by_name(&t.app().db, "local")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    t.shutdown().await;
+}
