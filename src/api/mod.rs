@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod admin_users;
 mod branches;
+mod cache;
 mod checks;
 mod commits;
 mod coverage;
@@ -67,6 +68,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(secrets::routes(app.clone())
             .or(secret_grants::routes(app.clone()))
+            .unify()
+            .or(cache::routes(app.clone()))
             .unify())
         .unify()
         .or(github::routes(app))

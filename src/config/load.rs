@@ -29,6 +29,10 @@ const ALIASES: &[(&str, &str)] = &[
         "COCOV_ALLOW_OUTSIDE_COLLABORATORS",
         "github.allow_outside_collaborators",
     ),
+    (
+        "COCOV_REPOSITORY_CACHE_MAX_SIZE",
+        "cache.repository_max_size",
+    ),
 ];
 
 /// Where a value came from, for error messages.
@@ -254,6 +258,9 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     validate_github(&c.github)?;
     validate_git(&c.git)?;
     validate_sandbox(&c.worker)?;
+    if c.cache.sandbox_port == 0 {
+        return Err(("cache.sandbox_port", "must be between 1 and 65535".into()));
+    }
     c.accounts.validate()?;
     Ok(())
 }
