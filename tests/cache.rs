@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::TestApp;
-use common::origin::{Origin, announce, register};
+use common::origin::{Origin, announce_main, register};
 use common::requests::{admin_token, get};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -47,6 +47,8 @@ struct Cache {
     _plugins: tempfile::TempDir,
     socket_dir: tempfile::TempDir,
     admin: String,
+    /// Each registered repository's upload token.
+    tokens: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 async fn start(adjust: impl FnOnce(&mut cocov::config::Config)) -> Cache {
@@ -79,6 +81,7 @@ async fn start(adjust: impl FnOnce(&mut cocov::config::Config)) -> Cache {
         _plugins: plugins,
         socket_dir,
         admin,
+        tokens: Default::default(),
     }
 }
 
@@ -105,30 +108,21 @@ impl Cache {
         let t = &self.t;
         let plan = plan(steps);
         let sha = origin.commit(&[(".cocov.yaml", MANIFEST), ("plan.json", &plan)], "plan");
-        let (status, _) = get(t, Some(&self.admin), &format!("/v1/repositories/{name}")).await;
-        let token = if status == StatusCode::OK {
-            let body: Value = t
-                .client
-                .post(t.url(&format!("/v1/repositories/{name}/settings/regen-token")))
-                .header("authorization", format!("bearer {}", self.admin))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            body["new_token"].as_str().unwrap().to_string()
-        } else {
-            register(t, name, &origin.url()).await.1
+        let token = {
+            let known = self.tokens.lock().unwrap().get(name).cloned();
+            match known {
+                Some(token) => token,
+                None => {
+                    let token = register(t, name, &origin.url()).await.1;
+                    self.tokens
+                        .lock()
+                        .unwrap()
+                        .insert(name.into(), token.clone());
+                    token
+                }
+            }
         };
-        let (status, body) = announce(
-            t,
-            name,
-            &format!("token {token}"),
-            json!({"sha": sha, "branch": "main"}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        announce_main(t, name, &token, &sha).await;
         let path = format!("/v1/repositories/{name}/commits/{sha}/checks");
         let view = common::eventually("the check set to end", Duration::from_secs(120), || {
             let path = path.clone();
@@ -475,15 +469,7 @@ async fn admin_routes_answer_each_role_and_purge_and_evict_are_audited() {
         ("maintainer", "maintainer"),
         ("owner", "admin"),
     ] {
-        sqlx::query(
-            "INSERT INTO repository_members (repository_id, user_id, level) \
-             SELECT r.id, u.id, $2 FROM repositories r, users u WHERE r.name = 'roles' AND u.login = $1",
-        )
-        .bind(login)
-        .bind(level)
-        .execute(db)
-        .await
-        .unwrap();
+        common::requests::add_member(t, "roles", login, level).await;
     }
     let one: i64 = sqlx::query_scalar("SELECT id FROM cache_artifacts WHERE name_hash = 'one'")
         .fetch_one(db)

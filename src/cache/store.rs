@@ -285,13 +285,13 @@ impl CacheStore {
         let evicted = match zone {
             Zone::Artifacts(_) if self.quota > 0 => {
                 let quota = i64::try_from(self.quota).unwrap_or(i64::MAX);
-                self.make_room(&mut *tx, zone, quota.saturating_sub(size))
+                self.make_room(&mut tx, zone, quota.saturating_sub(size))
                     .await?
             }
             _ => Vec::new(),
         };
-        let id: i64 = insert(&mut *tx, zone, item, size, self.engine, key).await?;
-        update_total(&mut *tx, zone).await?;
+        let id: i64 = insert(&mut tx, zone, item, size, self.engine, key).await?;
+        update_total(&mut tx, zone).await?;
         tx.commit().await?;
         Ok(Written { id, evicted })
     }
@@ -386,7 +386,7 @@ impl CacheStore {
         if id.is_some() && removed.is_empty() {
             return Err(CacheError::NotFound);
         }
-        update_total(&mut *tx, zone).await?;
+        update_total(&mut tx, zone).await?;
         let target = match (zone.repository(), id) {
             (Some(repo), Some(id)) => format!("repository:{repo}:artifact:{id}"),
             (Some(repo), None) => format!("repository:{repo}"),
