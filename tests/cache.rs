@@ -660,3 +660,82 @@ async fn a_disabled_cache_gives_plugins_no_url() {
     );
     c.t.shutdown().await;
 }
+
+/// The relay on an image's root (busybox only: no glibc, no `cocov`), with and without the
+/// host's network: it runs through the host's loader, forwards to the bound socket, and names
+/// its address in `COCOV_CACHE_SERVICE_URL`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relay_runs_on_an_image_root_with_and_without_the_hosts_network() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(root.path().join("bin")).unwrap();
+    std::fs::copy("/usr/bin/busybox", root.path().join("bin/busybox")).unwrap();
+    for tool in ["sh", "wget", "cat", "cp", "printf", "echo"] {
+        std::os::unix::fs::symlink("busybox", root.path().join("bin").join(tool)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let socket = dir.path().join("cache.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let n = stream.read(&mut request).await.unwrap();
+            let line = String::from_utf8_lossy(&request[..n])
+                .lines()
+                .next()
+                .unwrap()
+                .to_string();
+            let body = format!("served {line}");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).await.unwrap();
+        }
+    });
+    let config = cocov::config::WorkerConfig::default();
+    let definition: cocov::plugins::PluginDefinition =
+        toml::from_str("name = \"t/relay\"\ncommand = \"/bin/sh\"\n").unwrap();
+    for network in [false, true] {
+        let spec = cocov::sandbox::SandboxSpec {
+            command: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "echo \"url=$COCOV_CACHE_SERVICE_URL\"; wget -q -O - \"$COCOV_CACHE_SERVICE_URL/tool/x\"".into(),
+            ],
+            env: vec![("PATH".into(), "/bin".into())],
+            chdir: "/".into(),
+            binds: Vec::new(),
+            work_copy: None,
+            collect: None,
+            network,
+            relay: Some(cocov::sandbox::Relay {
+                socket: socket.clone(),
+                port: 5000,
+                binary: Some(env!("CARGO_BIN_EXE_cocov").into()),
+            }),
+            rootfs: Some(root.path().to_path_buf()),
+            policy: cocov::checks::sandbox_policy(&config, &definition),
+            timeout: Duration::from_secs(30),
+            output_cap: 1 << 20,
+        };
+        let outcome = cocov::sandbox::run(&spec, std::future::pending())
+            .await
+            .unwrap();
+        let log = outcome.log();
+        assert_eq!(outcome.ending, cocov::sandbox::Ending::Exited(0), "{log}");
+        assert!(log.contains("served GET /tool/x HTTP/1.1"), "{log}");
+        // Its own loopback gets the fixed port; the host's, any free one.
+        assert_eq!(
+            log.contains("url=http://127.0.0.1:5000\n"),
+            !network,
+            "{log}"
+        );
+    }
+    server.abort();
+}
