@@ -525,6 +525,14 @@ mod tests {
     }
 
     #[test]
+    fn the_originals_cache_quota_variable_is_read() {
+        let c = load_from_env(&env_of(&[("COCOV_REPOSITORY_CACHE_MAX_SIZE", "1048576")])).unwrap();
+        assert_eq!(c.cache.repository_max_size, 1_048_576);
+        let e = from_text("[cache]\nsandbox_port = 0\n", &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("cache.sandbox_port"));
+    }
+
+    #[test]
     fn bad_value_in_file_names_line_and_key() {
         let text = "[server]\nroles = [\"api\"]\n\n[database]\nmax_connections = \"many\"\n";
         let e = from_text(text, &[]).unwrap_err();
