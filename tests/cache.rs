@@ -425,10 +425,8 @@ async fn concurrent_writers_of_one_repository_never_pass_the_quota() {
     ))
     .unwrap();
     c.t.app().storage.put(&fresh, "x".into()).await.unwrap();
-    assert_eq!(
-        cocov::cache::sweep::sweep_orphans(c.t.app()).await.unwrap(),
-        1
-    );
+    // (The reconciler's pass runs the same sweep and may get there first.)
+    cocov::cache::sweep::sweep_orphans(c.t.app()).await.unwrap();
     assert!(!c.t.app().storage.exists(&orphan).await.unwrap());
     assert!(c.t.app().storage.exists(&fresh).await.unwrap());
     let left =
