@@ -98,6 +98,8 @@ struct State {
 pub async fn serve(app: App, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
     let socket = app.config.cache.socket(&app.config.worker);
     let spool = app.config.worker.work_dir.join("cache-spool");
+    // What a crash left mid-transfer; nothing else uses this directory.
+    let _ = tokio::fs::remove_dir_all(&spool).await;
     tokio::fs::create_dir_all(&spool).await?;
     if let Some(dir) = socket.parent() {
         tokio::fs::create_dir_all(dir).await?;
