@@ -15,14 +15,17 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The test plugin: runs the requests `plan.json` lists (one JSON object a line: method, path,
-/// headers, body, `nojob` to leave the job id out) against `COCOV_CACHE_SERVICE_URL` and
+/// headers, body, `nojob` to leave the job id out; or `sleep` seconds) against `COCOV_CACHE_SERVICE_URL` and
 /// reports each answer as an issue `<n> <status> <body>`.
 const CLIENT: &str = r#"
-import http.client, json, os, urllib.parse
+import http.client, json, os, time, urllib.parse
 url = os.environ.get("COCOV_CACHE_SERVICE_URL")
 steps = [json.loads(l) for l in open(os.path.join(os.environ["COCOV_WORKDIR"], "plan.json")) if l.strip()]
 out = []
 for n, step in enumerate(steps):
+    if "sleep" in step:
+        time.sleep(step["sleep"])
+        continue
     if url is None:
         out.append(f"{n} no-cache")
         continue
@@ -102,9 +105,9 @@ fn plan(steps: &[Value]) -> String {
 }
 
 impl Cache {
-    /// Runs `steps` in a check set of repository `name` (registered on first use); returns
-    /// each step's answer (`<status> <body> <content type>`) and the set's job id.
-    async fn run(&self, origin: &Origin, name: &str, steps: &[Value]) -> (Vec<String>, uuid::Uuid) {
+    /// Commits `steps` as the plan of repository `name` (registered on first use) and announces
+    /// it; returns the sha.
+    async fn push(&self, origin: &Origin, name: &str, steps: &[Value]) -> String {
         let t = &self.t;
         let plan = plan(steps);
         let sha = origin.commit(&[(".cocov.yaml", MANIFEST), ("plan.json", &plan)], "plan");
@@ -123,6 +126,14 @@ impl Cache {
             }
         };
         announce_main(t, name, &token, &sha).await;
+        sha
+    }
+
+    /// Runs `steps` in a check set of repository `name` (registered on first use); returns
+    /// each step's answer (`<status> <body> <content type>`) and the set's job id.
+    async fn run(&self, origin: &Origin, name: &str, steps: &[Value]) -> (Vec<String>, uuid::Uuid) {
+        let t = &self.t;
+        let sha = self.push(origin, name, steps).await;
         let path = format!("/v1/repositories/{name}/commits/{sha}/checks");
         let view = common::eventually("the check set to end", Duration::from_secs(120), || {
             let path = path.clone();
@@ -736,4 +747,53 @@ async fn the_relay_runs_on_an_image_root_with_and_without_the_hosts_network() {
         );
     }
     server.abort();
+}
+
+/// The job id opens the cache while its set runs, and nothing once the set is canceled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_sets_job_id_is_revoked_when_the_set_is_canceled() {
+    let c = start(|_| {}).await;
+    let origin = Origin::new();
+    let sha = c.push(&origin, "cancel", &[json!({ "sleep": 120 })]).await;
+    let db = &c.t.app().db;
+    let job: uuid::Uuid = common::eventually(
+        "the plugin to be running",
+        Duration::from_secs(60),
+        || async {
+            sqlx::query_scalar(
+                "SELECT s.job_id FROM check_sets s JOIN commits c ON c.id = s.commit_id \
+                 JOIN checks k ON k.check_set_id = s.id \
+                 WHERE c.sha = $1::citext AND k.status = 'in_progress'",
+            )
+            .bind(&sha)
+            .fetch_optional(db)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    let store = format!(
+        "POST /artifact/from-outside HTTP/1.1\r\nHost: cache\r\nCocov-Job-ID: {job}\r\n\
+         Content-Type: text/plain\r\nFilename: outside\r\nContent-Length: 2\r\n\
+         Connection: close\r\n\r\nok"
+    );
+    assert_eq!(c.raw(&store).await.0, 204);
+    let load = format!(
+        "GET /artifact/from-outside HTTP/1.1\r\nHost: cache\r\nCocov-Job-ID: {job}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let (status, body) = c.raw(&load).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let canceled =
+        c.t.client
+            .delete(c.t.url(&format!("/v1/repositories/cancel/commits/{sha}/checks")))
+            .header("authorization", format!("bearer {}", c.admin))
+            .send()
+            .await
+            .unwrap()
+            .status();
+    assert!(canceled.is_success(), "{canceled}");
+    let (status, body) = c.raw(&load).await;
+    assert_eq!((status, code_of(&body).as_str()), (403, "forbidden"));
+    c.t.shutdown().await;
 }
