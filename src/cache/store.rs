@@ -273,10 +273,7 @@ impl CacheStore {
         key: &BlobKey,
     ) -> Result<Written, CacheError> {
         let mut tx = self.db.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(zone.lock_key())
-            .execute(&mut *tx)
-            .await?;
+        lock(&mut tx, zone).await?;
         // Another writer of the same id may have got the lock first.
         if self.taken(&mut *tx, zone, item).await? {
             return Err(CacheError::Exists);
@@ -369,10 +366,7 @@ impl CacheStore {
         action: &str,
     ) -> Result<Vec<Item>, CacheError> {
         let mut tx = self.db.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(zone.lock_key())
-            .execute(&mut *tx)
-            .await?;
+        lock(&mut tx, zone).await?;
         let sql = format!(
             "DELETE FROM {} WHERE {} AND ($2::bigint IS NULL OR id = $2) RETURNING {COLUMNS}",
             zone.table(),
@@ -475,6 +469,16 @@ async fn insert(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The zone's lock, held until the transaction ends (PostgreSQL releases it if this process
+/// dies): writers, evictions and purges of one zone take turns.
+async fn lock(tx: &mut sqlx::PgConnection, zone: Zone) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(zone.lock_key())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// `repositories.cache_size`, the original's column, kept equal to the sum of its artifacts.
