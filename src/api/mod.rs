@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod admin;
 mod admin_users;
+mod auth_oidc;
 mod branches;
 mod cache;
 mod checks;
@@ -43,6 +44,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(openapi::routes())
         .unify()
         .or(accounts::routes(app.clone()))
+        .unify()
+        .or(auth_oidc::routes(app.clone()))
         .unify()
         .or(me::routes(app.clone()))
         .unify()

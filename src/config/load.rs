@@ -262,6 +262,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
         return Err(("cache.sandbox_port", "must be between 1 and 65535".into()));
     }
     c.accounts.validate()?;
+    c.oidc.validate()?;
     Ok(())
 }
 

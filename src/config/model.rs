@@ -28,6 +28,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub accounts: super::accounts::AccountsConfig,
     pub images: ImagesConfig,
+    pub oidc: super::oidc::OidcConfig,
     pub cache: CacheConfig,
 }
 
