@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod admin;
 mod admin_users;
+mod auth_github;
 mod auth_oidc;
 mod branches;
 mod cache;
