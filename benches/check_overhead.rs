@@ -137,6 +137,7 @@ async fn main() {
         sha: &sha,
         job_id: "bench",
         secrets: &secrets,
+        cache: None,
     };
     let owner = nix::unistd::geteuid().is_root().then_some((65534, 65534));
 

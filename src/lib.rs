@@ -42,6 +42,9 @@
 //! - [`issues`], [`plugins`], [`sandbox`], [`images`], [`checks`]: a commit's check set, run in
 //!   the sandbox by plugins (definitions, or images pulled into the image store) whose reports
 //!   become issues.
+//! - [`cache`]: the cache service plugins reach from their sandbox: per-repository artifacts
+//!   and shared tools, a quota with least-recently-used eviction, the running set's job id as
+//!   the credential.
 //! - [`coverage`]: reports parsed, mapped onto the commit's archive, stored, gated.
 //! - [`branches`], [`stats`]: the read side of branches and their history.
 //!
@@ -71,6 +74,7 @@ pub mod auth;
 pub mod backup;
 pub mod badges;
 pub mod branches;
+pub mod cache;
 pub mod checks;
 pub mod cli;
 pub mod commits;

@@ -6,6 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cocov::cli::Cli::parse();
+    // Inside a sandbox, on its own one-thread runtime, logging nothing of the daemon's.
+    if let cocov::cli::Command::CacheRelay { port, command } = &cli.command {
+        return cocov::sandbox::relay::main(*port, command);
+    }
     cocov::daemon::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

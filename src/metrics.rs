@@ -142,6 +142,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Registers a module's own family (the cache service's counters), once per process.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register(name, help, metric);
+    }
+
     /// The OpenMetrics text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::TestApp;
-use common::origin::{Origin, announce, register};
+use common::origin::{Origin, announce_main, register};
 use common::requests::{admin_token, check_of, errored_check_output, get};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -55,14 +55,7 @@ async fn push(
     } else {
         register(t, name, &origin.url()).await.1
     };
-    let (status, body) = announce(
-        t,
-        name,
-        &format!("token {token}"),
-        json!({"sha": sha, "branch": "main"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    announce_main(t, name, &token, &sha).await;
     (sha, admin)
 }
 

@@ -14,6 +14,7 @@ mod architecture;
 mod backup;
 mod badges;
 mod blob_store_outage;
+mod cache;
 mod checks;
 mod cli;
 mod coverage_hostile;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::TestApp;
-use common::origin::{Origin, announce, register};
+use common::origin::{Origin, announce, announce_main, register};
 use common::requests::{errored_check_output, get};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -70,14 +70,7 @@ async fn run_plugins(t: &TestApp, name: &str, plugins: &[&str]) -> (String, Stri
         });
     let sha = origin.commit(&[(".cocov.yaml", &manifest), ("x.sh", "true\n")], "c");
     let token = register(t, name, &origin.url()).await.1;
-    let (status, body) = announce(
-        t,
-        name,
-        &format!("token {token}"),
-        json!({"sha": sha, "branch": "main"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    announce_main(t, name, &token, &sha).await;
     let admin = t
         .user_token(&format!("admin-{}", uuid::Uuid::new_v4().simple()), true)
         .await;

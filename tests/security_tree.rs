@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::TestApp;
-use common::origin::{Origin, announce, register};
+use common::origin::{Origin, announce_main, register};
 use common::requests::{admin_token, call};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -38,14 +38,7 @@ async fn push(t: &TestApp, origin: &Origin, name: &str, prepare: impl FnOnce(&Pa
     prepare(&origin.work);
     let sha = origin.commit(&[], "commit");
     let (_, token) = register(t, name, &origin.url()).await;
-    let (status, body) = announce(
-        t,
-        name,
-        &format!("token {token}"),
-        json!({"sha": sha, "branch": "main"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    announce_main(t, name, &token, &sha).await;
     sha
 }
 

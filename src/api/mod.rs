@@ -8,6 +8,7 @@ mod admin_users;
 mod auth_github;
 mod auth_oidc;
 mod branches;
+mod cache;
 mod checks;
 mod commits;
 mod coverage;
@@ -71,6 +72,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(secrets::routes(app.clone())
             .or(secret_grants::routes(app.clone()))
+            .unify()
+            .or(cache::routes(app.clone()))
             .unify())
         .unify()
         .or(github::routes(app))

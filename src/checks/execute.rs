@@ -12,7 +12,7 @@ use crate::issues::NewIssue;
 use crate::manifest::CheckSpec;
 use crate::plugins::{PluginDefinition, ReportSource, report};
 use crate::sandbox::{
-    self, Bind, Collected, Ending, Limits, RunAs, SANDBOX_HOME, SandboxPolicy, SandboxSpec,
+    self, Bind, Collected, Ending, Limits, Relay, RunAs, SANDBOX_HOME, SandboxPolicy, SandboxSpec,
     WorkCopy,
 };
 
@@ -32,6 +32,8 @@ pub struct LocalRun<'a> {
     pub job_id: &'a str,
     /// Secret name → plaintext, for the spec's mounts.
     pub secrets: &'a BTreeMap<String, Vec<u8>>,
+    /// The cache service, when enabled (the relay sets `COCOV_CACHE_SERVICE_URL`).
+    pub cache: Option<Relay>,
 }
 
 /// Longest error output kept for a check.
@@ -157,6 +159,9 @@ async fn prepare_and_run(
     env.insert("COCOV_REPO_NAME".into(), run.repository.into());
     env.insert("COCOV_COMMIT_SHA".into(), run.sha.into());
     env.insert("COCOV_JOB_IDENTIFIER".into(), run.job_id.into());
+    // Only the relay may name the cache; without one the plugin sees no cache (as the original
+    // without a cache server), whatever the manifest says.
+    env.remove(sandbox::relay::CACHE_URL_VARIABLE);
 
     let args = definition
         .args
@@ -182,6 +187,7 @@ async fn prepare_and_run(
         work_copy: Some(WorkCopy::new(&check_dir.join("src"), workdir.clone())?),
         collect: Some(output_file.clone()),
         network: definition.network,
+        relay: run.cache.clone(),
         policy,
         timeout: Duration::from_secs(timeout),
         output_cap,
@@ -368,6 +374,7 @@ pub async fn run_locally(
         sha: "0000000000000000000000000000000000000000",
         job_id: &uuid::Uuid::new_v4().to_string(),
         secrets: &secrets,
+        cache: None,
     };
     let result = run_check(
         config,

@@ -18,7 +18,10 @@ pub mod workspace;
 
 pub use execute::{CheckResult, LocalRun, probe_sandbox, run_check, run_locally, sandbox_policy};
 pub use finish::refresh_status;
-pub use model::{Check, CheckSet, CheckSetStatus, CheckStatus, find_set_for_commit, list_checks};
+pub use model::{
+    Check, CheckSet, CheckSetStatus, CheckStatus, find_set_for_commit, list_checks,
+    running_job_repository,
+};
 pub use run::{RUN_JOB, RunChecks, RunJob};
 pub use schedule::{ChecksError, cancel, rerun, schedule};
 pub use sweep::sweep_expired;

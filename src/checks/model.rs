@@ -193,3 +193,20 @@ pub async fn update_check(
     .await?;
     Ok(result.rows_affected() > 0)
 }
+
+/// The repository whose check set runs under `job_id` (the id its plugins get as
+/// `COCOV_JOB_IDENTIFIER`), while that set is queued or running and not being canceled: the
+/// cache service's credential, void the moment the set ends, is canceled or passes its deadline.
+pub async fn running_job_repository(
+    db: &sqlx::PgPool,
+    job_id: uuid::Uuid,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.repository_id FROM check_sets s JOIN commits c ON c.id = s.commit_id \
+         WHERE s.job_id = $1 AND s.status IN ('queued', 'in_progress') AND NOT s.canceling \
+         AND (s.deadline_at IS NULL OR s.deadline_at > now())",
+    )
+    .bind(job_id)
+    .fetch_optional(db)
+    .await
+}

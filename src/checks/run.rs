@@ -213,6 +213,7 @@ async fn run_set(app: &App, job: &JobContext, payload: RunJob) -> Result<(), Job
                         sha: &commit.sha,
                         job_id: &job_text,
                         secrets: &secrets,
+                        cache: cache_relay(&app.config),
                     };
                     let result = run_check(
                         &app.config.worker,
@@ -286,6 +287,17 @@ async fn prepare(
             .map_err(|e| format!("Failed fetching secrets: {e}"))?
     };
     Ok((manifest, catalog, secrets))
+}
+
+/// The relay to the cache service when this host serves it (the worker role, cache enabled).
+fn cache_relay(config: &crate::config::Config) -> Option<crate::sandbox::Relay> {
+    config.cache.enabled.then(|| crate::sandbox::Relay {
+        socket: config.cache.socket(&config.worker),
+        port: config.cache.sandbox_port,
+        binary: Some(&config.cache.relay_binary)
+            .filter(|b| !b.is_empty())
+            .map(std::path::PathBuf::from),
+    })
 }
 
 async fn record(app: &App, check_id: i64, result: CheckResult) -> Result<(), JobError> {

@@ -102,11 +102,39 @@ pub async fn run(cli: &Cli) -> Result<(), Failure> {
     for check in images(&config).await {
         report(check);
     }
+    report(cache(&config).await);
     report(disk(&config));
     if failed > 0 {
         Err(summary(failed))
     } else {
         Ok(())
+    }
+}
+
+/// The cache's size from its catalogue (one query; the store is not listed).
+async fn cache(config: &Config) -> Check {
+    if !config.cache.enabled {
+        return Check::Skip("cache disabled (cache.enabled)".into());
+    }
+    let usage = match crate::db::connect(&config.database) {
+        Ok(pool) => {
+            let usage = tokio::time::timeout(TIMEOUT, crate::cache::usage(&pool)).await;
+            pool.close().await;
+            usage
+        }
+        Err(e) => return Check::Skip(format!("cache size: {e}")),
+    };
+    match usage {
+        Ok(Ok([(artifacts, artifact_bytes), (tools, tool_bytes)])) => Check::Pass(format!(
+            "cache holds {artifacts} artifact(s), {artifact_bytes} bytes, and {tools} tool(s), \
+             {tool_bytes} bytes (quota per repository: {})",
+            match config.cache.repository_max_size {
+                0 => "none".to_string(),
+                n => format!("{n} bytes"),
+            }
+        )),
+        Ok(Err(e)) => Check::Skip(format!("cache size: {e}")),
+        Err(_) => Check::Skip("cache size: PostgreSQL did not answer in time".into()),
     }
 }
 

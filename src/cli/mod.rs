@@ -5,6 +5,7 @@ mod admin;
 mod admin_secret;
 mod admin_user;
 mod backup;
+mod cache;
 mod doctor;
 mod hook;
 mod plugin;
@@ -77,6 +78,19 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup onto an empty database and blob store (verifies its checksums first).
     Restore(backup::RestoreArgs),
+    /// The cache plugins share: list a repository's artifacts and sizes, purge, evict.
+    Cache {
+        #[command(subcommand)]
+        command: cache::CacheCommand,
+    },
+    /// Inside a check's sandbox only: serve the cache on loopback and run the plugin (started by
+    /// the sandbox itself; see `sandbox::relay`).
+    #[command(name = "__cache-relay", hide = true)]
+    CacheRelay {
+        port: u16,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,5 +188,8 @@ async fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Doctor => doctor::run(cli).await,
         Command::Backup(args) => backup::run_backup(cli, args).await,
         Command::Restore(args) => backup::run_restore(cli, args).await,
+        Command::Cache { command } => cache::run(cli, command).await,
+        // main() runs it before any runtime starts.
+        Command::CacheRelay { .. } => Err(Failure::new("the cache relay runs inside a sandbox")),
     }
 }

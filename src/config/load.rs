@@ -29,6 +29,10 @@ const ALIASES: &[(&str, &str)] = &[
         "COCOV_ALLOW_OUTSIDE_COLLABORATORS",
         "github.allow_outside_collaborators",
     ),
+    (
+        "COCOV_REPOSITORY_CACHE_MAX_SIZE",
+        "cache.repository_max_size",
+    ),
 ];
 
 /// Where a value came from, for error messages.
@@ -254,6 +258,9 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     validate_github(&c.github)?;
     validate_git(&c.git)?;
     validate_sandbox(&c.worker)?;
+    if c.cache.sandbox_port == 0 {
+        return Err(("cache.sandbox_port", "must be between 1 and 65535".into()));
+    }
     c.accounts.validate()?;
     c.oidc.validate()?;
     Ok(())
@@ -522,6 +529,14 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.server.bind_address.port(), 1);
+    }
+
+    #[test]
+    fn the_originals_cache_quota_variable_is_read() {
+        let c = load_from_env(&env_of(&[("COCOV_REPOSITORY_CACHE_MAX_SIZE", "1048576")])).unwrap();
+        assert_eq!(c.cache.repository_max_size, 1_048_576);
+        let e = from_text("[cache]\nsandbox_port = 0\n", &[]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("cache.sandbox_port"));
     }
 
     #[test]

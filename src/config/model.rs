@@ -29,6 +29,7 @@ pub struct Config {
     pub accounts: super::accounts::AccountsConfig,
     pub images: ImagesConfig,
     pub oidc: super::oidc::OidcConfig,
+    pub cache: CacheConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.
@@ -633,6 +634,53 @@ impl Default for ImagesConfig {
             tag_ttl_seconds: 3600,
             pull_timeout_seconds: 900,
             network_plugins: Vec::new(),
+        }
+    }
+}
+
+/// The cache service plugins reach at `COCOV_CACHE_SERVICE_URL`: per-repository artifacts and
+/// shared tools, bytes in the blob store, the index in PostgreSQL. Served by the worker role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Off: plugins get no `COCOV_CACHE_SERVICE_URL`, as the original without a cache server.
+    pub enabled: bool,
+    /// Bytes of artifacts one repository may keep (the original's
+    /// `COCOV_REPOSITORY_CACHE_MAX_SIZE`); 0 is unlimited. Least recently used go first.
+    pub repository_max_size: u64,
+    /// Largest single item accepted, in bytes (the original's `MAX_PACKAGE_SIZE_BYTES`); 0 is
+    /// unlimited.
+    pub max_item_size: u64,
+    /// The service's Unix socket; empty: `cache.sock` in `worker.work_dir`.
+    pub socket_path: String,
+    /// The port plugins reach the service on inside their sandbox (its own loopback).
+    pub sandbox_port: u16,
+    /// A blob with no index row older than this is removed by the sweeper (a crash mid-write).
+    pub orphan_grace_seconds: u64,
+    /// The `cocov` binary started in each sandbox as the relay; empty: the running daemon's.
+    pub relay_binary: String,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: false,
+            repository_max_size: 0,
+            max_item_size: 0,
+            socket_path: String::new(),
+            sandbox_port: 5000,
+            orphan_grace_seconds: 3600,
+            relay_binary: String::new(),
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn socket(&self, worker: &WorkerConfig) -> PathBuf {
+        if self.socket_path.is_empty() {
+            worker.work_dir.join("cache.sock")
+        } else {
+            PathBuf::from(&self.socket_path)
         }
     }
 }

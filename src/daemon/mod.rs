@@ -130,6 +130,14 @@ pub async fn start(
             app.clone(),
             shutdown_rx.clone(),
         )));
+        if config.cache.enabled {
+            let (app, rx) = (app.clone(), shutdown_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::cache::service::serve(app, rx).await {
+                    tracing::error!(error = %e, "cache service stopped; plugins find no cache");
+                }
+            }));
+        }
         let registry = crate::jobs::registry(&app);
         let consumer = crate::queue::Consumer::new(app.queue.clone(), registry);
         let rx = shutdown_rx.clone();

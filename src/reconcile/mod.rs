@@ -96,6 +96,11 @@ pub async fn reconcile_once(app: &App) -> Result<Option<Report>, ReconcileError>
         app.queue.enqueue(&job.kind, job.payload).await?;
         *report.requeued.entry(job.kind).or_default() += 1;
     }
+    // Under the same lock, so one host at a time lists the store. A failure here is the
+    // store's, not the pass's: logged, and the next pass tries again.
+    if let Err(e) = crate::cache::sweep::sweep_orphans(app).await {
+        tracing::warn!(error = %e, "cache sweep failed");
+    }
     // Ends the transaction, releasing the lock.
     lock.commit().await?;
     Ok(Some(report))

@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 
 use super::cgroup::Joiner;
 use super::policy::Host;
-use super::{SandboxError, SandboxSpec};
+use super::{Bind, SandboxError, SandboxSpec};
 
 pub const BWRAP: &str = "/usr/bin/bwrap";
 /// The uid and gid a plugin runs as inside, as the original's images did.
@@ -69,7 +69,12 @@ pub fn command(
     if spec.network {
         args.push("--share-net".into());
     }
-    let (seed, copy) = mounts(spec, &mut args);
+    let relay = spec
+        .relay
+        .as_ref()
+        .map(|r| r.launch(spec.network))
+        .transpose()?;
+    let (seed, copy) = mounts(spec, relay.as_ref().map(|r| &r.binds[..]), &mut args);
     let inherited = Inherited::new(spec, host)?;
     args.extend(["--seccomp".to_string(), inherited.seccomp_fd.to_string()]);
     // The root is an unsized tmpfs too: read-only once every mount point on it exists.
@@ -86,6 +91,9 @@ pub fn command(
             .map(|fd| fd.to_string())
             .unwrap_or_default(),
     ]);
+    if let Some(relay) = relay {
+        args.extend(relay.prefix);
+    }
     args.push(spec.command.clone());
     args.extend(spec.args.iter().cloned());
 
@@ -138,7 +146,7 @@ pub fn command(
 
 /// The filesystem: what is bound, what is a sized tmpfs, what is read-only. Returns the work
 /// copy's seed and destination for the wrapper (empty without one).
-fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
+fn mounts(spec: &SandboxSpec, extra: Option<&[Bind]>, args: &mut Vec<String>) -> (String, String) {
     let mut add = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
     add(&["--cap-drop", "ALL", "--hostname", "cocov"]);
     add(&["--uid", &SANDBOX_UID.to_string()]);
@@ -193,7 +201,7 @@ fn mounts(spec: &SandboxSpec, args: &mut Vec<String>) -> (String, String) {
         }
         None => (String::new(), String::new()),
     };
-    for bind in &spec.binds {
+    for bind in spec.binds.iter().chain(extra.unwrap_or_default()) {
         let flag = if bind.writable { "--bind" } else { "--ro-bind" };
         add(&[flag, &bind.host.display().to_string(), &bind.inside]);
     }

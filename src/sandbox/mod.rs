@@ -15,6 +15,7 @@ mod capture;
 pub mod cgroup;
 mod limits;
 mod policy;
+pub mod relay;
 mod seccomp;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 pub use bwrap::{BWRAP, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID};
 pub use limits::Limits;
 pub use policy::{Host, NOBODY, RunAs, SandboxPolicy, host};
+pub use relay::Relay;
 
 /// A host path made visible inside the sandbox.
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct SandboxSpec {
     /// A file inside whose bytes are handed back after the program ends (up to `output_cap`).
     pub collect: Option<String>,
     pub network: bool,
+    /// The cache service, reached through a relay on the sandbox's loopback.
+    pub relay: Option<Relay>,
     /// An image's root filesystem to run on (read-only) instead of the host's `/usr`.
     pub rootfs: Option<PathBuf>,
     pub policy: SandboxPolicy,

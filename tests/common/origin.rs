@@ -110,3 +110,16 @@ pub async fn announce(t: &TestApp, name: &str, auth: &str, body: Value) -> (Stat
     let status = resp.status();
     (status, resp.json().await.unwrap_or_default())
 }
+
+/// Announces `sha` as the new head of `main` with the repository's upload token, and asserts the
+/// push is accepted.
+pub async fn announce_main(t: &TestApp, name: &str, token: &str, sha: &str) {
+    let (status, body) = announce(
+        t,
+        name,
+        &format!("token {token}"),
+        json!({"sha": sha, "branch": "main"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}

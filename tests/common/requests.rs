@@ -103,3 +103,18 @@ pub async fn errored_check_output(
     assert_eq!(check["status"], "errored", "{plugin}: {check}");
     check["error_output"].as_str().unwrap().to_string()
 }
+
+/// Makes the user `login` a member of repository `repository` at `level` (`user`, `maintainer`,
+/// `admin`), as a local grant.
+pub async fn add_member(t: &TestApp, repository: &str, login: &str, level: &str) {
+    sqlx::query(
+        "INSERT INTO repository_members (repository_id, user_id, level) \
+         SELECT r.id, u.id, $3 FROM repositories r, users u WHERE r.name = $1 AND u.login = $2",
+    )
+    .bind(repository)
+    .bind(login)
+    .bind(level)
+    .execute(&t.app().db)
+    .await
+    .expect("membership granted");
+}
