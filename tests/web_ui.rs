@@ -899,7 +899,9 @@ async fn administrators_add_a_repository_by_git_url() {
         .unwrap();
     assert_eq!(repo.default_branch, "trunk");
     // A URL the git policy refuses is named on the page and nothing is written.
-    let refused = add("local", "--upload-pack=touch /tmp/cocov-web").await.unwrap();
+    let refused = add("local", "--upload-pack=touch /tmp/cocov-web")
+        .await
+        .unwrap();
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert!(refused.text().await.unwrap().contains("alert-error"));
     assert!(
