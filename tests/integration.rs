@@ -41,6 +41,7 @@ mod security_sandbox;
 mod security_tree;
 mod storage;
 mod two_hosts;
+mod ui_api;
 mod upload_budget;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed

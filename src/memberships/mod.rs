@@ -5,6 +5,10 @@
 //! The API speaks `read`/`maintain`/`admin`; the table keeps the original's words
 //! (`user`/`maintainer`/`admin`), which GitHub sync writes too.
 
+mod abilities;
+
+pub use abilities::SettingsPermissions;
+
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
