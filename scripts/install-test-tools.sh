@@ -123,6 +123,29 @@ install_image_tools() {
     fi
 }
 
+# The web UI's browser tests (tests/web_ui.rs): Debian's headless Chromium driven through
+# chromedriver, and axe-core (npm) injected into each page for accessibility checks.
+install_browser() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    if ((${#missing[@]})); then
+        log "apt-get install ${missing[*]}"
+        local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+    else
+        log "chromium and chromedriver already installed"
+    fi
+    if [[ -f "$T/axe/node_modules/axe-core/axe.min.js" ]]; then
+        log "axe-core already installed ($T/axe)"
+        return
+    fi
+    need npm
+    mkdir -p "$T/axe"
+    log "npm install axe-core into $T/axe"
+    (cd "$T/axe" && npm install --no-audit --no-fund --silent 'axe-core@4.14.1')
+}
+
 main() {
     mkdir -p "$T"
     log "tools directory: $T"
@@ -131,6 +154,7 @@ main() {
     install_s3s_fs
     install_linters
     install_image_tools
+    install_browser
     log "done"
 }
 

@@ -53,6 +53,8 @@
 //! - [`reconcile`]: PostgreSQL as the source of truth for work: what it says is pending and no
 //!   queue holds is queued again (at start-up, periodically, when Redis lost its data).
 //! - [`api`]: the JSON API routes, thin handlers mapping domain errors to HTTP.
+//! - [`web`]: the server-rendered web UI on the API listener (pages, assets, charts), using
+//!   the session cookie of [`api`] and reading through the domain modules.
 //! - [`report`], [`backup`]: the CI reporter and whole-installation backups.
 //! - [`daemon`], [`cli`]: the process (roles, signals, systemd) and the `cocov` command.
 //!
@@ -97,4 +99,5 @@ pub mod stats;
 pub mod statuses;
 pub mod storage;
 pub mod upload_budget;
+pub mod web;
 pub mod webhooks;

@@ -43,6 +43,7 @@ mod storage;
 mod two_hosts;
 mod ui_api;
 mod upload_budget;
+mod web_ui;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

@@ -1,106 +1,142 @@
-//! Embed snippets for a repository's badges (the original's badge `templates`): the image URL on
-//! the badge listener, the link to the repository's page in the UI, and one snippet per markup
-//! format. Repository names are restricted to URL-safe characters, but the snippets still escape
-//! what each format treats specially, so a snippet can never break out of its markup.
+//! How a repository's badges are embedded elsewhere: the badge image URLs on the badger and
+//! the snippets for each markup language (the original's `templates`, plus AsciiDoc). Used by
+//! the web UI's badges page; the API can answer the same.
 
-use serde::Serialize;
+/// The two badges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Badge {
+    Coverage,
+    Issues,
+}
 
-/// The markup formats, in the order the UI shows them. `rdoc` is kept from the original;
-/// `asciidoc` is new.
-pub const FORMATS: [&str; 6] = [
-    "markdown",
-    "html",
-    "restructured",
-    "asciidoc",
-    "textile",
-    "rdoc",
-];
+impl Badge {
+    pub fn path(self) -> &'static str {
+        match self {
+            Badge::Coverage => "coverage",
+            Badge::Issues => "issues",
+        }
+    }
 
-/// Both badges of one repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub fn alt(self) -> &'static str {
+        match self {
+            Badge::Coverage => "Coverage",
+            Badge::Issues => "Issues",
+        }
+    }
+}
+
+/// A markup language badges are embedded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markup {
+    Markdown,
+    Html,
+    RestructuredText,
+    AsciiDoc,
+    Textile,
+    Rdoc,
+}
+
+impl Markup {
+    pub const ALL: [Markup; 6] = [
+        Markup::Markdown,
+        Markup::Html,
+        Markup::RestructuredText,
+        Markup::AsciiDoc,
+        Markup::Textile,
+        Markup::Rdoc,
+    ];
+
+    /// A stable key (as the original's `templates` object).
+    pub fn key(self) -> &'static str {
+        match self {
+            Markup::Markdown => "markdown",
+            Markup::Html => "html",
+            Markup::RestructuredText => "restructured",
+            Markup::AsciiDoc => "asciidoc",
+            Markup::Textile => "textile",
+            Markup::Rdoc => "rdoc",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Markup::Markdown => "Markdown",
+            Markup::Html => "HTML",
+            Markup::RestructuredText => "reStructuredText",
+            Markup::AsciiDoc => "AsciiDoc",
+            Markup::Textile => "Textile",
+            Markup::Rdoc => "RDoc",
+        }
+    }
+
+    /// The snippet showing image `img` linked to `href` (ends with a newline, as the original).
+    pub fn snippet(self, badge: Badge, img: &str, href: &str) -> String {
+        let alt = badge.alt();
+        match self {
+            Markup::Markdown => format!("[![{alt}]({img})]({href})\n"),
+            Markup::Html => format!("<a href=\"{href}\"><img src=\"{img}\" alt=\"{alt}\" /></a>\n"),
+            Markup::RestructuredText => {
+                format!(".. image:: {img}\n :target: {href}\n :alt: {alt}\n")
+            }
+            Markup::AsciiDoc => format!("image:{img}[{alt},link=\"{href}\"]\n"),
+            Markup::Textile => format!("\"!{img}!\":{href}\n"),
+            Markup::Rdoc => format!("{{<img src=\"{img}\" />}}[{href}]\n"),
+        }
+    }
+}
+
+/// The badge image URL of a repository on the badger at `badger_base_url`; `None` when no
+/// badger URL is configured (badges disabled).
+pub fn image_url(badger_base_url: &str, repository: &str, badge: Badge) -> Option<String> {
+    let base = badger_base_url.trim().trim_end_matches('/');
+    (!base.is_empty()).then(|| format!("{base}/{repository}/{}", badge.path()))
+}
+
+/// Where a badge links to: the repository's page in the web UI.
+pub fn link_url(ui_base_url: &str, repository: &str) -> String {
+    format!("{}/repos/{repository}", ui_base_url.trim_end_matches('/'))
+}
+
+/// Both badges of one repository as the API shows them (the original's badges answer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Embeds {
     pub coverage_badge_url: String,
     pub coverage_badge_href: String,
     pub issues_badge_url: String,
     pub issues_badge_href: String,
-    /// `format → {coverage, issues}`, each snippet ending with a newline (as the original).
+    /// `markup key → {coverage, issues}` snippets.
     pub templates: std::collections::BTreeMap<&'static str, Pair>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pair {
     pub coverage: String,
     pub issues: String,
 }
 
-/// The embeds of `repository`; `None` when no badge base URL is configured (the original
-/// answered 204: badges are not set up).
-pub fn embeds(badges_base_url: &str, ui_base_url: &str, repository: &str) -> Option<Embeds> {
-    let badges = badges_base_url.trim().trim_end_matches('/');
-    if badges.is_empty() {
-        return None;
-    }
-    let ui = ui_base_url.trim().trim_end_matches('/');
-    let name = url_segment(repository);
-    let href = format!("{ui}/repos/{name}");
-    let image = |kind: &str| format!("{badges}/{name}/{kind}");
-    let (coverage_url, issues_url) = (image("coverage"), image("issues"));
-    let templates = FORMATS
+/// The embeds of `repository`; `None` when no badger URL is configured (the original answered
+/// 204: badges are not set up).
+pub fn embeds(badger_base_url: &str, ui_base_url: &str, repository: &str) -> Option<Embeds> {
+    let coverage = image_url(badger_base_url, repository, Badge::Coverage)?;
+    let issues = image_url(badger_base_url, repository, Badge::Issues)?;
+    let href = link_url(ui_base_url.trim(), repository);
+    let templates = Markup::ALL
         .into_iter()
-        .map(|format| {
+        .map(|markup| {
             let pair = Pair {
-                coverage: snippet(format, &coverage_url, &href, "Coverage"),
-                issues: snippet(format, &issues_url, &href, "Issues"),
+                coverage: markup.snippet(Badge::Coverage, &coverage, &href),
+                issues: markup.snippet(Badge::Issues, &issues, &href),
             };
-            (format, pair)
+            (markup.key(), pair)
         })
         .collect();
     Some(Embeds {
-        coverage_badge_url: coverage_url,
+        coverage_badge_url: coverage,
         coverage_badge_href: href.clone(),
-        issues_badge_url: issues_url,
+        issues_badge_url: issues,
         issues_badge_href: href,
         templates,
     })
-}
-
-/// One snippet: the image `img` linking to `href`, described as `label`.
-pub fn snippet(format: &str, img: &str, href: &str, label: &str) -> String {
-    match format {
-        "markdown" => format!("[![{label}]({img})]({href})\n"),
-        "html" => format!(
-            "<a href=\"{}\"><img src=\"{}\" alt=\"{label}\" /></a>\n",
-            html_attr(href),
-            html_attr(img)
-        ),
-        "restructured" => format!(".. image:: {img}\n :target: {href}\n :alt: {label}\n"),
-        "asciidoc" => format!("image:{img}[{label},link=\"{href}\"]\n"),
-        "textile" => format!("\"!{img}!\":{href}\n"),
-        "rdoc" => format!("{{<img src=\"{}\" />}}[{href}]\n", html_attr(img)),
-        _ => String::new(),
-    }
-}
-
-/// A repository name as one URL path segment: anything but unreserved characters is
-/// percent-encoded, so no markup-significant character survives into a snippet.
-fn url_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for byte in name.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-fn html_attr(value: &str) -> String {
-    value
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -108,48 +144,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_original_formats_and_asciidoc() {
-        let e = embeds("https://badges.example/", "https://cocov.example", "widget").unwrap();
+    fn snippets_match_the_original_templates() {
+        let img = "https://b.example/api/coverage";
+        let href = "https://ui.example/repos/api";
         assert_eq!(
-            e.coverage_badge_url,
-            "https://badges.example/widget/coverage"
-        );
-        assert_eq!(e.issues_badge_href, "https://cocov.example/repos/widget");
-        let t = |f: &str| e.templates[f].coverage.clone();
-        assert_eq!(
-            t("markdown"),
-            "[![Coverage](https://badges.example/widget/coverage)](https://cocov.example/repos/widget)\n"
+            Markup::Markdown.snippet(Badge::Coverage, img, href),
+            "[![Coverage](https://b.example/api/coverage)](https://ui.example/repos/api)\n"
         );
         assert_eq!(
-            t("html"),
-            "<a href=\"https://cocov.example/repos/widget\"><img src=\"https://badges.example/widget/coverage\" alt=\"Coverage\" /></a>\n"
+            Markup::RestructuredText.snippet(Badge::Issues, img, href),
+            ".. image:: https://b.example/api/coverage\n :target: https://ui.example/repos/api\n :alt: Issues\n"
         );
         assert_eq!(
-            t("restructured"),
-            ".. image:: https://badges.example/widget/coverage\n :target: https://cocov.example/repos/widget\n :alt: Coverage\n"
+            Markup::Textile.snippet(Badge::Coverage, img, href),
+            "\"!https://b.example/api/coverage!\":https://ui.example/repos/api\n"
         );
+        assert_eq!(image_url("", "api", Badge::Coverage), None);
         assert_eq!(
-            t("asciidoc"),
-            "image:https://badges.example/widget/coverage[Coverage,link=\"https://cocov.example/repos/widget\"]\n"
+            image_url("https://b.example/", "api", Badge::Issues).as_deref(),
+            Some("https://b.example/api/issues")
         );
-        assert_eq!(
-            t("textile"),
-            "\"!https://badges.example/widget/coverage!\":https://cocov.example/repos/widget\n"
-        );
-        assert!(e.templates["rdoc"].issues.contains("/widget/issues"));
-        assert_eq!(e.templates.len(), FORMATS.len());
     }
 
     #[test]
-    fn unconfigured_and_hostile_names() {
+    fn every_markup_for_both_badges() {
+        let e = embeds("https://badges.example/", "https://cocov.example/", "widget").unwrap();
+        assert_eq!(e.coverage_badge_url, "https://badges.example/widget/coverage");
+        assert_eq!(e.issues_badge_href, "https://cocov.example/repos/widget");
+        assert_eq!(e.templates.len(), Markup::ALL.len());
+        assert_eq!(
+            e.templates["asciidoc"].issues,
+            "image:https://badges.example/widget/issues[Issues,link=\"https://cocov.example/repos/widget\"]\n"
+        );
         assert_eq!(embeds(" ", "https://ui", "x"), None);
-        let e = embeds("https://b", "https://ui", "a\"b><c](d").unwrap();
-        for pair in e.templates.values() {
-            for s in [&pair.coverage, &pair.issues] {
-                assert!(!s.contains("a\"b"), "{s}");
-                assert!(!s.contains("><c"), "{s}");
-            }
-        }
-        assert_eq!(e.issues_badge_url, "https://b/a%22b%3E%3Cc%5D%28d/issues");
     }
 }

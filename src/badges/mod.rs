@@ -10,7 +10,7 @@
 
 mod cache;
 mod client_ip;
-mod embed;
+pub mod embed;
 mod invalidate;
 mod rate_limit;
 pub mod svg;
@@ -31,7 +31,7 @@ use crate::app::App;
 use crate::http::{ApiError, PeerAddr, recover, tag};
 use cache::{Answer, BadgeCache, CacheKey, Limits, Loaded, Rendered};
 pub use client_ip::TrustedProxies;
-pub use embed::{Embeds, FORMATS as EMBED_FORMATS, embeds};
+pub use embed::{Embeds, embeds};
 pub use invalidate::{
     CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate, invalidate_commit,
 };

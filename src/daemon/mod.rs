@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use warp::Filter;
 
 use crate::app::App;
 use crate::config::{Config, Role};
@@ -78,7 +79,12 @@ pub async fn start(
                 source,
             })?;
         api_addr = Some(listener.local_addr);
-        let service = build_service(crate::api::routes(app.clone()), stack_options(&app, "api"));
+        // The web UI claims its own paths first; everything else is the JSON API's.
+        let routes = crate::web::routes(app.clone())
+            .or(crate::api::routes(app.clone()))
+            .unify()
+            .boxed();
+        let service = build_service(routes, stack_options(&app, "api"));
         tasks.push(tokio::spawn(serve(
             listener,
             service,

@@ -3,6 +3,7 @@
 //! the daemon itself.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod daemon_process;
 pub mod fake_github;
 pub mod git_server;
