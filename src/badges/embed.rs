@@ -168,8 +168,16 @@ mod tests {
 
     #[test]
     fn every_markup_for_both_badges() {
-        let e = embeds("https://badges.example/", "https://cocov.example/", "widget").unwrap();
-        assert_eq!(e.coverage_badge_url, "https://badges.example/widget/coverage");
+        let e = embeds(
+            "https://badges.example/",
+            "https://cocov.example/",
+            "widget",
+        )
+        .unwrap();
+        assert_eq!(
+            e.coverage_badge_url,
+            "https://badges.example/widget/coverage"
+        );
         assert_eq!(e.issues_badge_href, "https://cocov.example/repos/widget");
         assert_eq!(e.templates.len(), Markup::ALL.len());
         assert_eq!(

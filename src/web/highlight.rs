@@ -123,9 +123,17 @@ mod tests {
         assert!(html[0].contains("hl-comment"), "{}", html[0]);
         assert!(html[0].contains("&lt;b&gt;"), "{}", html[0]);
         // The comment opened on line 1 is reopened and closed on line 2.
-        assert!(html[1].starts_with("<span class=\"hl-source hl-rust\"><span class=\"hl-comment"), "{}", html[1]);
+        assert!(
+            html[1].starts_with("<span class=\"hl-source hl-rust\"><span class=\"hl-comment"),
+            "{}",
+            html[1]
+        );
         for line in &html {
-            assert_eq!(line.matches("<span").count(), line.matches("</span>").count(), "{line}");
+            assert_eq!(
+                line.matches("<span").count(),
+                line.matches("</span>").count(),
+                "{line}"
+            );
             assert!(!line.contains("style="), "{line}");
         }
     }

@@ -52,8 +52,12 @@ pub async fn get(req: &Req, name: &str, sha: &str) -> Result<Response, PageError
         _ => None,
     };
     let problem = match req.query("problem") {
-        Some("running") => Some("The checks are still running: cancel them or wait before re-running."),
-        Some("not_ingested") => Some("This commit has not been fetched yet, so its checks cannot run."),
+        Some("running") => {
+            Some("The checks are still running: cancel them or wait before re-running.")
+        }
+        Some("not_ingested") => {
+            Some("This commit has not been fetched yet, so its checks cannot run.")
+        }
         Some("no_checks") => Some("This commit has no checks."),
         _ => None,
     };
@@ -77,9 +81,7 @@ async fn gather(
     };
     let counts = crate::issues::counts_by_source_all(pool, commit.id).await?;
     let now = OffsetDateTime::now_utc();
-    let status = set
-        .as_ref()
-        .map_or(CheckSetStatus::Waiting, |s| s.status());
+    let status = set.as_ref().map_or(CheckSetStatus::Waiting, |s| s.status());
     let checks = rows
         .into_iter()
         .map(|check| {
@@ -126,7 +128,9 @@ fn row(check: Check, issues: i64, now: OffsetDateTime) -> CheckRow {
     };
     let timing = match (check.started_at, check.finished_at) {
         (Some(start), Some(end)) => format!("{verb} {}", duration(end - start)),
-        (Some(start), None) if status == "in_progress" => format!("{verb} {}", duration(now - start)),
+        (Some(start), None) if status == "in_progress" => {
+            format!("{verb} {}", duration(now - start))
+        }
         _ => verb.to_string(),
     };
     let issues = match (status, issues) {
@@ -163,7 +167,9 @@ fn failure_text(kind: &str) -> String {
         "manifest_version_type_mismatch" => "The version in .cocov.yaml must be a string.",
         "manifest_version_unsupported" => "The version in .cocov.yaml is not supported.",
         "manifest_unknown_secret" => "The .cocov.yaml file names a secret that does not exist.",
-        "manifest_duplicated_mount_destination" => "Two mounts in .cocov.yaml have the same destination.",
+        "manifest_duplicated_mount_destination" => {
+            "Two mounts in .cocov.yaml have the same destination."
+        }
         "manifest_invalid_mount_source" => "A mount source in .cocov.yaml is not valid.",
         "manifest_invalid_or_missing_data" => "The .cocov.yaml file is invalid or misses data.",
         "" => "The checks could not run.",
@@ -181,9 +187,13 @@ pub async fn post(req: &Req, name: &str, sha: &str) -> Result<Response, PageErro
     let outcome = match form.get("action") {
         Some("cancel") => {
             commit::require_level(req, &session, &repo, Level::Maintain).await?;
-            checks::cancel(&req.app, commit.id).await.map(|()| "notice=canceled")
+            checks::cancel(&req.app, commit.id)
+                .await
+                .map(|()| "notice=canceled")
         }
-        Some("rerun") => checks::rerun(&req.app, commit.id).await.map(|()| "notice=rerun"),
+        Some("rerun") => checks::rerun(&req.app, commit.id)
+            .await
+            .map(|()| "notice=rerun"),
         _ => return Err(PageError::BadRequest("Unknown action")),
     };
     let query = match outcome {

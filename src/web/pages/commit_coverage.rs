@@ -48,7 +48,12 @@ pub async fn get(req: &Req, name: &str, sha: &str) -> Result<Response, PageError
     page::render(&gather(req, &session, name, sha).await?)
 }
 
-async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<CoveragePage, PageError> {
+async fn gather(
+    req: &Req,
+    session: &Session,
+    name: &str,
+    sha: &str,
+) -> Result<CoveragePage, PageError> {
     let q = req.query("q").unwrap_or("").trim().to_string();
     let below_raw = req.query("below").unwrap_or("").trim().to_string();
     let below = match below_raw.as_str() {
@@ -57,7 +62,9 @@ async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<C
             raw.parse::<f64>()
                 .ok()
                 .filter(|v| (0.0..=100.0).contains(v))
-                .ok_or(PageError::BadRequest("“Covered below” must be a percentage from 0 to 100"))?,
+                .ok_or(PageError::BadRequest(
+                    "“Covered below” must be a percentage from 0 to 100",
+                ))?,
         ),
     };
     let order = match req.query("sort") {
@@ -79,10 +86,7 @@ async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<C
         .items
         .into_iter()
         .map(|f| FileLine {
-            href: format!(
-                "{base}/file{}",
-                commit::query(&[("path", &f.file)])
-            ),
+            href: format!("{base}/file{}", commit::query(&[("path", &f.file)])),
             lines: format!("{} of {} lines", f.lines_covered, f.lines_total),
             percent: f.percent_covered,
             path: f.file,
@@ -91,13 +95,26 @@ async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<C
     let sort = order.as_str();
     let href = |p: u32| {
         let p = p.to_string();
-        let sort = if order == FileOrder::default() { "" } else { sort };
+        let sort = if order == FileOrder::default() {
+            ""
+        } else {
+            sort
+        };
         format!(
             "{base}{}",
-            commit::query(&[("q", &q), ("below", &below_raw), ("sort", sort), ("page", &p)])
+            commit::query(&[
+                ("q", &q),
+                ("below", &below_raw),
+                ("sort", sort),
+                ("page", &p)
+            ])
         )
     };
-    let totals = match (summary.percent_covered, summary.lines_total, summary.lines_covered) {
+    let totals = match (
+        summary.percent_covered,
+        summary.lines_total,
+        summary.lines_covered,
+    ) {
         (Some(percent), Some(total), Some(covered)) => Some(format!(
             "{} covered: {covered} of {total} relevant lines, {} missed.",
             format::percent(Some(percent)),

@@ -109,8 +109,16 @@ impl Filters {
     }
 
     fn href(&self, base: &str, page: u32) -> String {
-        let page = if page > 1 { page.to_string() } else { String::new() };
-        let state = if self.state == "active" { "" } else { &self.state };
+        let page = if page > 1 {
+            page.to_string()
+        } else {
+            String::new()
+        };
+        let state = if self.state == "active" {
+            ""
+        } else {
+            &self.state
+        };
         format!(
             "{base}{}",
             commit::query(&[
@@ -130,7 +138,9 @@ pub async fn get(req: &Req, name: &str, sha: &str) -> Result<Response, PageError
         Some("ignored") => Some("The issue is ignored."),
         Some("ignored_for_good") => Some("The issue is ignored in this and every later commit."),
         Some("unignored") => Some("The issue is active again."),
-        Some("rule_deleted") => Some("The rule was removed: later commits report that issue again."),
+        Some("rule_deleted") => {
+            Some("The rule was removed: later commits report that issue again.")
+        }
         _ => None,
     };
     let problem = match req.query("problem") {
@@ -152,7 +162,8 @@ async fn gather(
     let page = req.page(PER_PAGE)?;
     let (repo, commit) = commit::load(req, session, name, sha).await?;
     let pool = &req.app.db;
-    let (found, total) = issues::list(pool, commit.id, &filter, page.offset(), page.limit()).await?;
+    let (found, total) =
+        issues::list(pool, commit.id, &filter, page.offset(), page.limit()).await?;
     let snippets = issues::affected_files(
         req.app.storage.as_ref(),
         repo.id,
@@ -169,9 +180,11 @@ async fn gather(
 
     let kinds = issues::counts_by_kind(pool, commit.id).await?;
     let mut kind_choices = vec![choice("", "All kinds", &filters.kind)];
-    kind_choices.extend(kinds.into_iter().map(|(k, n)| {
-        choice(k.as_str(), &format!("{} ({n})", k.as_str()), &filters.kind)
-    }));
+    kind_choices.extend(
+        kinds
+            .into_iter()
+            .map(|(k, n)| choice(k.as_str(), &format!("{} ({n})", k.as_str()), &filters.kind)),
+    );
     let sources = issues::counts_by_source(pool, commit.id).await?;
     let mut plugin_choices = vec![choice("", "All plugins", &filters.plugin)];
     plugin_choices.extend(
@@ -183,7 +196,11 @@ async fn gather(
     let states = vec![
         choice("active", &format!("Active ({active})"), &filters.state),
         choice("ignored", &format!("Ignored ({ignored})"), &filters.state),
-        choice("all", &format!("All ({})", active + ignored), &filters.state),
+        choice(
+            "all",
+            &format!("All ({})", active + ignored),
+            &filters.state,
+        ),
     ];
     let can_ignore_for_good = commit::has_level(req, session, &repo, Level::Maintain).await?;
     let rules = issues::list_rules(pool, repo.id)
@@ -191,7 +208,10 @@ async fn gather(
         .into_iter()
         .map(|r| RuleRow {
             id: r.id,
-            summary: format!("{} · {} · {}:{} · {}", r.check_source, r.kind, r.file, r.line_start, r.message),
+            summary: format!(
+                "{} · {} · {}:{} · {}",
+                r.check_source, r.kind, r.file, r.line_start, r.message
+            ),
             reason: r.reason,
             by: r.created_by.unwrap_or_else(|| "a former user".into()),
         })
@@ -254,7 +274,10 @@ fn card(issue: Issue, affected: issues::AffectedFile) -> IssueCard {
         } else {
             "Ignored in this commit"
         };
-        let by = issue.ignored_by.clone().unwrap_or_else(|| "a former user".into());
+        let by = issue
+            .ignored_by
+            .clone()
+            .unwrap_or_else(|| "a former user".into());
         format!("{how} by {by}, {}", crate::web::format::ago_now(at))
     });
     IssueCard {
@@ -305,7 +328,12 @@ pub async fn post(req: &Req, name: &str, sha: &str) -> Result<Response, PageErro
     let pool = &req.app.db;
     let back = form
         .get("return_to")
-        .filter(|r| r.starts_with(&format!("/repos/{}/commits/{}/issues", repo.name, commit.sha)))
+        .filter(|r| {
+            r.starts_with(&format!(
+                "/repos/{}/commits/{}/issues",
+                repo.name, commit.sha
+            ))
+        })
         .map(|r| page::same_origin_path(Some(r)))
         .unwrap_or_else(|| format!("/repos/{}/commits/{}/issues", repo.name, commit.sha));
     let outcome = match form.get("action") {
@@ -320,8 +348,23 @@ pub async fn post(req: &Req, name: &str, sha: &str) -> Result<Response, PageErro
             let reason = form.get("reason").map(str::trim).filter(|r| !r.is_empty());
             let reason = reason.map(|r| r.chars().take(1000).collect::<String>());
             let id = form.id("issue")?;
-            let done = issues::ignore(pool, repo.id, commit.id, id, mode, session.user_id, reason.as_deref()).await;
-            done.map(|_| if mode == IgnoreMode::ForGood { "ignored_for_good" } else { "ignored" })
+            let done = issues::ignore(
+                pool,
+                repo.id,
+                commit.id,
+                id,
+                mode,
+                session.user_id,
+                reason.as_deref(),
+            )
+            .await;
+            done.map(|_| {
+                if mode == IgnoreMode::ForGood {
+                    "ignored_for_good"
+                } else {
+                    "ignored"
+                }
+            })
         }
         Some("unignore") => issues::unignore(pool, commit.id, form.id("issue")?)
             .await

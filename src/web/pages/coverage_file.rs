@@ -47,21 +47,43 @@ pub async fn get(req: &Req, name: &str, sha: &str) -> Result<Response, PageError
     page::render(&gather(req, &session, name, sha).await?)
 }
 
-async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<FilePage, PageError> {
+async fn gather(
+    req: &Req,
+    session: &Session,
+    name: &str,
+    sha: &str,
+) -> Result<FilePage, PageError> {
     let path = req
         .query("path")
-        .ok_or(PageError::BadRequest("Which file? The address needs ?path="))?
+        .ok_or(PageError::BadRequest(
+            "Which file? The address needs ?path=",
+        ))?
         .to_string();
     let (repo, commit) = commit::load(req, session, name, sha).await?;
     let detail = browse::file_by_path(&req.app.db, commit.id, &path)
         .await?
         .ok_or(PageError::NotFound)?;
-    let (text, note) = match tree::read_source(&req.app, repo.id, &commit.sha, &path, MAX_SOURCE_BYTES).await {
+    let (text, note) = match tree::read_source(
+        &req.app,
+        repo.id,
+        &commit.sha,
+        &path,
+        MAX_SOURCE_BYTES,
+    )
+    .await
+    {
         Ok(Source::Text(text)) => (text, None),
         Ok(Source::TooLarge) => (String::new(), Some("The source is too large to show.")),
-        Ok(Source::NotFound) => (String::new(), Some("The file is not in this commit's tree.")),
-        Err(TreeError::Missing) => (String::new(), Some("This commit's code has not been fetched yet.")),
-        Err(e) if matches!(&e, TreeError::Archive(ArchiveError::Storage(s)) if s.is_unavailable()) => {
+        Ok(Source::NotFound) => (
+            String::new(),
+            Some("The file is not in this commit's tree."),
+        ),
+        Err(TreeError::Missing) => (
+            String::new(),
+            Some("This commit's code has not been fetched yet."),
+        ),
+        Err(e) if matches!(&e, TreeError::Archive(ArchiveError::Storage(s)) if s.is_unavailable()) =>
+        {
             return Err(PageError::Unavailable);
         }
         Err(e) => {
@@ -76,14 +98,25 @@ async fn gather(req: &Req, session: &Session, name: &str, sha: &str) -> Result<F
         .enumerate()
         .map(|(i, html)| {
             let (state, symbol, words) = match detail.lines.get(i) {
-                Some(Value::Number(n)) if n.as_u64() > Some(0) => {
-                    ("covered", "✓", format!("covered, {n} hit{}", if n.as_u64() == Some(1) { "" } else { "s" }))
-                }
+                Some(Value::Number(n)) if n.as_u64() > Some(0) => (
+                    "covered",
+                    "✓",
+                    format!(
+                        "covered, {n} hit{}",
+                        if n.as_u64() == Some(1) { "" } else { "s" }
+                    ),
+                ),
                 Some(Value::Number(_)) => ("missed", "✗", "missed".to_string()),
                 Some(Value::String(_)) => ("ignored", "–", "ignored".to_string()),
                 _ => ("neutral", "", String::new()),
             };
-            SourceLine { number: i + 1, html, state, symbol, words }
+            SourceLine {
+                number: i + 1,
+                html,
+                state,
+                symbol,
+                words,
+            }
         })
         .collect();
     let row = &detail.row;

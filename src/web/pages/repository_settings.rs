@@ -47,7 +47,11 @@ async fn visible(req: &Req, session: &Session, name: &str) -> Result<Repository,
         .ok_or(PageError::NotFound)
 }
 
-async fn abilities(req: &Req, session: &Session, repo: &Repository) -> Result<SettingsPermissions, PageError> {
+async fn abilities(
+    req: &Req,
+    session: &Session,
+    repo: &Repository,
+) -> Result<SettingsPermissions, PageError> {
     let level = memberships::level_of(&req.app.db, repo.id, session.user_id).await?;
     Ok(SettingsPermissions::of(&session.actor, level))
 }
@@ -91,11 +95,14 @@ async fn gather(
             created: format!(
                 "Created {}{}",
                 format::ago_now(s.created_at),
-                s.created_by.map(|by| format!(" by {by}")).unwrap_or_default()
+                s.created_by
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default()
             ),
-            used: s
-                .last_used_at
-                .map_or_else(|| "Never used".to_string(), |at| format!("Last used {}", format::ago_now(at))),
+            used: s.last_used_at.map_or_else(
+                || "Never used".to_string(),
+                |at| format!("Last used {}", format::ago_now(at)),
+            ),
             name: s.name,
         })
         .collect();
@@ -122,13 +129,28 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
     let can = abilities(req, &session, &repo).await?;
     let pool = &req.app.db;
     let audit = session.actor.audit();
-    let back = |notice: &str| page::see_other(&format!("/repos/{}/settings?notice={notice}", repo.name));
-    let allowed = |yes: bool| if yes { Ok(()) } else { Err(PageError::Forbidden) };
+    let back =
+        |notice: &str| page::see_other(&format!("/repos/{}/settings?notice={notice}", repo.name));
+    let allowed = |yes: bool| {
+        if yes {
+            Ok(())
+        } else {
+            Err(PageError::Forbidden)
+        }
+    };
     match form.get("action") {
         Some("regen_token") => {
             allowed(can.can_regen_token)?;
             let token = repositories::regenerate_token(pool, &repo, &audit).await?;
-            let view = gather(req, &session, repo, Some(token), Some("A new upload token was generated. Copy it now: it is not shown again."), None).await?;
+            let view = gather(
+                req,
+                &session,
+                repo,
+                Some(token),
+                Some("A new upload token was generated. Copy it now: it is not shown again."),
+                None,
+            )
+            .await?;
             page::render(&view)
         }
         Some("add_member") | Some("remove_member") => {
@@ -142,9 +164,13 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
                     .get("level")
                     .and_then(Level::parse)
                     .ok_or(PageError::BadRequest("Unknown level"))?;
-                memberships::grant(pool, &repo, login, level, &audit).await.map(|_| "member_added")
+                memberships::grant(pool, &repo, login, level, &audit)
+                    .await
+                    .map(|_| "member_added")
             } else {
-                memberships::revoke(pool, &repo, login, &audit).await.map(|_| "member_removed")
+                memberships::revoke(pool, &repo, login, &audit)
+                    .await
+                    .map(|_| "member_removed")
             };
             match done {
                 Ok(notice) => Ok(back(notice)),
@@ -158,7 +184,16 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
             let value = form.get("value").unwrap_or("");
             let cipher = Cipher::from_config(&req.app.config.security)
                 .map_err(|_| PageError::Unavailable)?;
-            match secrets::put(pool, &cipher, Scope::Repository(repo.id), &name, value.as_bytes(), Some(session.user_id)).await {
+            match secrets::put(
+                pool,
+                &cipher,
+                Scope::Repository(repo.id),
+                &name,
+                value.as_bytes(),
+                Some(session.user_id),
+            )
+            .await
+            {
                 Ok(_) => Ok(back("secret_saved")),
                 Err(SecretError::Db(e)) => Err(e.into()),
                 Err(e) => problem(req, &session, repo, &e.to_string()).await,
@@ -173,7 +208,13 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
         Some("delete_repository") => {
             allowed(can.can_delete)?;
             if form.get("confirm").map(str::trim) != Some(repo.name.as_str()) {
-                return problem(req, &session, repo, "Type the repository's name exactly to delete it.").await;
+                return problem(
+                    req,
+                    &session,
+                    repo,
+                    "Type the repository's name exactly to delete it.",
+                )
+                .await;
             }
             repositories::enqueue_delete(&req.app, repo.id, &audit).await?;
             Ok(page::see_other("/?notice=repository_deleted"))
@@ -183,7 +224,12 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
 }
 
 /// The page again with what went wrong (422), the form's other data intact.
-async fn problem(req: &Req, session: &Session, repo: Repository, why: &str) -> Result<Response, PageError> {
+async fn problem(
+    req: &Req,
+    session: &Session,
+    repo: Repository,
+    why: &str,
+) -> Result<Response, PageError> {
     let view = gather(req, session, repo, None, None, Some(why.to_string())).await?;
     page::render_with(http::StatusCode::UNPROCESSABLE_ENTITY, &view)
 }
