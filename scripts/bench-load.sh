@@ -18,76 +18,10 @@ seconds=${BENCH_SECONDS:-600}
 rss_every=${BENCH_RSS_EVERY:-10}
 files=${BENCH_FILES:-50}
 announce_rate=${BENCH_ANNOUNCE_PER_SECOND:-2}
-need_commands git git psql postgresql-client redis-cli redis-tools curl curl
-ensure_services
-bin=$PWD/target/release/cocov
-[ -x "$bin" ] || { log "build first: cargo build --release --locked"; exit 1; }
-
-work=$(mktemp -d /tmp/cocov-bench-load.XXXXXX)
-name=cocov_load_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-admin_url=$(superuser_database_url)
-password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
-daemon=""
+. scripts/bench-daemon.sh
 sampler=""
-cleanup() {
-    [ -n "$sampler" ] && kill "$sampler" 2>/dev/null
-    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-    psql "$admin_url" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
-    psql "$admin_url" -qc "DROP ROLE IF EXISTS $name" >/dev/null 2>&1 || true
-    redis-cli -h 127.0.0.1 --scan --pattern "$name:*" | xargs -r redis-cli -h 127.0.0.1 del >/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-psql "$admin_url" -q -v ON_ERROR_STOP=1 -c "CREATE ROLE $name LOGIN PASSWORD '$password'" \
-    -c "CREATE DATABASE $name OWNER $name" >/dev/null
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-api_port=$(free_port)
-badger_port=$(free_port)
-mkdir -p "$work/storage" "$work/work"
-(umask 077 && head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$work/secret.key")
-cat >"$work/cocov.toml" <<TOML
-[server]
-bind_address = "127.0.0.1:$api_port"
-
-[badger]
-bind_port = $badger_port
-rate_limit_per_minute = 0
-
-[database]
-host = "127.0.0.1"
-name = "$name"
-username = "$name"
-password = "$password"
-
-[redis]
-key_prefix = "$name:"
-
-[storage]
-mode = "local"
-local_path = "$work/storage"
-
-[worker]
-work_dir = "$work/work"
-
-[security]
-cryptographic_key_file = "$work/secret.key"
-TOML
-cocov() { "$bin" --config "$work/cocov.toml" "$@"; }
-cocov migrate >/dev/null
-admin=$(cocov admin create-user --login admin --admin | sed -n 's/.*(shown once): //p')
-[ -n "$admin" ] || { log "no admin token"; exit 1; }
-
-"$bin" --config "$work/cocov.toml" serve >"$work/serve.log" 2>&1 &
-daemon=$!
-api=http://127.0.0.1:$api_port
-badger=http://127.0.0.1:$badger_port
-for _ in $(seq 300); do
-    curl -fsS "$api/readyz" >/dev/null 2>&1 && break
-    kill -0 "$daemon" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-    sleep 0.2
-done
-log "daemon $daemon ready on $api, badges on $badger"
+bench_extra_cleanup() { [ -n "$sampler" ] && kill "$sampler" 2>/dev/null; true; }
+bench_daemon_start cocov-bench-load "rate_limit_per_minute = 0"
 
 # The origin: BENCH_FILES C files of 100 lines, then one (empty) commit per new announcement
 # the run can make, written with plumbing so thousands take seconds.
@@ -115,25 +49,10 @@ git -C "$work/tree" push -q "$work/origin.git" main
 log "origin: $files files, ${#shas[@]} commits"
 
 repo=load
-token=$(curl -fsS -X POST "$api/v1/repositories" -H "authorization: bearer $admin" \
-    -H 'content-type: application/json' \
-    -d "{\"name\":\"$repo\",\"git_url\":\"file://$work/origin.git\",\"default_branch\":\"main\"}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-sql() { psql "postgres://$name:$password@127.0.0.1/$name" -Atqc "$1"; }
+bench_register_repository "$repo"
 ingested=("${shas[@]:0:$ingested_count}")
-for sha in "${ingested[@]}"; do
-    curl -fsS -o /dev/null -X POST "$api/v1/repositories/$repo/commits" -H "authorization: token $token" \
-        -H 'content-type: application/json' -d "{\"sha\":\"$sha\",\"branch\":\"main\"}"
-done
-for sha in "${ingested[@]}"; do
-    for _ in $(seq 600); do
-        state=$(sql "SELECT ingest_status FROM commits WHERE sha = '$sha'")
-        [ "$state" = completed ] && break
-        [ "$state" = errored ] && { sql "SELECT ingest_error FROM commits WHERE sha = '$sha'" >&2; exit 1; }
-        sleep 0.2
-    done
-    [ "$state" = completed ] || { log "commit $sha was not ingested: $state"; exit 1; }
-done
+for sha in "${ingested[@]}"; do bench_announce "$sha"; done
+for sha in "${ingested[@]}"; do bench_wait_ingested "$sha"; done
 log "${#ingested[@]} commits ingested; warming the badges"
 curl -fsS -o /dev/null "$badger/$repo/coverage"
 

@@ -146,6 +146,24 @@ install_browser() {
     (cd "$T/axe" && npm install --no-audit --no-fund --silent 'axe-core@4.14.1')
 }
 
+# A real OpenID Provider for tests/oidc.rs: the certified `oidc-provider` npm package, pinned by
+# tests/oidc-provider/package-lock.json, installed with `npm ci` (Node.js 20.19 or later).
+install_oidc_provider() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/oidc-provider"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "apt-get install nodejs npm"
+        local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq -o DPkg::Lock::Timeout=600 nodejs npm >/dev/null
+    fi
+    if [[ -d "$dir/node_modules/oidc-provider" ]]; then
+        log "oidc-provider already installed ($dir/node_modules)"
+        return
+    fi
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+}
+
 main() {
     mkdir -p "$T"
     log "tools directory: $T"
@@ -155,6 +173,7 @@ main() {
     install_linters
     install_image_tools
     install_browser
+    install_oidc_provider
     log "done"
 }
 

@@ -66,5 +66,8 @@ if [ ! -f "$state/admin-token" ]; then
     chmod 600 "$state/admin-token"
 fi
 log "admin token is in $state/admin-token"
+# The browser way in: a fresh one-time link at every start (the admin has no password until
+# `cocov admin user set-password admin` gives one).
+"$bin" --config "$state/cocov.toml" admin user sign-in-link admin
 log "starting: API http://127.0.0.1:3000  badges http://127.0.0.1:4000"
 exec "$bin" --config "$state/cocov.toml" serve

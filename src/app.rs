@@ -28,6 +28,8 @@ pub struct App {
     pub github: Option<GitHub>,
     /// What coverage uploads share: decompression slots and bytes in flight.
     pub uploads: Arc<UploadBudget>,
+    /// The OIDC provider for sign-in; None unless `[oidc]` is configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Provider>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,8 @@ pub enum AppError {
     Storage(#[from] crate::storage::StorageError),
     #[error("GitHub: {0}")]
     GitHub(#[from] crate::github::GithubError),
+    #[error("oidc: {0}")]
+    Oidc(String),
 }
 
 impl App {
@@ -53,6 +57,13 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let github = GitHub::from_config(&config.github, kv.clone(), metrics.clone())?;
         let uploads = Arc::new(UploadBudget::new(&config.coverage));
+        let oidc = match config.oidc.enabled() {
+            true => Some(Arc::new(
+                crate::auth::oidc::Provider::new(&config.oidc, &config.server.ui_base_url)
+                    .map_err(AppError::Oidc)?,
+            )),
+            false => None,
+        };
         Ok(App {
             config: Arc::new(config),
             db,
@@ -62,6 +73,7 @@ impl App {
             metrics,
             github,
             uploads,
+            oidc,
         })
     }
 }

@@ -16,7 +16,8 @@
 //! - [`db`], [`kv`], [`storage`]: PostgreSQL, Redis, the blob store (filesystem or S3).
 //! - [`outage`]: whether an error means a dependency is down (waited out) or a bug.
 //! - [`queue`]: the job queue on Redis Streams with its typed job kinds ([`queue::JobKind`]).
-//! - [`auth`], [`secrets`]: tokens, users and request actors; sealed secrets and grants.
+//! - [`auth`], [`secrets`]: tokens, users and request actors, sign-in (local, OIDC); sealed
+//!   secrets and grants.
 //!
 //! Sources (reading what a commit holds):
 //!

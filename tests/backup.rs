@@ -168,7 +168,7 @@ async fn a_restored_installation_answers_like_the_original() {
     cocov::memberships::grant(
         &t.app().db,
         &vault,
-        "alice",
+        cocov::memberships::Subject::User("alice"),
         cocov::memberships::Level::Read,
         &cocov::audit::AuditActor::system(),
     )

@@ -207,6 +207,12 @@ impl Rig {
         self.start_daemon();
     }
 
+    /// The daemon dies mid-work and comes back; everything must still end final.
+    async fn crash_and_assert_final(&mut self, fault: &str) -> Duration {
+        self.kill_and_restart();
+        self.assert_all_final(fault).await
+    }
+
     /// A new commit on `main` whose check takes `delay` seconds; returns its sha.
     fn push(&mut self, delay: u32) -> String {
         self.pushes += 1;
@@ -312,9 +318,10 @@ impl Rig {
 
     /// Uploads coverage (again, for the client that saw its upload fail) for every announced
     /// commit without an accepted upload, so both of its statuses have a result coming; then
-    /// waits until everything accepted is final and checks nothing was done twice. Prints and
-    /// returns the time since `cleared` (when the fault ended).
-    async fn assert_all_final(&mut self, fault: &str, cleared: Instant) -> Duration {
+    /// waits until everything accepted is final and checks nothing was done twice. Called as
+    /// the fault ends; prints and returns the time from then.
+    async fn assert_all_final(&mut self, fault: &str) -> Duration {
+        let cleared = Instant::now();
         let missing: Vec<String> = self
             .announced
             .iter()
@@ -459,6 +466,15 @@ fn plugin_running(marker: &str) -> bool {
 }
 
 /// A rig on the shared PostgreSQL (a database of its own), a private Redis and a local store.
+/// A rig on its own Redis and a filesystem store in a fresh directory; keep every part alive
+/// for the test's length.
+async fn fresh_local_rig() -> (Rig, TestDb, PrivateRedis, tempfile::TempDir) {
+    let redis = PrivateRedis::start().await;
+    let store = tempfile::tempdir().unwrap();
+    let (rig, db) = local_rig(&redis, store.path()).await;
+    (rig, db, redis, store)
+}
+
 async fn local_rig(redis: &PrivateRedis, store: &Path) -> (Rig, TestDb) {
     let db = TestDb::empty().await;
     let rig = Rig::start(
@@ -473,9 +489,7 @@ async fn local_rig(redis: &PrivateRedis, store: &Path) -> (Rig, TestDb) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_ingestion() {
-    let redis = PrivateRedis::start().await;
-    let store = tempfile::tempdir().unwrap();
-    let (mut rig, _db) = local_rig(&redis, store.path()).await;
+    let (mut rig, _db, _redis, _store) = fresh_local_rig().await;
     let sha = rig.push(1);
     // The git server answers slowly: the ingestion is mid-fetch when the daemon dies.
     rig.git.set_delay(Duration::from_secs(4));
@@ -487,32 +501,23 @@ async fn sigkill_during_ingestion() {
     )
     .await;
     rig.kill_and_restart();
-    let cleared = Instant::now();
     rig.git.set_delay(Duration::ZERO);
-    rig.assert_all_final("SIGKILL during ingestion", cleared)
-        .await;
+    rig.assert_all_final("SIGKILL during ingestion").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_a_check() {
-    let redis = PrivateRedis::start().await;
-    let store = tempfile::tempdir().unwrap();
-    let (mut rig, _db) = local_rig(&redis, store.path()).await;
+    let (mut rig, _db, _redis, _store) = fresh_local_rig().await;
     let sha = rig.push(6);
     rig.announce(&sha).await;
     rig.upload(&sha).await;
     rig.wait_until_check_running(&sha).await;
-    rig.kill_and_restart();
-    let cleared = Instant::now();
-    rig.assert_all_final("SIGKILL during a check", cleared)
-        .await;
+    rig.crash_and_assert_final("SIGKILL during a check").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_uploads() {
-    let redis = PrivateRedis::start().await;
-    let store = tempfile::tempdir().unwrap();
-    let (mut rig, _db) = local_rig(&redis, store.path()).await;
+    let (mut rig, _db, _redis, _store) = fresh_local_rig().await;
     // Held: uploaded before its commit is announced (202), then the daemon dies.
     let early = rig.push(0);
     rig.upload(&early).await;
@@ -543,16 +548,12 @@ async fn sigkill_during_uploads() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     rig.kill_and_restart();
     drop(half);
-    let cleared = Instant::now();
-    rig.assert_all_final("SIGKILL during uploads", cleared)
-        .await;
+    rig.assert_all_final("SIGKILL during uploads").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_a_status_post() {
-    let redis = PrivateRedis::start().await;
-    let store = tempfile::tempdir().unwrap();
-    let (mut rig, _db) = local_rig(&redis, store.path()).await;
+    let (mut rig, _db, _redis, _store) = fresh_local_rig().await;
     let sha = rig.push(0);
     let path = format!("/repos/{ORG}/{REPO}/statuses/{sha}");
     // GitHub takes its time with the first status post: the daemon dies waiting for it.
@@ -564,9 +565,7 @@ async fn sigkill_during_a_status_post() {
         || async { (!rig.fake.calls_to(&path).is_empty()).then_some(()) },
     )
     .await;
-    rig.kill_and_restart();
-    let cleared = Instant::now();
-    rig.assert_all_final("SIGKILL during a status post", cleared)
+    rig.crash_and_assert_final("SIGKILL during a status post")
         .await;
 }
 
@@ -613,8 +612,7 @@ async fn redis_fault(fault: &str, redis: &mut PrivateRedis, action: RedisAction)
             let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
         }
     }
-    let cleared = Instant::now();
-    rig.assert_all_final(fault, cleared).await;
+    rig.assert_all_final(fault).await;
 }
 
 enum RedisAction {
@@ -680,8 +678,7 @@ async fn postgresql_crashed_and_restarted() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         pg.resume().await;
     });
-    let cleared = Instant::now();
-    rig.assert_all_final("PostgreSQL crashed and restarted", cleared)
+    rig.assert_all_final("PostgreSQL crashed and restarted")
         .await;
 }
 
@@ -719,9 +716,7 @@ async fn s3_store_stopped_for_a_while() {
     .await;
     tokio::time::sleep(Duration::from_secs(8)).await;
     s3.restart().await;
-    let cleared = Instant::now();
-    rig.assert_all_final("S3 store stopped for a while", cleared)
-        .await;
+    rig.assert_all_final("S3 store stopped for a while").await;
 }
 
 /// A tmpfs of `size` mounted at a fresh directory, unmounted when dropped.
@@ -803,6 +798,5 @@ async fn blob_store_disk_full() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     std::fs::remove_file(filler).unwrap();
-    let cleared = Instant::now();
-    rig.assert_all_final("blob store disk full", cleared).await;
+    rig.assert_all_final("blob store disk full").await;
 }

@@ -29,6 +29,7 @@ mod ingest;
 mod input;
 mod manifest;
 mod memberships;
+mod oidc;
 mod openapi;
 mod packaging;
 mod queue;

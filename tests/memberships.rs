@@ -6,6 +6,7 @@ use crate::common;
 
 use std::process::{Command, Stdio};
 
+use cocov::memberships::Subject;
 use common::TestApp;
 use common::requests::call;
 use reqwest::{Method, StatusCode};
@@ -62,7 +63,7 @@ async fn a_member_sees_exactly_their_repository_until_removed() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body,
-        json!({"login": "bob", "level": "read", "source": "local"})
+        json!({"kind": "user", "login": "bob", "level": "read", "source": "local"})
     );
     let (_, list) = call(&t, Method::GET, "/v1/repositories", Some(&bob), None).await;
     assert_eq!(names(&list), ["one"]);
@@ -85,7 +86,7 @@ async fn a_member_sees_exactly_their_repository_until_removed() {
     .await;
     assert_eq!(
         members["members"],
-        json!([{"login": "bob", "level": "read", "source": "local"}])
+        json!([{"kind": "user", "login": "bob", "level": "read", "source": "local"}])
     );
 
     // Removed: the very next request is a 404.
@@ -135,7 +136,7 @@ async fn member_routes_for_every_role() {
         ("maintainer", cocov::memberships::Level::Maintain),
         ("repo-admin", cocov::memberships::Level::Admin),
     ] {
-        cocov::memberships::grant(&pool, &repo, login, level, &system)
+        cocov::memberships::grant(&pool, &repo, Subject::User(login), level, &system)
             .await
             .unwrap();
     }
@@ -202,47 +203,56 @@ async fn member_routes_for_every_role() {
         )
         .await;
         assert_eq!(status, list, "{role} lists: {body}");
-        let (status, body) = call(
-            &t,
-            Method::POST,
-            "/v1/repositories/proj/members",
-            token,
-            Some(json!({"login": "target", "level": "maintain"})),
-        )
-        .await;
-        assert_eq!(status, add, "{role} adds: {body}");
-        if add != StatusCode::CREATED {
-            // Make sure there is something to remove for the refusal to be meaningful.
-            cocov::memberships::grant(
-                &pool,
-                &repo,
-                "target",
-                cocov::memberships::Level::Read,
-                &system,
+        // A user and an OIDC group: the same rules. (subject, POST body, DELETE path, row test)
+        let subjects = [
+            (
+                Subject::User("target"),
+                json!({"login": "target", "level": "maintain"}),
+                "/v1/repositories/proj/members/target",
+                "SELECT EXISTS (SELECT 1 FROM repository_members m JOIN users u ON u.id = m.user_id \
+                 WHERE u.login = 'target')",
+            ),
+            (
+                Subject::Group("team"),
+                json!({"group": "team", "level": "maintain"}),
+                "/v1/repositories/proj/members/groups/team",
+                "SELECT EXISTS (SELECT 1 FROM repository_members WHERE oidc_group = 'team')",
+            ),
+        ];
+        for (subject, input, path, exists) in subjects {
+            let (status, body) = call(
+                &t,
+                Method::POST,
+                "/v1/repositories/proj/members",
+                token,
+                Some(input),
             )
-            .await
-            .unwrap();
+            .await;
+            assert_eq!(status, add, "{role} adds {subject:?}: {body}");
+            if add != StatusCode::CREATED {
+                // Make sure there is something to remove for the refusal to be meaningful.
+                cocov::memberships::grant(
+                    &pool,
+                    &repo,
+                    subject,
+                    cocov::memberships::Level::Read,
+                    &system,
+                )
+                .await
+                .unwrap();
+            }
+            let (status, body) = call(&t, Method::DELETE, path, token, None).await;
+            assert_eq!(status, remove, "{role} removes {subject:?}: {body}");
+            let still: bool = sqlx::query_scalar(exists).fetch_one(&pool).await.unwrap();
+            assert_eq!(
+                still,
+                remove != StatusCode::NO_CONTENT,
+                "{role} {subject:?}"
+            );
+            cocov::memberships::revoke(&pool, &repo, subject, &system)
+                .await
+                .unwrap();
         }
-        let (status, body) = call(
-            &t,
-            Method::DELETE,
-            "/v1/repositories/proj/members/target",
-            token,
-            None,
-        )
-        .await;
-        assert_eq!(status, remove, "{role} removes: {body}");
-        let still: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM repository_members m JOIN users u ON u.id = m.user_id \
-             WHERE u.login = 'target')",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert_eq!(still, remove != StatusCode::NO_CONTENT, "{role}");
-        cocov::memberships::revoke(&pool, &repo, "target", &system)
-            .await
-            .unwrap();
     }
 
     // Bad input is named; GitHub repositories keep their members from GitHub.
@@ -252,6 +262,14 @@ async fn member_routes_for_every_role() {
             "members.invalid_level",
         ),
         (json!({"level": "read"}), "members.no_login"),
+        (
+            json!({"login": "target", "group": "team", "level": "read"}),
+            "members.login_and_group",
+        ),
+        (
+            json!({"group": "bad\u{7}name", "level": "read"}),
+            "members.invalid_group",
+        ),
         (
             json!({"login": "ghost", "level": "read"}),
             "members.unknown_user",
@@ -340,5 +358,169 @@ async fn repo_member_commands() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = cli(&["repo", "member", "remove", "proj", "alice"]);
     assert_eq!(out.status.code(), Some(1));
+
+    // OIDC groups: --group instead of a login, never both.
+    let out = cli(&[
+        "repo", "member", "add", "proj", "--group", "devs", "--level", "read",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("group:devs"),
+        "{}",
+        text(&out.stdout)
+    );
+    let listed = text(&cli(&["repo", "member", "list", "proj"]).stdout);
+    assert!(
+        listed.contains("group:devs") && listed.contains("read"),
+        "{listed}"
+    );
+    let out = cli(&[
+        "repo", "member", "add", "proj", "alice", "--group", "devs", "--level", "read",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--group"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(&["repo", "member", "remove", "proj", "--group", "devs"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&["repo", "member", "remove", "proj", "--group", "devs"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`group:devs` is not a member"),
+        "{}",
+        text(&out.stderr)
+    );
+    t.shutdown().await;
+}
+
+/// A user's level is the highest of their own and their OIDC groups' memberships, and a group
+/// grant ends at once when revoked or when the user's groups no longer include it.
+#[tokio::test(flavor = "multi_thread")]
+async fn group_memberships_grant_their_members_access() {
+    let t = TestApp::start().await;
+    let pool = t.app().db.clone();
+    let admin = t.user_token("root", true).await;
+    let carol = t.user_token("carol", false).await;
+    let repo = standalone(&t, "proj").await;
+    standalone(&t, "other").await;
+    let carol_id = cocov::auth::users::find_by_login(&pool, "carol")
+        .await
+        .unwrap()
+        .id;
+    sqlx::query(
+        "INSERT INTO user_oidc_groups (user_id, group_name) VALUES ($1, 'devs'), ($1, 'ops')",
+    )
+    .bind(carol_id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let get = |path: &'static str| call(&t, Method::GET, path, Some(&carol), None);
+    assert_eq!(get("/v1/repositories/proj").await.0, StatusCode::NOT_FOUND);
+
+    let (status, body) = call(
+        &t,
+        Method::POST,
+        "/v1/repositories/proj/members",
+        Some(&admin),
+        Some(json!({"group": "devs", "level": "read"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body,
+        json!({"kind": "group", "group": "devs", "level": "read", "source": "local"})
+    );
+    let (_, list) = get("/v1/repositories").await;
+    assert_eq!(names(&list), ["proj"]);
+    let (_, members) = get("/v1/repositories/proj/members").await;
+    assert_eq!(
+        members["members"],
+        json!([{"kind": "group", "group": "devs", "level": "read", "source": "local"}])
+    );
+    // Read through the group: managing members needs admin.
+    let level = || cocov::memberships::level_of(&pool, repo.id, carol_id);
+    assert_eq!(
+        level().await.unwrap(),
+        Some(cocov::memberships::Level::Read)
+    );
+    // The highest level counts: her own maintain, then another group's admin.
+    let system = cocov::audit::AuditActor::system();
+    cocov::memberships::grant(
+        &pool,
+        &repo,
+        Subject::User("carol"),
+        cocov::memberships::Level::Maintain,
+        &system,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        level().await.unwrap(),
+        Some(cocov::memberships::Level::Maintain)
+    );
+    cocov::memberships::grant(
+        &pool,
+        &repo,
+        Subject::Group("ops"),
+        cocov::memberships::Level::Admin,
+        &system,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        level().await.unwrap(),
+        Some(cocov::memberships::Level::Admin)
+    );
+    let (status, body) = call(
+        &t,
+        Method::POST,
+        "/v1/repositories/proj/members",
+        Some(&carol),
+        Some(json!({"group": "qa", "level": "read"})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "a group admin manages members: {body}"
+    );
+    cocov::memberships::revoke(&pool, &repo, Subject::Group("ops"), &system)
+        .await
+        .unwrap();
+    cocov::memberships::revoke(&pool, &repo, Subject::User("carol"), &system)
+        .await
+        .unwrap();
+
+    // Revoking the group ends her access at once.
+    let (status, _) = call(
+        &t,
+        Method::DELETE,
+        "/v1/repositories/proj/members/groups/devs",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(get("/v1/repositories/proj").await.0, StatusCode::NOT_FOUND);
+
+    // So does leaving the group (what the next OIDC sign-in records).
+    cocov::memberships::grant(
+        &pool,
+        &repo,
+        Subject::Group("devs"),
+        cocov::memberships::Level::Read,
+        &system,
+    )
+    .await
+    .unwrap();
+    assert_eq!(get("/v1/repositories/proj").await.0, StatusCode::OK);
+    sqlx::query("DELETE FROM user_oidc_groups WHERE user_id = $1 AND group_name = 'devs'")
+        .bind(carol_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(get("/v1/repositories/proj").await.0, StatusCode::NOT_FOUND);
     t.shutdown().await;
 }

@@ -274,7 +274,7 @@ async fn read_answers_match_their_documented_schemas() {
         cocov::memberships::grant(
             pool,
             &repository,
-            "member",
+            cocov::memberships::Subject::User("member"),
             cocov::memberships::Level::Read,
             &cocov::audit::AuditActor::system(),
         )

@@ -1,5 +1,7 @@
-//! Members of a standalone repository: `GET/POST /v1/repositories/{name}/members` and
-//! `DELETE /v1/repositories/{name}/members/{login}`. Whoever sees the repository may list its
+//! Members of a standalone repository: `GET/POST /v1/repositories/{name}/members` (a user
+//! `{login, level}` or an OIDC group `{group, level}`), `DELETE
+//! /v1/repositories/{name}/members/{login}` and `DELETE
+//! /v1/repositories/{name}/members/groups/{group}`. Whoever sees the repository may list its
 //! members; administrators and the repository's admins change them.
 
 use serde::Deserialize;
@@ -14,12 +16,13 @@ use super::{any_actor, with_app};
 use crate::app::App;
 use crate::auth::Actor;
 use crate::http::{ApiError, body, tag};
-use crate::memberships::{self, Level, MembershipError};
+use crate::memberships::{self, Level, MembershipError, Subject};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MemberInput {
     login: Option<String>,
+    group: Option<String>,
     level: Option<String>,
 }
 
@@ -43,20 +46,41 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             },
         )
         .map(tag("POST /v1/repositories/{name}/members"));
-    let remove = warp::path!("v1" / "repositories" / String / "members" / String)
+    let remove_user = warp::path!("v1" / "repositories" / String / "members" / String)
+        .and(warp::delete())
+        .and(any_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(
+            |repo: String, login: String, actor: Actor, app: App| async move {
+                let removed = remove(&app, &actor, &repo, Who::User(&login)).await;
+                reply(removed, StatusCode::NO_CONTENT)
+            },
+        )
+        .map(tag("DELETE /v1/repositories/{name}/members/{login}"));
+    let remove_group = warp::path!("v1" / "repositories" / String / "members" / "groups" / String)
         .and(warp::delete())
         .and(any_actor(app.clone()))
         .and(with_app(app))
         .then(
-            |repo: String, login: String, actor: Actor, app: App| async move {
-                reply(
-                    remove(&app, &actor, &repo, &login).await,
-                    StatusCode::NO_CONTENT,
-                )
+            |repo: String, group: String, actor: Actor, app: App| async move {
+                let removed = remove(&app, &actor, &repo, Who::Group(&group)).await;
+                reply(removed, StatusCode::NO_CONTENT)
             },
         )
-        .map(tag("DELETE /v1/repositories/{name}/members/{login}"));
-    list.or(add).unify().or(remove).unify().boxed()
+        .map(tag("DELETE /v1/repositories/{name}/members/groups/{group}"));
+    list.or(add)
+        .unify()
+        .or(remove_group)
+        .unify()
+        .or(remove_user)
+        .unify()
+        .boxed()
+}
+
+/// The member named in a DELETE path, still percent-encoded.
+enum Who<'a> {
+    User(&'a str),
+    Group(&'a str),
 }
 
 fn reply(result: Result<Value, ApiError>, status: StatusCode) -> Response {
@@ -71,6 +95,9 @@ fn refused(e: MembershipError) -> ApiError {
     match e {
         MembershipError::UnknownUser(_) => {
             ApiError::bad_request("members.unknown_user", e.to_string())
+        }
+        MembershipError::InvalidGroup(_) => {
+            ApiError::bad_request("members.invalid_group", e.to_string())
         }
         MembershipError::GithubManaged(_) => ApiError::new(
             StatusCode::CONFLICT,
@@ -94,10 +121,26 @@ async fn add(app: &App, actor: &Actor, name: &str, input: MemberInput) -> Result
     require_level(app, actor, &repository, Level::Admin).await?;
     let login = input
         .login
-        .filter(|l| !l.trim().is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request("members.no_login", "The parameter \"login\" is required")
-        })?;
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty());
+    let group = input.group.as_deref().filter(|g| !g.trim().is_empty());
+    let subject = match (login, group) {
+        (Some(login), None) => Subject::User(login),
+        (None, Some(group)) => Subject::Group(group),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "members.login_and_group",
+                "Give either \"login\" or \"group\", not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "members.no_login",
+                "The parameter \"login\" (or \"group\") is required",
+            ));
+        }
+    };
     let level = input
         .level
         .as_deref()
@@ -108,17 +151,28 @@ async fn add(app: &App, actor: &Actor, name: &str, input: MemberInput) -> Result
                 "The parameter \"level\" must be one of read, maintain, admin",
             )
         })?;
-    let member = memberships::grant(&app.db, &repository, login.trim(), level, &actor.audit())
+    let member = memberships::grant(&app.db, &repository, subject, level, &actor.audit())
         .await
         .map_err(refused)?;
     Ok(json!(member))
 }
 
-async fn remove(app: &App, actor: &Actor, name: &str, login: &str) -> Result<Value, ApiError> {
+async fn remove(app: &App, actor: &Actor, name: &str, who: Who<'_>) -> Result<Value, ApiError> {
     let repository = visible_repository(app, actor, name).await?;
     require_level(app, actor, &repository, Level::Admin).await?;
-    let login = crate::http::path::percent_decode(login).ok_or_else(ApiError::not_found)?;
-    let removed = memberships::revoke(&app.db, &repository, &login, &actor.audit())
+    let decode = |raw: &str| crate::http::path::percent_decode(raw).ok_or_else(ApiError::not_found);
+    let (login, group);
+    let subject = match who {
+        Who::User(raw) => {
+            login = decode(raw)?;
+            Subject::User(&login)
+        }
+        Who::Group(raw) => {
+            group = decode(raw)?;
+            Subject::Group(&group)
+        }
+    };
+    let removed = memberships::revoke(&app.db, &repository, subject, &actor.audit())
         .await
         .map_err(refused)?;
     if removed {

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod admin_counters;
 mod admin_users;
+mod auth_oidc;
 mod branches;
 mod checks;
 mod commits;
@@ -46,6 +47,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(openapi::routes())
         .unify()
         .or(accounts::routes(app.clone()))
+        .unify()
+        .or(auth_oidc::routes(app.clone()))
         .unify()
         .or(me::routes(app.clone()))
         .unify()

@@ -19,13 +19,18 @@ pub const COOKIE: &str = "cocov_session";
 
 /// The session token the request's cookies carry, if any.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE)
+}
+
+/// The value of the cookie called `name` among the request's cookies, if any.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_string())
 }
 
@@ -97,7 +102,8 @@ pub fn clear_cookie(app: &App) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).expect("a valid header value")
 }
 
-fn serves_https(app: &App) -> bool {
+/// Whether the site is served over https (cookies then get `Secure`).
+pub fn serves_https(app: &App) -> bool {
     app.config
         .server
         .ui_base_url

@@ -90,7 +90,9 @@ fn local_disabled() -> ApiError {
 }
 
 fn local_enabled(app: &App) -> bool {
-    app.config.accounts.local_enabled(app.github.is_some())
+    app.config
+        .accounts
+        .local_enabled(app.github.is_some() || app.oidc.is_some())
 }
 
 async fn sign_in_local(

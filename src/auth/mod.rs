@@ -5,6 +5,7 @@ mod actor;
 pub mod csrf;
 pub mod local;
 pub mod login_limit;
+pub mod oidc;
 pub mod password;
 pub mod personal_tokens;
 pub mod service_tokens;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LocalAccounts {
-    /// On when no other sign-in (GitHub) is configured, so a standalone install has a way in.
+    /// On when no other sign-in (GitHub, OIDC) is configured, so a standalone install has a way in.
     Auto,
     On,
     Off,
@@ -46,7 +46,7 @@ impl Default for AccountsConfig {
 }
 
 impl AccountsConfig {
-    /// Whether local sign-in is open, given whether GitHub sign-in is configured.
+    /// Whether local sign-in is open, given whether another sign-in (GitHub, OIDC) is configured.
     pub fn local_enabled(&self, github_configured: bool) -> bool {
         match self.local {
             LocalAccounts::On => true,

@@ -255,6 +255,7 @@ fn validate(c: &Config) -> Result<(), (&'static str, String)> {
     validate_git(&c.git)?;
     validate_sandbox(&c.worker)?;
     c.accounts.validate()?;
+    c.oidc.validate()?;
     Ok(())
 }
 

@@ -9,10 +9,12 @@ mod accounts;
 mod display;
 mod load;
 mod model;
+mod oidc;
 mod values;
 
 pub use accounts::{AccountsConfig, LocalAccounts};
 pub use display::render_masked;
 pub use load::{ConfigError, ConfigSource, DEFAULT_PATH, load, load_from_env};
 pub use model::*;
+pub use oidc::OidcConfig;
 pub use values::{KNOWN_PROTOCOLS, decode_private_key, parse_private_key, parse_trusted_proxies};

@@ -28,6 +28,7 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub accounts: super::accounts::AccountsConfig,
     pub images: ImagesConfig,
+    pub oidc: super::oidc::OidcConfig,
 }
 
 /// What a host does. Several hosts may share one PostgreSQL, Redis and store, each with its roles.

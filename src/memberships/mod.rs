@@ -4,6 +4,10 @@
 //!
 //! The API speaks `read`/`maintain`/`admin`; the table keeps the original's words
 //! (`user`/`maintainer`/`admin`), which GitHub sync writes too.
+//!
+//! A membership is granted to a user or to an OIDC group (everyone whose last OIDC sign-in
+//! listed that group, see `auth::oidc`). A user's level is the highest of their own and their
+//! groups' memberships.
 
 mod abilities;
 
@@ -60,19 +64,53 @@ impl Level {
     }
 }
 
-/// One member as listed.
+/// Who a membership is for: a user (by login) or an OIDC group (by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    User(&'a str),
+    Group(&'a str),
+}
+
+impl Subject<'_> {
+    fn describe(self) -> serde_json::Value {
+        match self {
+            Subject::User(login) => serde_json::json!({"login": login}),
+            Subject::Group(group) => serde_json::json!({"group": group}),
+        }
+    }
+}
+
+/// One member as listed: a user (`login`) or a group (`group`), told apart by `kind`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {
-    pub login: String,
+    /// `user` or `group`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     pub level: Level,
     /// `local` (granted here) or `github` (synced from GitHub).
     pub source: &'static str,
+}
+
+impl Member {
+    /// The login, or `group:NAME`, for messages and listings.
+    pub fn name(&self) -> String {
+        match (&self.login, &self.group) {
+            (Some(login), _) => login.clone(),
+            (None, Some(group)) => format!("group:{group}"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
     #[error("no user named `{0}`")]
     UnknownUser(String),
+    #[error("`{0}` is not a valid group name: use 1 to 255 characters, no control characters")]
+    InvalidGroup(String),
     #[error("`{0}` is a GitHub repository: its members come from GitHub")]
     GithubManaged(String),
     // Not transparent: the sqlx error stays in the cause chain, where outages are recognised.
@@ -80,31 +118,41 @@ pub enum MembershipError {
     Db(#[from] sqlx::Error),
 }
 
-/// Everyone with a membership, by login: local grants, and GitHub members who have signed in.
+fn valid_group(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && !name.chars().any(char::is_control)
+}
+
+/// Everyone with a membership: users by login (local grants, and GitHub members who have
+/// signed in), then groups by name.
 pub async fn list(pool: &PgPool, repository: &Repository) -> Result<Vec<Member>, sqlx::Error> {
-    let rows: Vec<(String, String, bool)> = sqlx::query_as(
-        "SELECT u.login::text, m.level, m.user_id IS NOT NULL FROM repository_members m \
+    let rows: Vec<(Option<String>, Option<String>, String, bool)> = sqlx::query_as(
+        "SELECT u.login::text, NULL::text, m.level, m.user_id IS NOT NULL FROM repository_members m \
          JOIN users u ON u.id = m.user_id OR (m.user_id IS NULL AND u.github_id = m.github_member_id) \
-         WHERE m.repository_id = $1 ORDER BY u.login",
+         WHERE m.repository_id = $1 \
+         UNION ALL SELECT NULL, m.oidc_group, m.level, true FROM repository_members m \
+         WHERE m.repository_id = $1 AND m.oidc_group IS NOT NULL \
+         ORDER BY 2 NULLS FIRST, 1",
     )
     .bind(repository.id)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(login, level, local)| Member {
+        .map(|(login, group, level, local)| Member {
+            kind: if group.is_some() { "group" } else { "user" },
             login,
+            group,
             level: Level::from_stored(&level),
             source: if local { "local" } else { "github" },
         })
         .collect())
 }
 
-/// Grants (or changes) `login`'s level on a standalone repository.
+/// Grants (or changes) a user's or group's level on a standalone repository.
 pub async fn grant(
     pool: &PgPool,
     repository: &Repository,
-    login: &str,
+    subject: Subject<'_>,
     level: Level,
     actor: &AuditActor,
 ) -> Result<Member, MembershipError> {
@@ -112,58 +160,98 @@ pub async fn grant(
         return Err(MembershipError::GithubManaged(repository.name.clone()));
     }
     let mut tx = pool.begin().await?;
-    let user: (i64, String) =
-        sqlx::query_as("SELECT id, login::text FROM users WHERE login = $1::citext")
-            .bind(login)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| MembershipError::UnknownUser(login.to_string()))?;
-    sqlx::query(
-        "INSERT INTO repository_members (repository_id, user_id, level) VALUES ($1, $2, $3) \
-         ON CONFLICT (repository_id, user_id) DO UPDATE SET level = EXCLUDED.level",
-    )
-    .bind(repository.id)
-    .bind(user.0)
-    .bind(level.stored())
-    .execute(&mut *tx)
-    .await?;
+    let (member, mut details) = match subject {
+        Subject::User(login) => {
+            let user: (i64, String) =
+                sqlx::query_as("SELECT id, login::text FROM users WHERE login = $1::citext")
+                    .bind(login)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| MembershipError::UnknownUser(login.to_string()))?;
+            sqlx::query(
+                "INSERT INTO repository_members (repository_id, user_id, level) VALUES ($1, $2, $3) \
+                 ON CONFLICT (repository_id, user_id) DO UPDATE SET level = EXCLUDED.level",
+            )
+            .bind(repository.id)
+            .bind(user.0)
+            .bind(level.stored())
+            .execute(&mut *tx)
+            .await?;
+            let details = Subject::User(&user.1).describe();
+            let member = Member {
+                kind: "user",
+                login: Some(user.1),
+                group: None,
+                level,
+                source: "local",
+            };
+            (member, details)
+        }
+        Subject::Group(group) => {
+            if !valid_group(group) {
+                return Err(MembershipError::InvalidGroup(group.to_string()));
+            }
+            sqlx::query(
+                "INSERT INTO repository_members (repository_id, oidc_group, level) VALUES ($1, $2, $3) \
+                 ON CONFLICT (repository_id, oidc_group) DO UPDATE SET level = EXCLUDED.level",
+            )
+            .bind(repository.id)
+            .bind(group)
+            .bind(level.stored())
+            .execute(&mut *tx)
+            .await?;
+            let member = Member {
+                kind: "group",
+                login: None,
+                group: Some(group.to_string()),
+                level,
+                source: "local",
+            };
+            (member, subject.describe())
+        }
+    };
+    details["level"] = level.as_str().into();
     audit::record(
         &mut *tx,
         actor,
         "repository.member_grant",
         &format!("repository:{}", repository.id),
-        serde_json::json!({"login": user.1, "level": level.as_str()}),
+        details,
     )
     .await?;
     tx.commit().await?;
-    Ok(Member {
-        login: user.1,
-        level,
-        source: "local",
-    })
+    Ok(member)
 }
 
-/// Ends `login`'s local membership; returns whether there was one. Access ends with it, at
-/// once: every request checks membership afresh.
+/// Ends a user's or group's local membership; returns whether there was one. Access ends
+/// with it, at once: every request checks membership afresh.
 pub async fn revoke(
     pool: &PgPool,
     repository: &Repository,
-    login: &str,
+    subject: Subject<'_>,
     actor: &AuditActor,
 ) -> Result<bool, MembershipError> {
     if repository.github_id.is_some() {
         return Err(MembershipError::GithubManaged(repository.name.clone()));
     }
+    let (sql, name) = match subject {
+        Subject::User(login) => (
+            "DELETE FROM repository_members WHERE repository_id = $1 \
+             AND user_id = (SELECT id FROM users WHERE login = $2::citext)",
+            login,
+        ),
+        Subject::Group(group) => (
+            "DELETE FROM repository_members WHERE repository_id = $1 AND oidc_group = $2",
+            group,
+        ),
+    };
     let mut tx = pool.begin().await?;
-    let removed = sqlx::query(
-        "DELETE FROM repository_members WHERE repository_id = $1 \
-         AND user_id = (SELECT id FROM users WHERE login = $2::citext)",
-    )
-    .bind(repository.id)
-    .bind(login)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
+    let removed = sqlx::query(sql)
+        .bind(repository.id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
         > 0;
     if removed {
         audit::record(
@@ -171,7 +259,7 @@ pub async fn revoke(
             actor,
             "repository.member_revoke",
             &format!("repository:{}", repository.id),
-            serde_json::json!({"login": login}),
+            subject.describe(),
         )
         .await?;
     }
@@ -179,7 +267,8 @@ pub async fn revoke(
     Ok(removed)
 }
 
-/// A user's level on a repository (local grant or GitHub-synced), the highest if both.
+/// A user's level on a repository (local grant, GitHub-synced, or through one of their OIDC
+/// groups), the highest of them.
 pub async fn level_of(
     pool: &PgPool,
     repository_id: i64,
@@ -187,7 +276,8 @@ pub async fn level_of(
 ) -> Result<Option<Level>, sqlx::Error> {
     let levels: Vec<String> = sqlx::query_scalar(
         "SELECT m.level FROM repository_members m WHERE m.repository_id = $1 AND (m.user_id = $2 \
-         OR m.github_member_id = (SELECT github_id FROM users WHERE id = $2))",
+         OR m.github_member_id = (SELECT github_id FROM users WHERE id = $2) \
+         OR m.oidc_group IN (SELECT group_name FROM user_oidc_groups WHERE user_id = $2))",
     )
     .bind(repository_id)
     .bind(user_id)

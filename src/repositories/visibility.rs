@@ -53,7 +53,9 @@ pub fn visible_condition(param: u8) -> String {
         "(${param}::bigint IS NULL \
           OR EXISTS (SELECT 1 FROM repository_members m WHERE m.repository_id = r.id \
                      AND (m.user_id = ${param}::bigint \
-                          OR m.github_member_id = (SELECT github_id FROM users WHERE id = ${param}::bigint))))"
+                          OR m.github_member_id = (SELECT github_id FROM users WHERE id = ${param}::bigint) \
+                          OR m.oidc_group IN (SELECT group_name FROM user_oidc_groups \
+                                              WHERE user_id = ${param}::bigint))))"
     )
 }
 
