@@ -6,7 +6,7 @@
 use askama::Template;
 use warp::reply::Response;
 
-use crate::memberships::{self, Level, MembershipError, SettingsPermissions};
+use crate::memberships::{self, Level, MembershipError, SettingsPermissions, Subject};
 use crate::repositories::{self, Repository, Viewer};
 use crate::secrets::{self, Cipher, Scope, SecretError};
 use crate::web::format;
@@ -83,7 +83,11 @@ async fn gather(
         .await?
         .into_iter()
         .map(|m| MemberRow {
-            login: m.login,
+            // A group grant (from the accounts' OIDC groups) shows as `group:<name>`.
+            login: m
+                .login
+                .or_else(|| m.group.map(|g| format!("group:{g}")))
+                .unwrap_or_default(),
             level: m.level.as_str(),
             source: m.source,
         })
@@ -164,11 +168,11 @@ pub async fn post(req: &Req, name: &str) -> Result<Response, PageError> {
                     .get("level")
                     .and_then(Level::parse)
                     .ok_or(PageError::BadRequest("Unknown level"))?;
-                memberships::grant(pool, &repo, login, level, &audit)
+                memberships::grant(pool, &repo, Subject::User(login), level, &audit)
                     .await
                     .map(|_| "member_added")
             } else {
-                memberships::revoke(pool, &repo, login, &audit)
+                memberships::revoke(pool, &repo, Subject::User(login), &audit)
                     .await
                     .map(|_| "member_removed")
             };
