@@ -49,6 +49,8 @@
 //!
 //! - [`webhooks`]: GitHub deliveries turned into rows and jobs, and new repositories' first
 //!   commit.
+//! - [`github_sign_in`]: a GitHub OAuth code turned into a user (organisation membership,
+//!   verified e-mails linking their commits, sealed token, permissions synced at once).
 //! - [`jobs`]: every job kind with its handler, and the chaining of one stage to the next
 //!   (after ingestion: statuses, checks, early coverage), so no stage calls up the pipeline.
 //! - [`reconcile`]: PostgreSQL as the source of truth for work: what it says is pending and no
@@ -78,6 +80,7 @@ pub mod daemon;
 pub mod db;
 pub mod git;
 pub mod github;
+pub mod github_sign_in;
 pub mod http;
 pub mod images;
 pub mod issues;

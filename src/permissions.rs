@@ -94,18 +94,70 @@ pub async fn sync_repository(app: &App, repository_id: i64) -> Result<usize, any
     .execute(&mut *tx)
     .await?;
     for (github_id, level) in &levels {
-        sqlx::query(
-            "INSERT INTO repository_members (repository_id, github_member_id, level) VALUES ($1, $2, $3) \
-             ON CONFLICT (repository_id, github_member_id) DO UPDATE SET level = EXCLUDED.level",
-        )
-        .bind(repository_id)
-        .bind(github_id)
-        .bind(level)
-        .execute(&mut *tx)
-        .await?;
+        set_level(&mut tx, repository_id, *github_id, level).await?;
     }
     tx.commit().await?;
     Ok(levels.len())
+}
+
+/// Replaces one user's memberships with what GitHub shows that user (the organisation's
+/// repositories listed for their own token, with their permissions), as the original's
+/// `UpdateUserPermissionsJob` did: the other side of [`sync_repository`], run at sign-in so a
+/// user sees their repositories at once. Returns how many repositories they may see.
+pub async fn sync_user(
+    app: &App,
+    github_user_id: i64,
+    user_token: &str,
+) -> Result<usize, anyhow::Error> {
+    let Some(github) = &app.github else {
+        return Ok(0);
+    };
+    let visible = github.user_org_repositories(user_token).await?;
+    let levels: HashMap<i64, &'static str> = visible
+        .iter()
+        .map(|r| (r.id, permission_level(&r.permissions)))
+        .collect();
+    let github_ids: Vec<i64> = levels.keys().copied().collect();
+    // Only repositories this instance checks; GitHub knows many more.
+    let known: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT id, github_id FROM repositories WHERE github_id = ANY($1)")
+            .bind(&github_ids)
+            .fetch_all(&app.db)
+            .await?;
+    let mut tx = app.db.begin().await?;
+    let keep: Vec<i64> = known.iter().map(|(id, _)| *id).collect();
+    sqlx::query(
+        "DELETE FROM repository_members WHERE github_member_id = $1 \
+         AND NOT (repository_id = ANY($2))",
+    )
+    .bind(github_user_id)
+    .bind(&keep)
+    .execute(&mut *tx)
+    .await?;
+    for (repository_id, github_id) in &known {
+        set_level(&mut tx, *repository_id, github_user_id, levels[github_id]).await?;
+    }
+    tx.commit().await?;
+    Ok(known.len())
+}
+
+/// A GitHub user's level on a repository, added or updated.
+async fn set_level(
+    tx: &mut sqlx::PgConnection,
+    repository_id: i64,
+    github_user_id: i64,
+    level: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO repository_members (repository_id, github_member_id, level) VALUES ($1, $2, $3) \
+         ON CONFLICT (repository_id, github_member_id) DO UPDATE SET level = EXCLUDED.level",
+    )
+    .bind(repository_id)
+    .bind(github_user_id)
+    .bind(level)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// A user removed from the organisation loses every token and session at once, and every

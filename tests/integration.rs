@@ -22,6 +22,7 @@ mod coverage_upload;
 mod dependency_outage;
 mod faults;
 mod github_client;
+mod github_sign_in;
 mod github_webhooks;
 mod http_api;
 mod images;

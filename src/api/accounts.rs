@@ -9,6 +9,8 @@ use crate::app::App;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     super::sessions::routes(app.clone())
+        .or(super::auth_github::routes(app.clone()))
+        .unify()
         .or(super::me_tokens::routes(app.clone()))
         .unify()
         .or(super::me_password::routes(app.clone()))

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod admin_counters;
 mod admin_users;
+mod auth_github;
 mod auth_oidc;
 mod branches;
 mod checks;

@@ -90,6 +90,28 @@ pub fn set_cookie(app: &App, token: &str) -> HeaderValue {
     HeaderValue::from_str(&cookie.to_string()).expect("a token is a valid header value")
 }
 
+/// `Set-Cookie` for a short-lived cookie only `path` and below receive (HttpOnly,
+/// SameSite=Lax, Secure over https); an empty `value` with no `max_age` removes it.
+pub fn scoped_cookie(
+    app: &App,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<time::Duration>,
+) -> HeaderValue {
+    let mut cookie = Cookie::build((name.to_string(), value.to_string()))
+        .path(path.to_string())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(serves_https(app))
+        .build();
+    match max_age {
+        Some(age) => cookie.set_max_age(age),
+        None => cookie.make_removal(),
+    }
+    HeaderValue::from_str(&cookie.to_string()).expect("a valid header value")
+}
+
 /// `Set-Cookie` that makes the browser forget the session.
 pub fn clear_cookie(app: &App) -> HeaderValue {
     let cookie = Cookie::build((COOKIE, ""))

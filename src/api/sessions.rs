@@ -90,9 +90,12 @@ fn local_disabled() -> ApiError {
 }
 
 fn local_enabled(app: &App) -> bool {
+    // GitHub mode without its OAuth client lets nobody sign in with GitHub: "auto" keeps local
+    // accounts open then.
+    let github = app.github.is_some() && app.config.github.sign_in_configured();
     app.config
         .accounts
-        .local_enabled(app.github.is_some() || app.oidc.is_some())
+        .local_enabled(github || app.oidc.is_some())
 }
 
 async fn sign_in_local(
@@ -156,10 +159,7 @@ async fn started(
     admin: bool,
     how: &str,
 ) -> Result<Response, ApiError> {
-    let policy = SessionPolicy::from_config(&app.config.accounts);
-    let token = sessions::start(&app.db, user_id, login, policy, how)
-        .await
-        .map_err(|e| ApiError::internal("starting a session", e))?;
+    let token = start_session(app, user_id, login, how).await?;
     let body = serde_json::json!({"token": token, "name": login, "admin": admin});
     let mut response = warp::reply::json(&body).into_response();
     response.headers_mut().insert(
@@ -167,6 +167,19 @@ async fn started(
         session_cookie::set_cookie(app, &token),
     );
     Ok(response)
+}
+
+/// A new session's token, with the configured idle and absolute lifetimes.
+pub(super) async fn start_session(
+    app: &App,
+    user_id: i64,
+    login: &str,
+    how: &str,
+) -> Result<String, ApiError> {
+    let policy = SessionPolicy::from_config(&app.config.accounts);
+    sessions::start(&app.db, user_id, login, policy, how)
+        .await
+        .map_err(|e| ApiError::internal("starting a session", e))
 }
 
 /// Where a sign-in attempt comes from: the peer, or what a trusted proxy says.

@@ -3,11 +3,14 @@
 
 mod actor;
 pub mod csrf;
+pub mod github_accounts;
 pub mod local;
 pub mod login_limit;
+pub mod oauth_state;
 pub mod oidc;
 pub mod password;
 pub mod personal_tokens;
+pub mod return_to;
 pub mod service_tokens;
 pub mod sessions;
 pub mod sign_in_links;

@@ -63,14 +63,7 @@ pub async fn create_with_password(
         return Err(UserError::InvalidLogin(login.to_string()));
     }
     let mut tx = pool.begin().await?;
-    // Serialise concurrent creations so two "first" users cannot both skip the admin rule.
-    sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut *tx)
-        .await?;
-    let admin = admin || existing == 0;
+    let admin = admin_if_first(&mut tx, admin).await?;
     let user: User = sqlx::query_as(
         "INSERT INTO users (login, admin, password_hash) VALUES ($1, $2, $3) \
          ON CONFLICT (login) DO NOTHING RETURNING id, login::text, admin, avatar_url, created_at",
@@ -91,6 +84,21 @@ pub async fn create_with_password(
     .await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// `admin`, or true when no user exists yet (the first-admin rule), inside the creating
+/// transaction. Locks the table so two concurrent "first" users cannot both skip the rule.
+pub(super) async fn admin_if_first(
+    tx: &mut sqlx::PgConnection,
+    admin: bool,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(admin || existing == 0)
 }
 
 pub async fn find_by_login(pool: &PgPool, login: &str) -> Result<User, UserError> {

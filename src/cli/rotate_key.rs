@@ -1,7 +1,7 @@
-//! `cocov admin rotate-key`: re-encrypt every secret under a new key. The old key is never
-//! overwritten here: the new one goes to its own file, and the configuration is pointed at it
-//! afterwards, so an interrupted rotation loses nothing (it is one transaction, and running it
-//! again finishes the job).
+//! `cocov admin rotate-key`: re-encrypt every secret, and every user's GitHub token, under a new
+//! key. The old key is never overwritten here: the new one goes to its own file, and the
+//! configuration is pointed at it afterwards, so an interrupted rotation loses nothing (each
+//! table is one transaction, and running it again finishes the job).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -48,6 +48,10 @@ pub async fn run(config: &Config, pool: &sqlx::PgPool, new_key_file: &Path) -> R
         old.key_id(),
         new.key_id()
     );
+    let tokens = crate::github_sign_in::rotate_token_key(pool, &old, &new)
+        .await
+        .map_err(|e| Failure::new(format!("{e:#}")))?;
+    println!("re-encrypted {tokens} user GitHub token(s)");
     println!(
         "now make {} the key (security.cryptographic_key_file, or replace {} with it) and restart",
         new_key_file.display(),

@@ -3,6 +3,7 @@
 //! commit archives), records its metadata, and hands the commit to the follow-up stages the job
 //! layer chains on (`jobs`).
 
+pub mod authors;
 mod heads;
 mod ingest;
 mod read;

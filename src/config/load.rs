@@ -311,6 +311,12 @@ fn validate_github(g: &GithubConfig) -> Result<(), (&'static str, String)> {
             "must be empty or an http:// or https:// URL".into(),
         ));
     }
+    if !g.web_url.is_empty() && !has_scheme(g.web_url.trim(), &["https://", "http://"]) {
+        return Err((
+            "github.web_url",
+            "must be empty or an http:// or https:// URL".into(),
+        ));
+    }
     if g.request_timeout_seconds == 0 {
         return Err((
             "github.request_timeout_seconds",
@@ -662,6 +668,12 @@ mod tests {
         let mut g = c.github.clone();
         g.api_url = "http://127.0.0.1:8080".into();
         assert_eq!(g.effective_git_base_url(), "http://127.0.0.1:8080");
+        assert_eq!(g.effective_web_url(), "http://127.0.0.1:8080");
+        g.api_url = "https://ghe.example.com/api/v3".into();
+        assert_eq!(g.effective_web_url(), "https://ghe.example.com");
+        g.web_url = "https://web.example.com/".into();
+        assert_eq!(g.effective_web_url(), "https://web.example.com");
+        g.api_url = "http://127.0.0.1:8080".into();
         g.git_base_url = "https://git.internal/".into();
         assert_eq!(g.effective_git_base_url(), "https://git.internal");
     }

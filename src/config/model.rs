@@ -334,6 +334,8 @@ pub struct GithubConfig {
     pub api_url: String,
     /// Where repositories are cloned from; empty derives it from `api_url`.
     pub git_base_url: String,
+    /// The web root users sign in at (`/login/oauth/…`); empty derives it like git_base_url.
+    pub web_url: String,
     pub org_name: String,
     pub app_id: String,
     /// Base64 of the App's PEM private key (PKCS#1 as GitHub issues it, or PKCS#8).
@@ -355,6 +357,7 @@ impl Default for GithubConfig {
         GithubConfig {
             api_url: "https://api.github.com".into(),
             git_base_url: String::new(),
+            web_url: String::new(),
             org_name: String::new(),
             app_id: String::new(),
             app_private_key: String::new(),
@@ -383,6 +386,26 @@ impl GithubConfig {
         if !self.git_base_url.trim().is_empty() {
             return self.git_base_url.trim().trim_end_matches('/').to_string();
         }
+        self.derived_web_root()
+    }
+
+    /// Where users sign in (`{web}/login/oauth/authorize`): `web_url` when set, else derived
+    /// from `api_url` like the git host (GHES serves its web pages at the root).
+    pub fn effective_web_url(&self) -> String {
+        if !self.web_url.trim().is_empty() {
+            return self.web_url.trim().trim_end_matches('/').to_string();
+        }
+        self.derived_web_root()
+    }
+
+    /// Whether GitHub sign-in can work: GitHub mode with the App's OAuth client configured.
+    pub fn sign_in_configured(&self) -> bool {
+        self.enabled()
+            && !self.oauth_client_id.trim().is_empty()
+            && !self.oauth_client_secret.trim().is_empty()
+    }
+
+    fn derived_web_root(&self) -> String {
         match url::Url::parse(self.api_url.trim()) {
             Ok(api) if api.host_str() == Some("api.github.com") => "https://github.com".into(),
             Ok(api) => api.origin().ascii_serialization(),

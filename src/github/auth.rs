@@ -276,12 +276,12 @@ impl InstallationTokens {
             "access_tokens",
         ]);
         let mut response = http
-            .execute(OP, http::Method::POST, &url, &app.jwt()?, None)
+            .execute(OP, http::Method::POST, &url, Some(&app.jwt()?), None)
             .await?;
         if response.status == http::StatusCode::UNAUTHORIZED {
             app.forget_jwt();
             response = http
-                .execute(OP, http::Method::POST, &url, &app.jwt()?, None)
+                .execute(OP, http::Method::POST, &url, Some(&app.jwt()?), None)
                 .await?;
         }
         if !response.status.is_success() {

@@ -141,14 +141,15 @@ impl Http {
         url.origin() == self.api.origin() && url.path().starts_with(self.api.path())
     }
 
-    /// Sends the request with `Authorization: Bearer <token>`, retrying and waiting as the
-    /// module documentation says. Every attempt is counted in metrics.
+    /// Sends the request with `Authorization: Bearer <token>` (none for the OAuth code
+    /// exchange, which authenticates with the client secret in its body), retrying and waiting
+    /// as the module documentation says. Every attempt is counted in metrics.
     pub async fn execute(
         &self,
         operation: &'static str,
         method: Method,
         url: &Url,
-        token: &str,
+        token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Result<ApiResponse, GithubError> {
         let mut attempt: u32 = 0;
@@ -157,8 +158,10 @@ impl Http {
             let mut request = self
                 .client
                 .request(method.clone(), url.clone())
-                .bearer_auth(token)
                 .timeout(self.timeout);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
             if let Some(body) = body {
                 request = request.json(body);
             }

@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod http;
+mod oauth;
 pub mod types;
 pub mod webhook;
 
@@ -24,8 +25,10 @@ use crate::config::GithubConfig;
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 
+pub use self::oauth::CodeExchangeError;
 pub use self::types::{
-    Collaborator, CommitStatus, CommitSummary, Permissions, Repository, StatusState, User,
+    AuthenticatedUser, Collaborator, CommitStatus, CommitSummary, Permissions, Repository,
+    RepositoryAccess, StatusState, User, UserEmail,
 };
 pub use self::webhook::{SignatureError, sign, verify_signature};
 
@@ -92,6 +95,7 @@ pub struct GitHub {
 struct Inner {
     org: String,
     git_base_url: String,
+    oauth: oauth::OAuthClient,
     http: Http,
     app: AppAuth,
     tokens: InstallationTokens,
@@ -123,6 +127,7 @@ impl GitHub {
             inner: Arc::new(Inner {
                 org: config.org_name.trim().to_string(),
                 git_base_url: config.effective_git_base_url(),
+                oauth: oauth::OAuthClient::from_config(config)?,
                 http,
                 app: AppAuth::new(&config.app_id, key),
                 tokens: InstallationTokens::new(kv, cipher, &config.app_installation_id),
@@ -356,8 +361,6 @@ impl GitHub {
         self.inner.http.url(segments)
     }
 
-    /// One call with the installation token. A 401 means the cached token was revoked (the
-    /// App was reinstalled, or the token was rotated): forget it and try once more.
     async fn call(
         &self,
         operation: &'static str,
@@ -365,10 +368,30 @@ impl GitHub {
         url: url::Url,
         body: Option<&serde_json::Value>,
     ) -> Result<ApiResponse, GithubError> {
+        self.call_as(Credential::Installation, operation, method, url, body)
+            .await
+    }
+
+    /// One call with the installation token or a user's. A 401 on the installation token means
+    /// the cached token was revoked (the App was reinstalled, or the token was rotated): forget
+    /// it and try once more. A user's token cannot be renewed here; its 401 is the answer.
+    async fn call_as(
+        &self,
+        credential: Credential<'_>,
+        operation: &'static str,
+        method: Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<ApiResponse, GithubError> {
         let http = &self.inner.http;
+        if let Credential::User(token) = credential {
+            return http
+                .execute(operation, method, &url, Some(token), body)
+                .await;
+        }
         let token = self.installation_token().await?;
         let response = http
-            .execute(operation, method.clone(), &url, &token, body)
+            .execute(operation, method.clone(), &url, Some(&token), body)
             .await?;
         if response.status != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -379,7 +402,8 @@ impl GitHub {
         );
         self.inner.tokens.forget(&token).await;
         let token = self.installation_token().await?;
-        http.execute(operation, method, &url, &token, body).await
+        http.execute(operation, method, &url, Some(&token), body)
+            .await
     }
 
     async fn get_optional<T: serde::de::DeserializeOwned>(
@@ -397,9 +421,20 @@ impl GitHub {
         response.json(operation).map(Some)
     }
 
-    /// Every page of a list, following `Link: <…>; rel="next"`.
     async fn get_all<T: serde::de::DeserializeOwned>(
         &self,
+        operation: &'static str,
+        url: url::Url,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, GithubError> {
+        self.get_all_as(Credential::Installation, operation, url, query)
+            .await
+    }
+
+    /// Every page of a list, following `Link: <…>; rel="next"`.
+    async fn get_all_as<T: serde::de::DeserializeOwned>(
+        &self,
+        credential: Credential<'_>,
         operation: &'static str,
         mut url: url::Url,
         query: &[(&str, &str)],
@@ -409,7 +444,9 @@ impl GitHub {
             .append_pair("per_page", PER_PAGE);
         let mut items = Vec::new();
         for _ in 0..MAX_PAGES {
-            let response = self.call(operation, Method::GET, url, None).await?;
+            let response = self
+                .call_as(credential, operation, Method::GET, url, None)
+                .await?;
             if !response.status.is_success() {
                 return Err(response.into_error(operation));
             }
@@ -431,6 +468,15 @@ impl GitHub {
             message: format!("more than {MAX_PAGES} pages"),
         })
     }
+}
+
+/// Whose token a call carries.
+#[derive(Clone, Copy)]
+enum Credential<'a> {
+    /// The App's installation token.
+    Installation,
+    /// A signed-in user's OAuth token.
+    User(&'a str),
 }
 
 /// The cocov level a GitHub permission set gives (§3.4): admin → "admin", maintain →

@@ -58,6 +58,34 @@ pub struct User {
     pub login: String,
 }
 
+/// The signed-in user (`GET /user` with their token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticatedUser {
+    pub id: i64,
+    pub login: String,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+}
+
+/// One of the signed-in user's addresses (`GET /user/emails`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEmail {
+    pub email: String,
+    #[serde(default)]
+    pub verified: bool,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+/// A repository as listed for a user's token, with that user's permissions on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositoryAccess {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusState {

@@ -5,6 +5,13 @@
 //! issued, unexpired installation token everywhere else. Every call is recorded, and failures
 //! (5xx, rate limits, hangs) can be injected per path.
 //!
+//! It also plays GitHub's web side of OAuth sign-in: `/login/oauth/authorize` signs in as the
+//! user a test chose ([`FakeGithub::sign_in_as`], like the browser's GitHub session) and sends
+//! the browser back with a code; `/login/oauth/access_token` trades a code (once, for the same
+//! redirect URI and the right client secret) for a `gho_` user token, which `/user`,
+//! `/user/emails` and `/orgs/{org}/repos` (only the repositories the user collaborates on, with
+//! their permissions) accept.
+//!
 //! Paths may carry GHES's `/api/v3` prefix; calls are recorded without it.
 
 use std::collections::HashMap;
@@ -29,6 +36,8 @@ pub const ORG: &str = "acme";
 pub const APP_ID: &str = "31337";
 pub const INSTALLATION_ID: &str = "4242";
 pub const WEBHOOK_SECRET: &str = "fake-webhook-secret";
+pub const OAUTH_CLIENT_ID: &str = "Iv1.fakeclientid";
+pub const OAUTH_CLIENT_SECRET: &str = "fake-oauth-secret";
 const DOCS: &str = "https://docs.github.com/rest";
 const GHES_PREFIX: &str = "/api/v3";
 
@@ -51,6 +60,8 @@ pub enum AuthKind {
     AppJwt,
     /// A valid installation token (the token).
     Installation(String),
+    /// A valid user OAuth token, of the user with this GitHub id.
+    User(i64),
     /// Credentials that were refused, and why.
     Invalid(String),
 }
@@ -141,6 +152,15 @@ pub struct FakeCommit {
     pub date: OffsetDateTime,
 }
 
+/// A GitHub account that can sign in.
+#[derive(Debug, Clone)]
+pub struct FakeUser {
+    pub id: i64,
+    pub login: String,
+    /// (address, verified)
+    pub emails: Vec<(String, bool)>,
+}
+
 #[derive(Debug, Clone)]
 enum Fault {
     Status(u16),
@@ -166,6 +186,12 @@ struct State {
     /// Per (repo, branch), newest first.
     commits: HashMap<(String, String), Vec<FakeCommit>>,
     statuses: HashMap<(String, String), Vec<Value>>,
+    users: HashMap<i64, FakeUser>,
+    /// Who `/login/oauth/authorize` signs in as.
+    signed_in: Option<i64>,
+    /// Issued codes: (user id, redirect URI they were issued for).
+    codes: HashMap<String, (i64, String)>,
+    user_tokens: HashMap<String, i64>,
     calls: Vec<Call>,
     injections: Vec<Injection>,
 }
@@ -197,6 +223,10 @@ impl FakeGithub {
             files: HashMap::new(),
             commits: HashMap::new(),
             statuses: HashMap::new(),
+            users: HashMap::new(),
+            signed_in: None,
+            codes: HashMap::new(),
+            user_tokens: HashMap::new(),
             calls: Vec::new(),
             injections: Vec::new(),
         }));
@@ -244,8 +274,9 @@ impl FakeGithub {
             app_id: APP_ID.into(),
             app_private_key: base64::engine::general_purpose::STANDARD.encode(private_key_pem()),
             app_installation_id: INSTALLATION_ID.into(),
-            oauth_client_id: "Iv1.fakeclientid".into(),
-            oauth_client_secret: "fake-oauth-secret".into(),
+            web_url: String::new(),
+            oauth_client_id: OAUTH_CLIENT_ID.into(),
+            oauth_client_secret: OAUTH_CLIENT_SECRET.into(),
             webhook_secret_key: WEBHOOK_SECRET.into(),
             allow_outside_collaborators: true,
             request_timeout_seconds: 2,
@@ -276,6 +307,45 @@ impl FakeGithub {
 
     pub fn add_member(&self, login: &str) {
         self.state().members.push(login.into());
+    }
+
+    /// A GitHub account with its e-mails (address, verified).
+    pub fn add_user(&self, id: i64, login: &str, emails: &[(&str, bool)]) {
+        let emails = emails.iter().map(|(e, v)| (e.to_string(), *v)).collect();
+        self.state().users.insert(
+            id,
+            FakeUser {
+                id,
+                login: login.into(),
+                emails,
+            },
+        );
+    }
+
+    /// The account changes its login (its id stays); its organisation membership follows.
+    pub fn rename_user(&self, id: i64, login: &str) {
+        let mut s = self.state();
+        let Some(user) = s.users.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut user.login, login.into());
+        for member in s.members.iter_mut().filter(|m| **m == old) {
+            *member = login.into();
+        }
+    }
+
+    /// The GitHub session of the browser: who `/login/oauth/authorize` signs in as.
+    pub fn sign_in_as(&self, id: i64) {
+        self.state().signed_in = Some(id);
+    }
+
+    /// Whether `token` is a user token GitHub issued.
+    pub fn issued_user_token(&self, token: &str) -> bool {
+        self.state().user_tokens.contains_key(token)
+    }
+
+    pub fn remove_outside_collaborators(&self) {
+        self.state().outside_collaborators.clear();
     }
 
     pub fn add_outside_collaborator(&self, id: i64, login: &str) {
@@ -451,6 +521,13 @@ impl Server {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let form: HashMap<String, String> = match &body {
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect(),
+            _ => url::form_urlencoded::parse(&bytes).into_owned().collect(),
+        };
         let auth = self.authenticate(auth_header.as_deref());
 
         let fault = {
@@ -502,6 +579,11 @@ impl Server {
             .collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
 
+        match (method.as_str(), segs.as_slice()) {
+            ("GET", ["login", "oauth", "authorize"]) => return self.authorize(&params),
+            ("POST", ["login", "oauth", "access_token"]) => return self.access_token(&form),
+            _ => {}
+        }
         if let ["app", "installations", id, "access_tokens"] = segs.as_slice() {
             if method != "POST" {
                 return not_found();
@@ -513,8 +595,17 @@ impl Server {
                 _ => message(401, "A JSON web token could not be decoded"),
             };
         }
+        let api = format!("{}{prefix}", self.base);
+        if let AuthKind::User(id) = auth {
+            let page = Page {
+                base: format!("{}{prefix}{path}", self.base),
+                params: &params,
+            };
+            return self.as_user(id, &method, &segs, &api, page);
+        }
         match &auth {
             AuthKind::Installation(_) => {}
+            AuthKind::User(_) => unreachable!("answered above"),
             AuthKind::Invalid(why) => return message(401, why),
             AuthKind::AppJwt | AuthKind::None => {
                 return message(401, "Requires authentication");
@@ -524,7 +615,6 @@ impl Server {
             base: format!("{}{prefix}{path}", self.base),
             params: &params,
         };
-        let api = format!("{}{prefix}", self.base);
         let s = &mut *self.state();
         let page_size = s.page_size;
         match (method.as_str(), segs.as_slice()) {
@@ -616,6 +706,12 @@ impl Server {
         let Some(credential) = credential else {
             return AuthKind::Invalid(format!("unsupported Authorization scheme: {header}"));
         };
+        if credential.starts_with("gho_") {
+            return match self.state().user_tokens.get(credential) {
+                Some(id) => AuthKind::User(*id),
+                None => AuthKind::Invalid("Bad credentials".into()),
+            };
+        }
         if credential.starts_with("ghs_") {
             return if token_valid(&self.state(), credential) {
                 AuthKind::Installation(credential.to_string())
@@ -640,6 +736,117 @@ impl Server {
                 }
             }
             Err(e) => AuthKind::Invalid(format!("A JSON web token could not be decoded ({e})")),
+        }
+    }
+
+    /// GitHub's authorize page, already consented: back to `redirect_uri` with a code.
+    fn authorize(&self, params: &HashMap<String, String>) -> Reply {
+        let mut s = self.state();
+        if params.get("client_id").map(String::as_str) != Some(OAUTH_CLIENT_ID) {
+            return message(404, "Not Found (unknown client_id)");
+        }
+        let (Some(redirect_uri), Some(state)) = (params.get("redirect_uri"), params.get("state"))
+        else {
+            return message(400, "redirect_uri and state are required");
+        };
+        let Some(user) = s.signed_in else {
+            return message(401, "Sign in to GitHub first");
+        };
+        let code = uuid::Uuid::new_v4().simple().to_string()[..20].to_string();
+        s.codes.insert(code.clone(), (user, redirect_uri.clone()));
+        let mut target = url::Url::parse(redirect_uri).expect("redirect_uri is a URL");
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", state);
+        Response::builder()
+            .status(302)
+            .header("location", target.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    /// The code exchange: GitHub answers refusals with 200 and an `error` field.
+    fn access_token(&self, form: &HashMap<String, String>) -> Reply {
+        let mut s = self.state();
+        let refuse = |error: &str, description: &str| {
+            reply(
+                200,
+                json!({"error": error, "error_description": description, "error_uri": DOCS}),
+            )
+        };
+        if form.get("client_id").map(String::as_str) != Some(OAUTH_CLIENT_ID)
+            || form.get("client_secret").map(String::as_str) != Some(OAUTH_CLIENT_SECRET)
+        {
+            return refuse(
+                "incorrect_client_credentials",
+                "The client_id and/or client_secret passed are incorrect.",
+            );
+        }
+        let code = form.get("code").cloned().unwrap_or_default();
+        let Some((user, redirect_uri)) = s.codes.remove(&code) else {
+            return refuse(
+                "bad_verification_code",
+                "The code passed is incorrect or expired.",
+            );
+        };
+        if form.get("redirect_uri") != Some(&redirect_uri) {
+            return refuse(
+                "redirect_uri_mismatch",
+                "The redirect_uri MUST match the registered callback URL for this application.",
+            );
+        }
+        let random = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let token = format!("gho_{}", &random[..36]);
+        s.user_tokens.insert(token.clone(), user);
+        reply(
+            200,
+            json!({"access_token": token, "token_type": "bearer", "scope": "repo,user:email"}),
+        )
+    }
+
+    /// The calls a user token may make.
+    fn as_user(&self, id: i64, method: &str, segs: &[&str], api: &str, page: Page) -> Reply {
+        let s = self.state();
+        let Some(user) = s.users.get(&id) else {
+            return message(401, "Bad credentials");
+        };
+        match (method, segs) {
+            ("GET", ["user"]) => {
+                let mut v = user_json(api, user.id, &user.login);
+                v["name"] = Value::Null;
+                v["email"] = Value::Null;
+                reply(200, v)
+            }
+            ("GET", ["user", "emails"]) => {
+                let items: Vec<Value> = user
+                    .emails
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (email, verified))| {
+                        json!({"email": email, "verified": verified, "primary": i == 0, "visibility": null})
+                    })
+                    .collect();
+                page.reply(items, s.page_size)
+            }
+            ("GET", ["orgs", org, "repos"]) if *org == ORG => {
+                let items: Vec<Value> = s
+                    .repos
+                    .iter()
+                    .filter_map(|r| {
+                        let c = r.collaborators.iter().find(|c| c.id == id)?;
+                        let mut v = repo_json(api, r);
+                        v["permissions"] = collaborator_json(api, c)["permissions"].clone();
+                        Some(v)
+                    })
+                    .collect();
+                page.reply(items, s.page_size)
+            }
+            _ => message(403, "Resource not accessible by user token in this fake"),
         }
     }
 

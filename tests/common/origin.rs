@@ -75,11 +75,18 @@ impl Origin {
 
 pub async fn register(t: &TestApp, name: &str, url: &str) -> (i64, String) {
     let admin = t.user_token(&format!("admin-{name}"), true).await;
+    let body = json!({"name": name, "git_url": url, "default_branch": "main"});
+    create_repository(t, &admin, &body).await
+}
+
+/// `POST /v1/repositories` with `body` as the administrator `admin` (a token); returns the new
+/// repository's id and upload token.
+pub async fn create_repository(t: &TestApp, admin: &str, body: &Value) -> (i64, String) {
     let resp = t
         .client
         .post(t.url("/v1/repositories"))
         .header("authorization", format!("bearer {admin}"))
-        .json(&json!({"name": name, "git_url": url, "default_branch": "main"}))
+        .json(body)
         .send()
         .await
         .unwrap();

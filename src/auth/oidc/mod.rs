@@ -8,7 +8,8 @@
 //! - [`id_token`]: ID-token verification.
 //! - [`link`]: from a verified identity to a user: matched by (issuer, subject), created when
 //!   sign-up is allowed, admin flag and groups refreshed at each sign-in.
-//! - [`return_to`]: where the browser may be sent afterwards (same-origin paths only).
+//! - [`super::return_to`]: where the browser may be sent afterwards (same-origin paths only),
+//!   shared with GitHub sign-in.
 //!
 //! Nothing here knows HTTP requests; `api::auth_oidc` maps them in and out.
 
@@ -16,13 +17,12 @@ mod flow;
 pub mod id_token;
 mod link;
 mod provider;
-mod return_to;
 
+pub use super::return_to::safe_return_to;
 pub use flow::{Begun, Callback, PENDING_LIFETIME, SignedIn};
 pub use id_token::IdClaims;
 pub use link::{Identity, login_from_claim};
 pub use provider::Provider;
-pub use return_to::safe_return_to;
 
 /// Why a sign-in failed. [`SignInError::code`] is what the browser is sent back with
 /// (`/sign-in?error=<code>`), for the sign-in page to explain:
