@@ -103,6 +103,16 @@ pub struct Paged<T> {
     pub paging: Paging,
 }
 
+impl<T> Paged<T> {
+    /// One page's `items` of a list of `total`.
+    pub fn new(items: Vec<T>, page: Page, total: i64) -> Paged<T> {
+        Paged {
+            items,
+            paging: Paging::new(page, total),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

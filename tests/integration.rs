@@ -44,8 +44,10 @@ mod security_sandbox;
 mod security_tree;
 mod storage;
 mod two_hosts;
+mod ui_api;
 mod upload_budget;
 mod web_ui;
+mod web_ui_repository;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

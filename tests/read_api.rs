@@ -10,15 +10,15 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-const SHA_OLD: &str = "1111111111111111111111111111111111111111";
-const SHA_HEAD: &str = "2222222222222222222222222222222222222222";
+pub(crate) const SHA_OLD: &str = "1111111111111111111111111111111111111111";
+pub(crate) const SHA_HEAD: &str = "2222222222222222222222222222222222222222";
 
-async fn start() -> TestApp {
+pub(crate) async fn start() -> TestApp {
     TestApp::start_with(|c| c.server.roles = vec![cocov::config::Role::Api]).await
 }
 
 /// A repository: from GitHub (with a GitHub id) or standalone (git URL only).
-async fn repository(
+pub(crate) async fn repository(
     pool: &PgPool,
     name: &str,
     github_id: Option<i64>,
@@ -49,7 +49,7 @@ fn rand_u128(name: &str) -> u128 {
 }
 
 /// A user with a GitHub id, and a token.
-async fn github_user(t: &TestApp, login: &str, github_id: i64) -> String {
+pub(crate) async fn github_user(t: &TestApp, login: &str, github_id: i64) -> String {
     let token = t.user_token(login, false).await;
     sqlx::query("UPDATE users SET github_id = $2 WHERE login = $1::citext")
         .bind(login)
@@ -62,14 +62,19 @@ async fn github_user(t: &TestApp, login: &str, github_id: i64) -> String {
 
 /// Pushes `sha` to `branch` the way every push arrives, then fills in what ingestion, checks
 /// and coverage would have recorded.
-async fn push(t: &TestApp, repo: &cocov::repositories::Repository, sha: &str, branch: &str) -> i64 {
+pub(crate) async fn push(
+    t: &TestApp,
+    repo: &cocov::repositories::Repository,
+    sha: &str,
+    branch: &str,
+) -> i64 {
     cocov::commits::register_push(t.app(), repo, sha, Some(branch))
         .await
         .expect("push")
         .commit_id
 }
 
-async fn complete(pool: &PgPool, commit: i64, issues: i32, coverage: f64) {
+pub(crate) async fn complete(pool: &PgPool, commit: i64, issues: i32, coverage: f64) {
     sqlx::query(
         "UPDATE commits SET author_name = 'Ada', author_email = 'ada@example.com', message = 'Fix it',
                 issues_count = $2, coverage_percent = $3, minimum_coverage = 80,
@@ -108,7 +113,14 @@ async fn complete(pool: &PgPool, commit: i64, issues: i32, coverage: f64) {
 }
 
 /// A history point for the branch at a given time.
-async fn history(pool: &PgPool, repo: i64, branch: &str, at: &str, issues: i32, coverage: f64) {
+pub(crate) async fn history(
+    pool: &PgPool,
+    repo: i64,
+    branch: &str,
+    at: &str,
+    issues: i32,
+    coverage: f64,
+) {
     for (table, column, value) in [
         ("issue_histories", "quantity", json!(issues)),
         ("coverage_histories", "percentage", json!(coverage)),

@@ -14,11 +14,11 @@ use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery staple";
 const SHA_OLD: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub(crate) const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// The API and badger roles (no worker: seeded numbers stay as seeded), the badger on a port
 /// known in advance so the badges page can link its images.
-async fn start() -> TestApp {
+pub(crate) async fn start() -> TestApp {
     let badger_port = common::requests::free_port();
     TestApp::start_with(|c| {
         c.server.roles = vec![cocov::config::Role::Api, cocov::config::Role::Badger];
@@ -29,7 +29,7 @@ async fn start() -> TestApp {
 }
 
 /// A local account with [`PASSWORD`].
-async fn account(t: &TestApp, login: &str, admin: bool) -> i64 {
+pub(crate) async fn account(t: &TestApp, login: &str, admin: bool) -> i64 {
     let phc = cocov::auth::password::hash(PASSWORD).await.unwrap();
     let actor = cocov::audit::AuditActor::system();
     cocov::auth::users::create_with_password(&t.app().db, login, admin, Some(&phc), &actor)
@@ -40,7 +40,7 @@ async fn account(t: &TestApp, login: &str, admin: bool) -> i64 {
 
 /// A standalone repository with two pushes on `main`, numbers on its head, a month of history
 /// and issues of two kinds; returns its name.
-async fn seeded_repository(t: &TestApp, name: &str) -> String {
+pub(crate) async fn seeded_repository(t: &TestApp, name: &str) -> String {
     let app = t.app();
     let pool = &app.db;
     let new = cocov::repositories::NewRepository {
@@ -123,7 +123,7 @@ async fn service_token(
 }
 
 /// Signs in through the form; lands on `return_to` or `/`.
-async fn sign_in(browser: &Browser, t: &TestApp, login: &str) {
+pub(crate) async fn sign_in(browser: &Browser, t: &TestApp, login: &str) {
     browser.goto(&t.url("/")).await;
     assert!(
         browser

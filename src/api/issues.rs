@@ -115,6 +115,9 @@ struct IssueView {
     issue: Issue,
     #[serde(skip_serializing_if = "Option::is_none")]
     ignored: Option<Value>,
+    /// The lines around the issue; only in lists (`affected_file=false` leaves it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    affected_file: Option<issues::AffectedFile>,
 }
 
 impl From<Issue> for IssueView {
@@ -130,7 +133,11 @@ impl From<Issue> for IssueView {
                 "reason": issue.ignore_reason,
             })
         });
-        IssueView { issue, ignored }
+        IssueView {
+            issue,
+            ignored,
+            affected_file: None,
+        }
     }
 }
 
@@ -184,10 +191,34 @@ async fn list(
     let (found, total) = issues::list(&app.db, commit.id, &filter, page.offset(), page.limit())
         .await
         .map_err(|e| ApiError::internal("listing issues", e))?;
+    // Snippets cost an archive read: a client that does not show them can skip it.
+    let snippets = if q.get("affected_file").map(String::as_str) == Some("false") {
+        vec![None; found.len()]
+    } else {
+        issues::affected_files(
+            app.storage.as_ref(),
+            repository.id,
+            &commit.sha,
+            commit.ingest_status == "completed",
+            &found,
+        )
+        .await
+        .into_iter()
+        .map(Some)
+        .collect()
+    };
+    let issues = found
+        .into_iter()
+        .zip(snippets)
+        .map(|(issue, affected_file)| IssueView {
+            affected_file,
+            ..IssueView::from(issue)
+        })
+        .collect();
     Ok(IssueList {
         repository: json!({"id": repository.id, "name": repository.name}),
         commit,
-        issues: found.into_iter().map(IssueView::from).collect(),
+        issues,
         paging: Paging::new(page, total),
     })
 }

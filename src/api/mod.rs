@@ -4,6 +4,7 @@
 mod access;
 mod accounts;
 mod admin;
+mod admin_counters;
 mod admin_users;
 mod auth_github;
 mod auth_oidc;
@@ -14,6 +15,7 @@ mod commits;
 mod coverage;
 mod filters;
 mod github;
+mod graphs;
 mod health;
 mod issues;
 mod me;
@@ -24,7 +26,9 @@ mod openapi;
 mod reports;
 mod repositories;
 mod repository_reads;
+mod repository_settings;
 mod secret_grants;
+mod secret_names;
 mod secrets;
 pub mod session_cookie;
 mod sessions;
@@ -55,6 +59,15 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(repositories::routes(app.clone()))
         .unify()
         .or(repository_reads::routes(app.clone()))
+        .unify()
+        .or(admin_counters::routes(app.clone()))
+        .unify()
+        .or(repository_settings::routes(app.clone()))
+        .unify()
+        .or(secret_names::routes(app.clone()))
+        .unify()
+        // Before the branch route, which takes the rest of the path as a branch name.
+        .or(graphs::routes(app.clone()))
         .unify()
         .or(branches::routes(app.clone()))
         .unify()

@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::auth::{self, Actor};
 use crate::commits::{self, CommitError};
 use crate::http::{ApiError, body, tag};
+use crate::memberships::Level;
 use crate::repositories::{self, NewRepository, Repository, RepositoryError, Source};
 
 const BODY_LIMIT: u64 = 64 * 1024;
@@ -40,15 +41,19 @@ pub fn routes(app: App) -> warp::filters::BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .then(create)
         .map(tag("POST /v1/repositories"));
+    // Repository admins manage their repository's upload token (site admins any).
     let regen = warp::path!("v1" / "repositories" / String / "settings" / "regen-token")
         .and(warp::post())
-        .and(admin_actor(app.clone()))
+        .and(any_actor(app.clone()))
         .and(with_app(app.clone()))
         .then(|name: String, actor: Actor, app: App| async move {
-            let repo = match repository(&app, &name).await {
+            let repo = match super::access::visible_repository(&app, &actor, &name).await {
                 Ok(r) => r,
                 Err(e) => return e.into_response(),
             };
+            if let Err(e) = super::access::require_level(&app, &actor, &repo, Level::Admin).await {
+                return e.into_response();
+            }
             match repositories::regenerate_token(&app.db, &repo, &actor.audit()).await {
                 Ok(token) => warp::reply::json(&json!({"new_token": token})).into_response(),
                 Err(e) => ApiError::internal("regenerating an upload token", e).into_response(),

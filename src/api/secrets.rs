@@ -13,7 +13,7 @@ use super::{any_actor, with_app};
 use crate::app::App;
 use crate::auth::Actor;
 use crate::http::{ApiError, body, tag};
-use crate::secrets::{self, Cipher, Scope, SecretError};
+use crate::secrets::{self, Cipher, Scope};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,21 +159,8 @@ async fn put(
         actor.user_id(),
     )
     .await
-    .map_err(|e| match e {
-        SecretError::InvalidName(_) => ApiError::bad_request("secrets.invalid_name", e.to_string()),
-        SecretError::EmptyValue => ApiError::bad_request("secrets.missing_data", e.to_string()),
-        SecretError::TooLarge => ApiError::bad_request("secrets.too_large", e.to_string()),
-        other => ApiError::internal("storing a secret", other),
-    })?;
-    // Who changed which secret; never its value.
-    let _ = crate::audit::record(
-        &app.db,
-        &actor.audit(),
-        "secret.write",
-        &format!("{}:{}", info.scope, info.name),
-        json!({}),
-    )
-    .await;
+    .map_err(super::secret_names::secret_error)?;
+    super::secret_names::audit_write(app, actor, &info).await;
     Ok(json!(info))
 }
 

@@ -97,6 +97,48 @@ pub fn link_url(ui_base_url: &str, repository: &str) -> String {
     format!("{}/repos/{repository}", ui_base_url.trim_end_matches('/'))
 }
 
+/// Both badges of one repository as the API shows them (the original's badges answer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Embeds {
+    pub coverage_badge_url: String,
+    pub coverage_badge_href: String,
+    pub issues_badge_url: String,
+    pub issues_badge_href: String,
+    /// `markup key → {coverage, issues}` snippets.
+    pub templates: std::collections::BTreeMap<&'static str, Pair>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pair {
+    pub coverage: String,
+    pub issues: String,
+}
+
+/// The embeds of `repository`; `None` when no badger URL is configured (the original answered
+/// 204: badges are not set up).
+pub fn embeds(badger_base_url: &str, ui_base_url: &str, repository: &str) -> Option<Embeds> {
+    let coverage = image_url(badger_base_url, repository, Badge::Coverage)?;
+    let issues = image_url(badger_base_url, repository, Badge::Issues)?;
+    let href = link_url(ui_base_url.trim(), repository);
+    let templates = Markup::ALL
+        .into_iter()
+        .map(|markup| {
+            let pair = Pair {
+                coverage: markup.snippet(Badge::Coverage, &coverage, &href),
+                issues: markup.snippet(Badge::Issues, &issues, &href),
+            };
+            (markup.key(), pair)
+        })
+        .collect();
+    Some(Embeds {
+        coverage_badge_url: coverage,
+        coverage_badge_href: href.clone(),
+        issues_badge_url: issues,
+        issues_badge_href: href,
+        templates,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +164,26 @@ mod tests {
             image_url("https://b.example/", "api", Badge::Issues).as_deref(),
             Some("https://b.example/api/issues")
         );
+    }
+
+    #[test]
+    fn every_markup_for_both_badges() {
+        let e = embeds(
+            "https://badges.example/",
+            "https://cocov.example/",
+            "widget",
+        )
+        .unwrap();
+        assert_eq!(
+            e.coverage_badge_url,
+            "https://badges.example/widget/coverage"
+        );
+        assert_eq!(e.issues_badge_href, "https://cocov.example/repos/widget");
+        assert_eq!(e.templates.len(), Markup::ALL.len());
+        assert_eq!(
+            e.templates["asciidoc"].issues,
+            "image:https://badges.example/widget/issues[Issues,link=\"https://cocov.example/repos/widget\"]\n"
+        );
+        assert_eq!(embeds(" ", "https://ui", "x"), None);
     }
 }

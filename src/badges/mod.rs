@@ -31,6 +31,7 @@ use crate::app::App;
 use crate::http::{ApiError, PeerAddr, recover, tag};
 use cache::{Answer, BadgeCache, CacheKey, Limits, Loaded, Rendered};
 pub use client_ip::TrustedProxies;
+pub use embed::{Embeds, embeds};
 pub use invalidate::{
     CHANNEL as INVALIDATE_CHANNEL, Message as InvalidateMessage, invalidate, invalidate_commit,
 };

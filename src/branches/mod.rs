@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::commits::{self, CommitView};
+use crate::issues::{self, IssueKind};
 use crate::repositories::Repository;
 
 /// A branch as the API shows it.
@@ -94,4 +95,51 @@ pub async fn find(
         condensed_status: head.as_ref().map_or("gray", |h| h.condensed_status),
         head,
     }))
+}
+
+/// Kinds with their counts in a fixed order; serialized as a JSON object whose keys keep that
+/// order (the original's `top_issues` answer is ordered by count).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KindCounts(pub Vec<(IssueKind, i64)>);
+
+impl Serialize for KindCounts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (kind, count) in &self.0 {
+            map.serialize_entry(kind.as_str(), count)?;
+        }
+        map.end()
+    }
+}
+
+/// The active issues of the branch's head commit per kind, most first (ties in kind order),
+/// kinds without any left out; empty without a head, `None` for an unknown branch (the
+/// original answered that with a 500).
+pub async fn top_issues(
+    pool: &PgPool,
+    repository: &Repository,
+    name: &str,
+) -> Result<Option<KindCounts>, sqlx::Error> {
+    let head: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT head_commit_id FROM branches WHERE repository_id = $1 AND name = $2::citext",
+    )
+    .bind(repository.id)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let Some(commit_id) = head else {
+        return Ok(Some(KindCounts::default()));
+    };
+    let mut counts: Vec<(IssueKind, i64)> = issues::counts_by_kind(pool, commit_id)
+        .await?
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    // Stable: equal counts keep the kinds' own order.
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    Ok(Some(KindCounts(counts)))
 }

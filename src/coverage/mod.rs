@@ -11,6 +11,7 @@
 //! beyond XML's five predefined ones, and stop at [`Limits`] so a hostile report cannot make
 //! them allocate without bound.
 
+pub mod browse;
 pub mod budget;
 pub mod detect;
 pub mod formats;

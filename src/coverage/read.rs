@@ -69,7 +69,7 @@ pub struct FileRow {
     pub lines_missed: i32,
 }
 
-const FILE_COLUMNS: &str = "f.id, f.file, trunc(f.percent_covered)::bigint AS percent_covered, \
+pub(super) const FILE_COLUMNS: &str = "f.id, f.file, trunc(f.percent_covered)::bigint AS percent_covered, \
                             f.lines_total, f.lines_covered, f.lines_missed";
 
 /// The summary: totals once completed, and the ten least covered files.

@@ -2,12 +2,14 @@
 //! ignore them. Owns the `issues` and `issue_ignore_rules` tables and the per-branch issue
 //! history.
 
+pub mod affected;
 mod ignore;
 mod kind;
 mod query;
 mod register;
 mod uid;
 
+pub use affected::{AffectedFile, SnippetLine, affected_files, snippet_line, snippet_range};
 pub use ignore::{IgnoreError, IgnoreMode, IgnoreRule, delete_rule, ignore, list_rules, unignore};
 pub use kind::IssueKind;
 pub use query::{

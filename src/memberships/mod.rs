@@ -9,6 +9,10 @@
 //! listed that group, see `auth::oidc`). A user's level is the highest of their own and their
 //! groups' memberships.
 
+mod abilities;
+
+pub use abilities::SettingsPermissions;
+
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 

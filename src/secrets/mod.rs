@@ -10,6 +10,7 @@ mod store;
 
 pub use cipher::{Cipher, KeyError};
 pub use store::{
-    MAX_VALUE_BYTES, Scope, SecretError, SecretInfo, delete, list, missing_for_repository, put,
-    resolve_for_repository, rotate_key, valid_name,
+    MAX_VALUE_BYTES, NameStatus, Scope, SecretError, SecretInfo, delete, list,
+    missing_for_repository, name_status, put, resolve_for_repository, rotate_key, update_value,
+    valid_name,
 };

@@ -71,6 +71,16 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 128
 }
 
+fn check_value(value: &[u8]) -> Result<(), SecretError> {
+    if value.is_empty() {
+        return Err(SecretError::EmptyValue);
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(SecretError::TooLarge);
+    }
+    Ok(())
+}
+
 /// What the API shows of a secret: never its value.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SecretInfo {
@@ -100,12 +110,7 @@ pub async fn put(
     if !valid_name(name) {
         return Err(SecretError::InvalidName(name.to_string()));
     }
-    if value.is_empty() {
-        return Err(SecretError::EmptyValue);
-    }
-    if value.len() > MAX_VALUE_BYTES {
-        return Err(SecretError::TooLarge);
-    }
+    check_value(value)?;
     let (ciphertext, nonce) =
         cipher.seal(value, &context(scope.name(), scope.repository_id(), name));
     let conflict = match scope {
@@ -153,6 +158,72 @@ pub async fn list(db: &PgPool, scope: Scope) -> Result<Vec<SecretInfo>, sqlx::Er
     .bind(scope.repository_id())
     .fetch_all(db)
     .await
+}
+
+/// Replaces the value of an existing secret; `None` when there is none by that name (unlike
+/// [`put`], never creates one).
+pub async fn update_value(
+    db: &PgPool,
+    cipher: &Cipher,
+    scope: Scope,
+    name: &str,
+    value: &[u8],
+) -> Result<Option<SecretInfo>, SecretError> {
+    check_value(value)?;
+    let (ciphertext, nonce) =
+        cipher.seal(value, &context(scope.name(), scope.repository_id(), name));
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE secrets SET ciphertext = $4, nonce = $5, key_id = $6, updated_at = now() \
+         WHERE scope = $1 AND repository_id IS NOT DISTINCT FROM $2 AND name = $3::citext \
+         RETURNING id",
+    )
+    .bind(scope.name())
+    .bind(scope.repository_id())
+    .bind(name)
+    .bind(&ciphertext)
+    .bind(nonce.as_slice())
+    .bind(cipher.key_id())
+    .fetch_optional(db)
+    .await?;
+    match id {
+        Some(id) => Ok(info(db, id).await?),
+        None => Ok(None),
+    }
+}
+
+/// What creating a secret called `name` in `scope` would do (the original's `check_name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameStatus {
+    /// Free.
+    Ok,
+    /// The scope already has a secret by that name.
+    Conflict,
+    /// A repository secret by that name would override the organisation's for the repository.
+    Override,
+}
+
+pub async fn name_status(db: &PgPool, scope: Scope, name: &str) -> Result<NameStatus, SecretError> {
+    if !valid_name(name) {
+        return Err(SecretError::InvalidName(name.to_string()));
+    }
+    let (own, organization): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = $1 \
+                        AND repository_id IS NOT DISTINCT FROM $2 AND name = $3::citext), \
+                EXISTS (SELECT 1 FROM secrets WHERE scope = 'organization' AND name = $3::citext)",
+    )
+    .bind(scope.name())
+    .bind(scope.repository_id())
+    .bind(name)
+    .fetch_one(db)
+    .await?;
+    Ok(if own {
+        NameStatus::Conflict
+    } else if organization {
+        NameStatus::Override
+    } else {
+        NameStatus::Ok
+    })
 }
 
 pub async fn delete(db: &PgPool, scope: Scope, name: &str) -> Result<bool, sqlx::Error> {

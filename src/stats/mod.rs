@@ -6,6 +6,12 @@
 //! with several points takes the last one, a day without any takes the previous day's value, and
 //! the value carried into the range is this branch's last point before it (null if none).
 
+mod admin;
+mod graphs;
+
+pub use admin::{Counters, RepositoryStorage, counters, repository_storage};
+pub use graphs::{GRAPH_DAYS, Graphs, graphs};
+
 use serde::Serialize;
 use sqlx::PgPool;
 use time::{Date, Duration, OffsetDateTime, Time};

@@ -46,6 +46,7 @@ pub mod assets;
 pub mod charts;
 pub mod csrf;
 pub mod format;
+pub mod highlight;
 pub mod page;
 pub mod pages;
 mod request;

@@ -46,6 +46,38 @@ async fn route(req: &Req, segments: &[&str]) -> (&'static str, Result<Response, 
         ["repos", repo, "badges"] if get => {
             ("GET /repos/{repo}/badges", badges::get(req, repo).await)
         }
+        ["repos", repo, "settings"] if get => (
+            "GET /repos/{repo}/settings",
+            repository_settings::get(req, repo).await,
+        ),
+        ["repos", repo, "settings"] if post => (
+            "POST /repos/{repo}/settings",
+            repository_settings::post(req, repo).await,
+        ),
+        ["repos", repo, "commits", sha, "checks"] if get => (
+            "GET /repos/{repo}/commits/{sha}/checks",
+            commit_checks::get(req, repo, sha).await,
+        ),
+        ["repos", repo, "commits", sha, "checks"] if post => (
+            "POST /repos/{repo}/commits/{sha}/checks",
+            commit_checks::post(req, repo, sha).await,
+        ),
+        ["repos", repo, "commits", sha, "issues"] if get => (
+            "GET /repos/{repo}/commits/{sha}/issues",
+            commit_issues::get(req, repo, sha).await,
+        ),
+        ["repos", repo, "commits", sha, "issues"] if post => (
+            "POST /repos/{repo}/commits/{sha}/issues",
+            commit_issues::post(req, repo, sha).await,
+        ),
+        ["repos", repo, "commits", sha, "coverage"] if get => (
+            "GET /repos/{repo}/commits/{sha}/coverage",
+            commit_coverage::get(req, repo, sha).await,
+        ),
+        ["repos", repo, "commits", sha, "coverage", "file"] if get => (
+            "GET /repos/{repo}/commits/{sha}/coverage/file",
+            coverage_file::get(req, repo, sha).await,
+        ),
         ["admin"] if get => ("GET /admin", admin::get(req).await),
         ["admin", "users"] if get => ("GET /admin/users", admin_users::get(req).await),
         ["admin", "users"] if post => ("POST /admin/users", admin_users::post(req).await),

@@ -1,0 +1,50 @@
+//! Admin overviews: the sidebar counters and the repositories with their storage sizes.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::access::{page, respond};
+use super::{admin_actor, with_app};
+use crate::app::App;
+use crate::auth::Actor;
+use crate::http::{ApiError, tag};
+use crate::stats;
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let counters = warp::path!("v1" / "admin" / "sidebar_counters")
+        .and(warp::get())
+        .and(admin_actor(app.clone()))
+        .and(with_app(app.clone()))
+        .then(|_actor: Actor, app: App| async move {
+            respond(
+                stats::counters(&app.db)
+                    .await
+                    .map_err(|e| ApiError::internal("counting", e)),
+            )
+        })
+        .map(tag("GET /v1/admin/sidebar_counters"));
+    let repositories = warp::path!("v1" / "admin" / "repositories")
+        .and(warp::get())
+        .and(admin_actor(app.clone()))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_app(app))
+        .then(
+            |_actor: Actor, query: HashMap<String, String>, app: App| async move {
+                respond(repositories(&app, &query).await)
+            },
+        )
+        .map(tag("GET /v1/admin/repositories"));
+    counters.or(repositories).unify().boxed()
+}
+
+async fn repositories(app: &App, query: &HashMap<String, String>) -> Result<Value, ApiError> {
+    let page = page(query)?;
+    let found = stats::repository_storage(&app.db, query.get("search").map(String::as_str), page)
+        .await
+        .map_err(|e| ApiError::internal("listing repositories", e))?;
+    Ok(json!({ "repositories": found.items, "paging": found.paging }))
+}
