@@ -50,6 +50,8 @@ pub struct Metrics {
     pub job_outcomes: Family<QueueLabels, Gauge>,
     /// Calls to GitHub, git remotes and S3, by outcome.
     pub external_calls: Family<ExternalCallLabels, Counter>,
+    /// Layer bytes downloaded by image pulls (store hits and re-resolved tags add nothing).
+    pub image_pulled_bytes: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -75,6 +77,7 @@ impl Metrics {
         let queue_jobs = Family::<QueueLabels, Gauge>::default();
         let job_outcomes = Family::<QueueLabels, Gauge>::default();
         let external_calls = Family::<ExternalCallLabels, Counter>::default();
+        let image_pulled_bytes = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by listener, route, method and status",
@@ -96,6 +99,11 @@ impl Metrics {
             "Calls to external services by outcome",
             external_calls.clone(),
         );
+        registry.register(
+            "image_pulled_bytes",
+            "Layer bytes downloaded by image pulls",
+            image_pulled_bytes.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             http_requests,
@@ -103,6 +111,7 @@ impl Metrics {
             queue_jobs,
             job_outcomes,
             external_calls,
+            image_pulled_bytes,
         }
     }
 

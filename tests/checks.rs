@@ -1196,6 +1196,21 @@ async fn an_image_plugin_from_a_registry_runs_through_the_daemon() {
         .await
         .unwrap();
     assert_eq!(pinned, digest);
+    // The pull is counted, with the layer bytes it downloaded.
+    let metrics = t.app().metrics.render();
+    assert!(
+        metrics.contains(
+            "cocov_external_calls_total{service=\"registry\",operation=\"image\",outcome=\"registry\"} 1"
+        ),
+        "{metrics}"
+    );
+    let pulled: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cocov_image_pulled_bytes_total "))
+        .expect("the pulled bytes counter")
+        .parse()
+        .unwrap();
+    assert!(pulled > 100_000, "busybox's layer at least: {pulled}");
 
     // The tag moves to an image that finds nothing. A re-run of this commit runs the pinned
     // image (tags are asked for afresh here: no time to live).

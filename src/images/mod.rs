@@ -47,8 +47,9 @@ pub enum ImageError {
 pub enum Source {
     /// Already stored (a pinned digest, or a tag resolved recently).
     Store,
-    /// Pulled (or its tag re-resolved) from a registry now.
-    Registry,
+    /// Pulled (or its tag re-resolved) from a registry now; `downloaded_bytes` is what its
+    /// layers took on the wire (0 when the digest the tag names was already stored).
+    Registry { downloaded_bytes: u64 },
     /// Its registry could not be reached: the tag as last resolved.
     StoreWithoutRegistry,
 }
@@ -57,7 +58,7 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Store => "store",
-            Source::Registry => "registry",
+            Source::Registry { .. } => "registry",
             Source::StoreWithoutRegistry => "store_without_registry",
         }
     }
@@ -132,7 +133,7 @@ impl Images {
                 )
                 .await;
                 match pulled {
-                    Ok(image) => (image, Source::Registry),
+                    Ok((image, downloaded_bytes)) => (image, Source::Registry { downloaded_bytes }),
                     Err(ImageError::Registry { .. }) if wanted.is_none() => {
                         let offline = self.store.lookup(&tag)?;
                         match offline.and_then(|e| self.store.get(&e.digest).transpose()) {
@@ -156,7 +157,9 @@ impl Images {
     /// Pulls `reference` from its registry now (no stored tag stands in for an answer).
     pub async fn pull(&self, reference: &str) -> Result<StoredImage, ImageError> {
         let parsed = registry::parse(reference)?;
-        registry::pull(&self.config, &self.store, &self.credentials, &parsed, None).await
+        registry::pull(&self.config, &self.store, &self.credentials, &parsed, None)
+            .await
+            .map(|(image, _)| image)
     }
 
     /// The plugin definition that runs `image` for the manifest's `plugin`.
@@ -246,6 +249,9 @@ pub async fn for_check(
     // cocov_external_calls{service="registry",operation="image"}: pulls against store hits.
     app.metrics
         .external_call("registry", "image", source.as_str());
+    if let Source::Registry { downloaded_bytes } = source {
+        app.metrics.image_pulled_bytes.inc_by(downloaded_bytes);
+    }
     if pinned.is_none() {
         sqlx::query(
             "INSERT INTO image_pins (commit_id, plugin, digest) VALUES ($1, $2, $3) \

@@ -63,14 +63,15 @@ fn client_for(config: &ImagesConfig, host: &str) -> Client {
 }
 
 /// Pulls `reference` (a tag, or `pinned` digest when given) into the store, trying each source
-/// in turn; the last source's error is the one reported.
+/// in turn; the last source's error is the one reported. Returns the image and the bytes its
+/// layers took to download (0 when it was already stored).
 pub async fn pull(
     config: &ImagesConfig,
     store: &Store,
     credentials: &Credentials,
     reference: &Reference,
     pinned: Option<&str>,
-) -> Result<StoredImage, ImageError> {
+) -> Result<(StoredImage, u64), ImageError> {
     let mut last = None;
     for host in sources(config, reference) {
         let at = match pinned.or(reference.digest()) {
@@ -118,7 +119,7 @@ async fn pull_from(
     at: &Reference,
     auth: &RegistryAuth,
     name: &str,
-) -> Result<StoredImage, ImageError> {
+) -> Result<(StoredImage, u64), ImageError> {
     let host = at.registry().to_string();
     let client = client_for(config, &host);
     let registry_error = |e: OciDistributionError| classify(&host, e);
@@ -128,15 +129,17 @@ async fn pull_from(
         .map_err(registry_error)?;
     if let Some(image) = store.get(&digest)? {
         store.tag(name, &digest)?;
-        return Ok(image);
+        return Ok((image, 0));
     }
     let scratch = store.scratch()?;
     let mut layers = Vec::new();
+    let mut downloaded = 0u64;
     for (i, layer) in manifest.layers.iter().enumerate() {
         let path = scratch.path().join(format!("layer-{i}"));
         download(&client, at, layer, &path)
             .await
             .map_err(registry_error)?;
+        downloaded += tokio::fs::metadata(&path).await?.len();
         layers.push(LayerFile {
             path,
             media_type: layer.media_type.clone(),
@@ -148,7 +151,7 @@ async fn pull_from(
     tokio::task::spawn_blocking(move || {
         let image = store.install(&digest, &name, config_json.as_bytes(), &layers, max);
         drop(scratch);
-        image
+        image.map(|image| (image, downloaded))
     })
     .await
     .map_err(|e| ImageError::Invalid(format!("unpacking: {e}")))?
