@@ -36,14 +36,9 @@ printf '%s\n' "${blobs[@]}" |
     awk -v n="$files" '{blob[NR - 1] = $0} END {
         for (i = 0; i < n; i++) printf "100644 %s\tsrc/m%d/f%d.rs\n", blob[i % 100], int(i / 100), i }' |
     git -C "$work/tree" update-index --add --index-info
-git -C "$work/tree" -c user.name=bench -c user.email=bench@example.invalid commit -qm bench --no-verify
-sha=$(git -C "$work/tree" rev-parse HEAD)
-git -C "$work/tree" push -q "$work/origin.git" main
 
 repo=web
-bench_register_repository "$repo"
-bench_announce "$sha"
-bench_wait_ingested "$sha"
+bench_ingest_index "$repo"
 log "commit $sha with $files files ingested"
 
 # Coverage: every file, 150 executable lines, file i covering the lines n with
