@@ -56,20 +56,30 @@ curl -fsS -o "$work/upload.json" -X POST \
 stored=$(sql "SELECT count(*) FROM coverage_files f JOIN coverage_infos i ON i.id = f.coverage_info_id JOIN commits c ON c.id = i.commit_id WHERE c.sha = '$sha' AND i.status = 'completed'")
 [ "$stored" -eq "$files" ] || { log "$stored coverage files stored, not $files: $(cat "$work/upload.json")"; exit 1; }
 
-# Issues: the worker's INSERT (src/issues/register.rs) fed by generate_series instead of a
-# plugin: 8 kinds, 3 plugins, spread over the files; then the active count the commit and its
-# branch carry (what checks::refresh_status writes).
+# Issues: a completed check set with three finished plugins (the issue page's plugin filter
+# counts per check), then the worker's INSERT (src/issues/register.rs) fed by generate_series
+# instead of the plugins: 8 kinds, spread over the files; then the active count the commit and
+# its branch carry (what checks::refresh_status writes).
+sql "INSERT INTO check_sets (commit_id, status, started_at, finished_at)
+     SELECT id, 'completed', now(), now() FROM commits WHERE sha = '$sha'
+     ON CONFLICT (commit_id) DO UPDATE SET status = 'completed', error_kind = NULL,
+         error_extra = NULL, started_at = now(), finished_at = now(), deadline_at = NULL"
+sql "INSERT INTO checks (check_set_id, plugin_name, status, started_at, finished_at)
+     SELECT s.id, p, 'completed', now(), now()
+     FROM check_sets s JOIN commits c ON c.id = s.commit_id,
+          unnest(ARRAY['cocov/clippy','cocov/semgrep','cocov/gitleaks']) p
+     WHERE c.sha = '$sha'"
 sql "INSERT INTO issues (commit_id, kind, file, uid, line_start, line_end, message, check_source)
      SELECT c.id,
             (ARRAY['style','performance','security','bug','complexity','duplication','convention','quality'])[1 + g % 8],
             'src/m' || (g % $files) / 100 || '/f' || g % $files || '.rs',
             'bench-' || g, 1 + g * 13 % 140, 1 + g * 13 % 140 + g % 3,
             'Bench finding ' || g || ': this value is computed but never used',
-            (ARRAY['clippy','semgrep','gitleaks'])[1 + g % 3]
+            (ARRAY['cocov/clippy','cocov/semgrep','cocov/gitleaks'])[1 + g % 3]
      FROM commits c, generate_series(0, $issues - 1) g WHERE c.sha = '$sha'"
 sql "UPDATE commits SET issues_count = $issues WHERE sha = '$sha'"
 sql "UPDATE branches b SET issues = $issues FROM commits c WHERE c.sha = '$sha' AND b.head_commit_id = c.id"
-sql "ANALYZE"
+sql "ANALYZE issues, checks, check_sets, coverage_files, coverage_infos, commits, branches"
 log "$stored coverage files and $(sql "SELECT count(*) FROM issues") issues stored"
 
 # A browser's session: the admin signs in with a password.
@@ -85,12 +95,12 @@ commit=/repos/$repo/commits/$sha
 late=$(((files + 49) / 50 - 1))
 # A file from the late coverage page, so the file view shows a real row.
 file=$(sql "SELECT f.file FROM coverage_files f ORDER BY f.percent_covered, f.file OFFSET $(((late - 1) * 50)) LIMIT 1")
-security=$((issues / 8))
+filtered=$(sql "SELECT count(*) FROM issues WHERE kind = 'security' AND check_source = 'cocov/semgrep'")
 pages=(
     "repositories|/|>$issues<"
     "repository|/repos/$repo|>$issues</a>"
     "issues|$commit/issues|>$issues issues<"
-    "issues-filtered|$commit/issues?kind=security&page=3|>$security issues matching"
+    "issues-filtered|$commit/issues?kind=security&plugin=cocov%2Fsemgrep&page=3|>$filtered issues matching"
     "coverage|$commit/coverage|>$files files<"
     "coverage-late-page|$commit/coverage?sort=least&page=$late|Page $late of"
     "coverage-file|$commit/coverage/file?path=$file|$file"
@@ -105,3 +115,8 @@ echo "load after:  $load_after"
 errors=$(grep -c ' ERROR ' "$work/serve.log" || true)
 echo "daemon log lines at ERROR: $errors"
 grep ' ERROR ' "$work/serve.log" | head -5 || true
+if [ -n "${BENCH_HOLD:-}" ]; then
+    # For profiling: the daemon stays up, seeded and signed in, until this script is stopped.
+    log "holding: api $api, cookie $cookie, commit $commit, database $name; stop with kill $$"
+    wait "$daemon"
+fi
