@@ -29,14 +29,9 @@ grep -o 'filename="[^"]*"' "$report" | sed 's/^filename="//; s/"$//' | sort -u |
     awk -v b="$blob" '{print "100644 " b "\tsrc/main/java/" $0}' |
     git -C "$work/tree" update-index --add --index-info
 files=$(git -C "$work/tree" ls-files | wc -l)
-git -C "$work/tree" -c user.name=bench -c user.email=bench@example.invalid commit -qm "bench" --no-verify
-sha=$(git -C "$work/tree" rev-parse HEAD)
-git -C "$work/tree" push -q "$work/origin.git" main
 
 repo=bench
-bench_register_repository "$repo"
-bench_announce "$sha"
-bench_wait_ingested "$sha"
+bench_ingest_index "$repo"
 log "commit $sha with $files files ingested"
 
 gz=$work/report.xml.gz

@@ -9,6 +9,9 @@
 #   bench_register_repository REPO      standalone repository from file://$work/origin.git; sets token
 #   bench_announce SHA                  announces SHA on main with the upload token
 #   bench_wait_ingested SHA             waits for its ingestion; fails on errored or after 2 minutes
+#   bench_ingest_index REPO             commits the index of $work/tree, pushes it to
+#                                       $work/origin.git, registers REPO, announces and waits for
+#                                       the commit; sets sha
 #   sql QUERY                           runs QUERY on the benchmark's database, unaligned
 
 bench_cleanup() {
@@ -93,4 +96,13 @@ bench_wait_ingested() {
     done
     log "commit $1 was not ingested: $state"
     exit 1
+}
+
+bench_ingest_index() {
+    git -C "$work/tree" -c user.name=bench -c user.email=bench@example.invalid commit -qm bench --no-verify
+    sha=$(git -C "$work/tree" rev-parse HEAD)
+    git -C "$work/tree" push -q "$work/origin.git" main
+    bench_register_repository "$1"
+    bench_announce "$sha"
+    bench_wait_ingested "$sha"
 }
