@@ -46,6 +46,7 @@ impl Relay {
             Some(binary) => binary.clone(),
             None => std::env::current_exe()?,
         };
+        let exe = staged_beside(&exe, &self.socket)?;
         let loaded = loaded_libraries()?;
         let mut binds = vec![
             ro(&self.socket, RELAY_SOCKET.to_string()),
@@ -81,6 +82,37 @@ impl Relay {
         ]);
         Ok(RelayLaunch { binds, prefix })
     }
+}
+
+/// The relay binary, linked (or, across file systems, copied) into the socket's directory. The
+/// sandbox's user must reach every bind's source, and the socket's directory is reachable by
+/// construction, while the binary may sit under a directory only its owner can enter (a build
+/// tree in a private temporary directory, a home directory). Done again only when the binary
+/// changed.
+fn staged_beside(exe: &Path, socket: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(dir) = socket.parent() else {
+        return Ok(exe.to_path_buf());
+    };
+    let staged = dir.join("cocov-relay");
+    let source = std::fs::metadata(exe)?;
+    if let Ok(current) = std::fs::metadata(&staged) {
+        let linked = current.dev() == source.dev() && current.ino() == source.ino();
+        let copied = current.len() == source.len() && current.mtime() >= source.mtime();
+        if linked || copied {
+            return Ok(staged);
+        }
+    }
+    // Staged under a temporary name and renamed, so a concurrent check never runs half a file.
+    static STAGINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STAGINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = dir.join(format!("cocov-relay.{}.{n}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    if std::fs::hard_link(exe, &temporary).is_err() {
+        std::fs::copy(exe, &temporary)?;
+    }
+    std::fs::rename(&temporary, &staged)?;
+    Ok(staged)
 }
 
 fn ro(host: &Path, inside: String) -> Bind {
