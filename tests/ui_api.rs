@@ -338,6 +338,20 @@ async fn admin_counters_and_repository_storage() {
         "paging.invalid_page",
         "page 0",
     );
+    // The documented bound on `search` holds (found by the Schemathesis run).
+    let long = "w".repeat(101);
+    let got = get(
+        &t,
+        Some(&r.admin),
+        &format!("/v1/admin/repositories?search={long}"),
+    )
+    .await;
+    assert_error(
+        &got,
+        StatusCode::BAD_REQUEST,
+        "repositories.invalid_search",
+        "100 characters",
+    );
     t.shutdown().await;
 }
 

@@ -41,9 +41,19 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     counters.or(repositories).unify().boxed()
 }
 
+/// The longest `search` taken (as documented): a name prefix longer than any name can match.
+const MAX_SEARCH_CHARS: usize = 100;
+
 async fn repositories(app: &App, query: &HashMap<String, String>) -> Result<Value, ApiError> {
     let page = page(query)?;
-    let found = stats::repository_storage(&app.db, query.get("search").map(String::as_str), page)
+    let search = query.get("search").map(String::as_str);
+    if search.is_some_and(|s| s.chars().count() > MAX_SEARCH_CHARS) {
+        return Err(ApiError::bad_request(
+            "repositories.invalid_search",
+            format!("`search` is longer than {MAX_SEARCH_CHARS} characters"),
+        ));
+    }
+    let found = stats::repository_storage(&app.db, search, page)
         .await
         .map_err(|e| ApiError::internal("listing repositories", e))?;
     Ok(json!({ "repositories": found.items, "paging": found.paging }))
