@@ -185,21 +185,6 @@ async fn file(
 fn source_lines(text: &str) -> Vec<Value> {
     text.lines()
         .enumerate()
-        .map(|(i, line)| json!({"type": "line", "line": i + 1, "source": escape_html(line)}))
+        .map(|(i, line)| json!({"type": "line", "line": i + 1, "source": crate::http::html::escape(line)}))
         .collect()
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }

@@ -5,6 +5,7 @@
 pub mod body;
 mod connection;
 pub mod error;
+pub mod html;
 pub mod input;
 pub mod path;
 pub mod route;

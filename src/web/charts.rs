@@ -8,6 +8,7 @@ use std::fmt::Write;
 use crate::stats::Point;
 
 use super::format::one_decimal;
+use crate::http::html::escape;
 
 /// What a series measures: how values are labelled and the y axis is scaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +49,6 @@ impl Measure {
             Measure::Issues => values.iter().copied().fold(0.0, f64::max).max(1.0).ceil(),
         }
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `Dec 5` for a `YYYY-MM-DD` date.

@@ -9,6 +9,7 @@
 
 use std::sync::OnceLock;
 
+use crate::http::html::escape;
 use syntect::html::{ClassStyle, line_tokens_to_classed_spans};
 use syntect::parsing::{ParseState, Scope, ScopeStack, SyntaxReference, SyntaxSet};
 
@@ -93,22 +94,6 @@ fn open(html: &mut String, scope: Scope) {
         html.push_str(atom);
     }
     html.push_str("\">");
-}
-
-/// Text as HTML (for lines shown plain).
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
