@@ -47,6 +47,16 @@ pub enum AppError {
 }
 
 impl App {
+    /// Whether local accounts may sign in: `accounts.local`, where "auto" means no other way in
+    /// works. GitHub mode without its OAuth client lets nobody sign in with GitHub, so it does
+    /// not count. The JSON sign-in and the sign-in page both ask this.
+    pub fn local_sign_in_open(&self) -> bool {
+        let github = self.github.is_some() && self.config.github.sign_in_configured();
+        self.config
+            .accounts
+            .local_enabled(github || self.oidc.is_some())
+    }
+
     /// Connects (lazily where the client allows) to every store. Storage is opened eagerly
     /// because a misconfigured store should stop the daemon at start, not at the first job.
     pub async fn build(config: Config) -> Result<App, AppError> {

@@ -89,22 +89,13 @@ fn local_disabled() -> ApiError {
     )
 }
 
-fn local_enabled(app: &App) -> bool {
-    // GitHub mode without its OAuth client lets nobody sign in with GitHub: "auto" keeps local
-    // accounts open then.
-    let github = app.github.is_some() && app.config.github.sign_in_configured();
-    app.config
-        .accounts
-        .local_enabled(github || app.oidc.is_some())
-}
-
 async fn sign_in_local(
     app: &App,
     headers: &HeaderMap,
     peer: Option<PeerAddr>,
     input: LocalSignIn,
 ) -> Result<Response, ApiError> {
-    if !local_enabled(app) {
+    if !app.local_sign_in_open() {
         return Err(local_disabled());
     }
     csrf::check_sign_in(provenance(headers), &public_origin(app)).map_err(csrf_refused)?;
@@ -229,7 +220,7 @@ async fn sign_in_with_link(
     headers: &HeaderMap,
     form: &[u8],
 ) -> Result<Response, ApiError> {
-    if !local_enabled(app) {
+    if !app.local_sign_in_open() {
         return Err(local_disabled());
     }
     csrf::check_sign_in(provenance(headers), &public_origin(app)).map_err(csrf_refused)?;

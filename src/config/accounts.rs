@@ -46,12 +46,12 @@ impl Default for AccountsConfig {
 }
 
 impl AccountsConfig {
-    /// Whether local sign-in is open, given whether another sign-in (GitHub, OIDC) is configured.
-    pub fn local_enabled(&self, github_configured: bool) -> bool {
+    /// Whether local sign-in is open, given whether another sign-in (GitHub, OIDC) works.
+    pub fn local_enabled(&self, other_sign_in: bool) -> bool {
         match self.local {
             LocalAccounts::On => true,
             LocalAccounts::Off => false,
-            LocalAccounts::Auto => !github_configured,
+            LocalAccounts::Auto => !other_sign_in,
         }
     }
 

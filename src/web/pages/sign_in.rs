@@ -67,10 +67,7 @@ struct Methods {
 fn methods(req: &Req) -> Methods {
     let config = &req.app.config;
     Methods {
-        // As the JSON sign-in decides (`api::sessions`): "auto" means no other provider.
-        local: config
-            .accounts
-            .local_enabled(req.app.github.is_some() || req.app.oidc.is_some()),
+        local: req.app.local_sign_in_open(),
         // The GitHub browser flow (`GET /auth/github`), when its OAuth client is configured.
         github: crate::github_sign_in::client(&req.app).is_ok(),
         // The OIDC browser flow (`GET /auth/oidc`), labelled as `[oidc] display_name` says.
