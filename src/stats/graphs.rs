@@ -20,19 +20,6 @@ pub struct Graphs {
     pub issues: BTreeMap<String, Option<f64>>,
 }
 
-impl Graphs {
-    /// Each series as its ordered points, for charts.
-    pub fn points(series: &BTreeMap<String, Option<f64>>) -> Vec<Point> {
-        series
-            .iter()
-            .map(|(date, value)| Point {
-                date: date.clone(),
-                value: *value,
-            })
-            .collect()
-    }
-}
-
 /// The last [`GRAPH_DAYS`] days up to `today` of `branch_id`; without a branch (a repository
 /// whose default branch has no row yet) every day is null.
 pub async fn graphs(
@@ -40,11 +27,24 @@ pub async fn graphs(
     branch_id: Option<i64>,
     today: Date,
 ) -> Result<Graphs, sqlx::Error> {
-    let from = today - Duration::days(GRAPH_DAYS - 1);
     let series = |points: Vec<Point>| -> BTreeMap<String, Option<f64>> {
         points.into_iter().map(|p| (p.date, p.value)).collect()
     };
-    let (coverage, issues) = match branch_id {
+    let (coverage, issues) = graph_points(pool, branch_id, today).await?;
+    Ok(Graphs {
+        coverage: series(coverage),
+        issues: series(issues),
+    })
+}
+
+/// [`graphs`] as ordered points (coverage, issues), for charts.
+pub async fn graph_points(
+    pool: &PgPool,
+    branch_id: Option<i64>,
+    today: Date,
+) -> Result<(Vec<Point>, Vec<Point>), sqlx::Error> {
+    let from = today - Duration::days(GRAPH_DAYS - 1);
+    Ok(match branch_id {
         Some(id) => (
             daily(pool, Series::Coverage, id, from, today).await?,
             daily(pool, Series::Issues, id, from, today).await?,
@@ -53,9 +53,5 @@ pub async fn graphs(
             let empty = super::fill(from, today, None, &[]);
             (empty.clone(), empty)
         }
-    };
-    Ok(Graphs {
-        coverage: series(coverage),
-        issues: series(issues),
     })
 }

@@ -10,7 +10,7 @@ mod admin;
 mod graphs;
 
 pub use admin::{Counters, RepositoryStorage, counters, repository_storage};
-pub use graphs::{GRAPH_DAYS, Graphs, graphs};
+pub use graphs::{GRAPH_DAYS, Graphs, graph_points, graphs};
 
 use serde::Serialize;
 use sqlx::PgPool;

@@ -15,6 +15,5 @@ pub mod coverage_file;
 pub mod repositories;
 pub mod repository;
 pub mod repository_settings;
-mod series;
 pub mod sign_in;
 pub mod sign_out;

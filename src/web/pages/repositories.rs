@@ -7,7 +7,6 @@ use askama::Template;
 use http::StatusCode;
 use warp::reply::Response;
 
-use super::series;
 use crate::branches;
 use crate::paging::Paging;
 use crate::repositories::{self, NewRepository, RepositoryError, Source, Viewer};
@@ -62,7 +61,9 @@ async fn gather(req: &Req, session: &Session) -> Result<Repositories, PageError>
     for summary in listed.items {
         let repo = summary.repository;
         let branch = branches::find_id(pool, repo.id, &repo.default_branch).await?;
-        let (coverage, issues) = series::last_31_days(pool, branch).await?;
+        let (coverage, issues) =
+            crate::stats::graph_points(pool, branch, time::OffsetDateTime::now_utc().date())
+                .await?;
         cards.push(Card {
             coverage: format::percent(summary.coverage),
             issues: format::count(summary.issues.map(i64::from)),

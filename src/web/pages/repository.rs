@@ -6,7 +6,6 @@
 use askama::Template;
 use warp::reply::Response;
 
-use super::series;
 use crate::branches::{self, BranchView};
 use crate::commits::{self, CommitView};
 use crate::issues;
@@ -90,7 +89,12 @@ pub async fn get(req: &Req, name: &str) -> Result<Response, PageError> {
         return Err(PageError::NotFound);
     }
     let branch_names = branches::names(pool, &repo).await?;
-    let (coverage, issues) = series::last_31_days(pool, branch.as_ref().map(|b| b.id)).await?;
+    let (coverage, issues) = crate::stats::graph_points(
+        pool,
+        branch.as_ref().map(|b| b.id),
+        time::OffsetDateTime::now_utc().date(),
+    )
+    .await?;
     let head = branch.as_ref().and_then(|b| b.head.as_ref());
     let base = format!("/repos/{}", repo.name);
     let kinds = match head {
