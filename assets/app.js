@@ -41,6 +41,16 @@
     });
   });
 
+  // The user menu (a <details>): Escape closes it and gives the focus back to its toggle, as
+  // a menu button does.
+  each("details.user-menu", function (menu) {
+    menu.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape" || !menu.open) { return; }
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
+  });
+
   // Live regions: an element with an id and data-live="<seconds>" is refreshed from the same
   // URL every so often, until the server renders it without data-live (work finished).
   each("[data-live][id]", function (region) {

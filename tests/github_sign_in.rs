@@ -21,20 +21,20 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
-const ADA: i64 = 7001;
+pub(crate) const ADA: i64 = 7001;
 const BOB: i64 = 7003;
 const MALLORY: i64 = 7666;
 
-struct Env {
-    fake: FakeGithub,
-    git: GitServer,
-    t: TestApp,
-    admin: String,
+pub(crate) struct Env {
+    pub(crate) fake: FakeGithub,
+    pub(crate) git: GitServer,
+    pub(crate) t: TestApp,
+    pub(crate) admin: String,
 }
 
 /// The daemon in GitHub mode with sign-in configured. Its address is chosen first, because the
 /// callback URL GitHub sends browsers back to is `server.ui_base_url`.
-async fn env(adjust: impl FnOnce(&mut cocov::config::Config) + Send + 'static) -> Env {
+pub(crate) async fn env(adjust: impl FnOnce(&mut cocov::config::Config) + Send + 'static) -> Env {
     let fake = FakeGithub::start().await;
     let git = GitServer::start(fake.token_checker()).await;
     let mut github = fake.config();
@@ -236,7 +236,7 @@ async fn visible_repositories(e: &Env, session: &str) -> Vec<String> {
 }
 
 /// Registers a GitHub repository; returns (id, upload token).
-async fn add_repository(e: &Env, name: &str) -> (i64, String) {
+pub(crate) async fn add_repository(e: &Env, name: &str) -> (i64, String) {
     common::origin::create_repository(&e.t, &e.admin, &json!({"name": name})).await
 }
 
@@ -273,7 +273,7 @@ async fn commit_author(e: &Env, name: &str, sha: &str, session: &str) -> Value {
     body["user"].clone()
 }
 
-async fn members_of(e: &Env, github_id: i64) -> Vec<(String, String)> {
+pub(crate) async fn members_of(e: &Env, github_id: i64) -> Vec<(String, String)> {
     sqlx::query_as(
         "SELECT r.name::text, m.level FROM repository_members m JOIN repositories r ON r.id = m.repository_id \
          WHERE m.github_member_id = $1 ORDER BY r.name",

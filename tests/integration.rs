@@ -48,6 +48,7 @@ mod ui_api;
 mod upload_budget;
 mod web_ui;
 mod web_ui_repository;
+mod web_ui_sign_in;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
 /// would never be compiled or run.

@@ -7,105 +7,22 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::TestApp;
+use common::oidc_provider::{CLIENT_ID, CLIENT_SECRET, OidcProvider};
 use common::requests::{call, free_port};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const CLIENT_ID: &str = "cocov";
-const CLIENT_SECRET: &str = "test-client-secret";
 const ADMIN_GROUP: &str = "cocov-admins";
-
-/// The provider process; killed when dropped.
-struct OidcProvider {
-    child: Child,
-    issuer: String,
-    accounts: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl OidcProvider {
-    /// Starts a provider knowing the `cocov` client (redirecting to `redirect_uri`) and a
-    /// second client `other`, with `accounts` (account id → claims). With
-    /// `claims_in_userinfo_only`, ID tokens carry no profile or group claims (userinfo does).
-    async fn start(
-        redirect_uri: &str,
-        accounts: Value,
-        claims_in_userinfo_only: bool,
-    ) -> OidcProvider {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
-        assert!(
-            root.join("node_modules/oidc-provider").exists(),
-            "tests/oidc-provider/node_modules is missing: run scripts/install-test-tools.sh"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let accounts_file = dir.path().join("accounts.json");
-        std::fs::write(&accounts_file, accounts.to_string()).unwrap();
-        let port = free_port();
-        let client = |id: &str| {
-            json!({"client_id": id, "client_secret": CLIENT_SECRET, "redirect_uris": [redirect_uri],
-                   "grant_types": ["authorization_code"], "response_types": ["code"]})
-        };
-        let options = json!({
-            "port": port,
-            "accounts_file": accounts_file,
-            "clients": [client(CLIENT_ID), client("other")],
-            "claims_in_userinfo_only": claims_in_userinfo_only,
-        });
-        let child = Command::new("node")
-            .arg(root.join("server.js"))
-            .arg(options.to_string())
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs");
-        let issuer = format!("http://127.0.0.1:{port}");
-        let discovery = format!("{issuer}/.well-known/openid-configuration");
-        common::eventually(
-            "the OIDC provider to serve",
-            Duration::from_secs(30),
-            || {
-                let discovery = discovery.clone();
-                async move {
-                    let r = reqwest::get(&discovery).await.ok()?;
-                    r.status().is_success().then_some(())
-                }
-            },
-        )
-        .await;
-        OidcProvider {
-            child,
-            issuer,
-            accounts: accounts_file,
-            _dir: dir,
-        }
-    }
-
-    fn set_accounts(&self, accounts: Value) {
-        std::fs::write(&self.accounts, accounts.to_string()).unwrap();
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The daemon on a known port (the provider must know its callback first) and its provider.
 struct Site {
     t: TestApp,
     provider: OidcProvider,
-    _secret_dir: tempfile::TempDir,
 }
 
 async fn site(accounts: Value, allow_signup: bool) -> Site {
@@ -121,16 +38,10 @@ async fn site_with(accounts: Value, allow_signup: bool, claims_in_userinfo_only:
         claims_in_userinfo_only,
     )
     .await;
-    let secret_dir = tempfile::tempdir().unwrap();
-    let secret_file = secret_dir.path().join("oidc-secret");
-    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let issuer = provider.issuer.clone();
     let t = TestApp::start_with(|c| {
         c.server.bind_address = format!("127.0.0.1:{port}").parse().unwrap();
         c.server.ui_base_url = base.clone();
-        c.oidc.issuer_url = issuer;
-        c.oidc.client_id = CLIENT_ID.into();
-        c.oidc.client_secret_file = secret_file;
+        provider.configure(c);
         c.oidc.scopes = vec!["openid".into(), "profile".into(), "groups".into()];
         c.oidc.admin_groups = vec![ADMIN_GROUP.into()];
         c.oidc.allow_signup = allow_signup;
@@ -145,11 +56,7 @@ async fn site_with(accounts: Value, allow_signup: bool, claims_in_userinfo_only:
     )
     .await
     .unwrap();
-    Site {
-        t,
-        provider,
-        _secret_dir: secret_dir,
-    }
+    Site { t, provider }
 }
 
 fn account(login: &str, groups: &[&str]) -> Value {

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use sqlx::PgPool;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 const SHA_OLD: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub(crate) const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
@@ -461,7 +461,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Signs in by posting the form as a same-origin browser would; returns the cookie header.
-async fn session_cookie(t: &TestApp, login: &str) -> String {
+pub(crate) async fn session_cookie(t: &TestApp, login: &str) -> String {
     let response = client()
         .post(t.url("/sign-in"))
         .header("sec-fetch-site", "same-origin")

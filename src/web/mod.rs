@@ -23,7 +23,9 @@
 //!   `<input type="hidden" name="csrf_token" value="{{ chrome.csrf }}">`; the handler calls
 //!   [`Req::form`] which checks that token ([`csrf`]) after the session cookie's
 //!   Sec-Fetch-Site/Origin check (`auth::csrf`, applied by [`Req::session`] for non-GET
-//!   methods). After the action: 303 back to a page ([`page::see_other`]), with
+//!   methods). The body is read by [`Req::session`] (or [`Req::admin_session`]) once the
+//!   session allows it, never before: an anonymous POST is refused without being read. After
+//!   the action: 303 back to a page ([`page::see_other`]), with
 //!   `?notice=<code>` (or `?problem=<code>`) for a message the page shows ([`Req::message`],
 //!   `templates/notice.html`).
 //! - Errors: handlers return [`PageError`] (`NotFound`, `Forbidden`, `Internal`, …); each
@@ -54,7 +56,6 @@ mod router;
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method};
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -62,11 +63,12 @@ use warp::reply::Response;
 
 use crate::app::App;
 use crate::http::PeerAddr;
+use crate::http::body::Deferred;
 
 pub use page::{Chrome, PageError};
 pub use request::{Form, Req, Session};
 
-/// Form bodies are small; anything larger is refused before it is read.
+/// Form bodies are small; anything larger is refused (unread when its length says so).
 const BODY_LIMIT: u64 = 64 * 1024;
 
 /// Whether a path belongs to the UI (the rest is the JSON API's).
@@ -86,7 +88,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<PeerAddr>())
-        .and(crate::http::body::bytes(BODY_LIMIT))
+        // Read by the handler, and only once the session allows it (`Req::session`).
+        .and(crate::http::body::deferred(BODY_LIMIT))
         .and(app)
         .then(
             |path: warp::path::FullPath,
@@ -94,7 +97,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
              query: String,
              headers: HeaderMap,
              peer: Option<PeerAddr>,
-             body: Bytes,
+             body: Deferred,
              app: App| async move {
                 let req = Req::new(app, method, path.as_str(), &query, headers, peer, body);
                 router::dispatch(req).await

@@ -225,18 +225,21 @@ pub fn error_page(error: PageError) -> Response {
     }
 }
 
-/// A warp rejection past the UI's path check (a body too large, a bad method): an HTML page.
+/// A warp rejection past the UI's path check (a bad method, a bad header): an HTML page.
 pub fn rejected(rejection: warp::Rejection) -> Response {
-    let error = if let Some(api) = rejection.find::<crate::http::ApiError>() {
-        match api.status {
-            StatusCode::PAYLOAD_TOO_LARGE => PageError::BadRequest("The form is too large"),
-            StatusCode::NOT_FOUND => PageError::NotFound,
-            _ => PageError::BadRequest("The request could not be read"),
-        }
-    } else {
-        PageError::NotFound
-    };
+    let error = rejection
+        .find::<crate::http::ApiError>()
+        .map_or(PageError::NotFound, body_error);
     secure(error_page(error))
+}
+
+/// What a request that could not be read (a form too large, a body cut off) becomes.
+pub fn body_error(api: &crate::http::ApiError) -> PageError {
+    match api.status {
+        StatusCode::PAYLOAD_TOO_LARGE => PageError::BadRequest("The form is too large"),
+        StatusCode::NOT_FOUND => PageError::NotFound,
+        _ => PageError::BadRequest("The request could not be read"),
+    }
 }
 
 #[cfg(test)]

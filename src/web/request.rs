@@ -1,6 +1,7 @@
 //! A page request: what the handlers read (path, query, form, session), with the auth gate.
 
 use std::net::IpAddr;
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -11,6 +12,7 @@ use crate::api::session_cookie;
 use crate::app::App;
 use crate::auth::{Actor, AuthError};
 use crate::http::PeerAddr;
+use crate::http::body::Deferred;
 
 /// One request to a page.
 pub struct Req {
@@ -23,7 +25,11 @@ pub struct Req {
     query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub peer: Option<PeerAddr>,
-    body: Bytes,
+    /// The body as it arrived, not read yet: it is read only past the auth gate
+    /// ([`Req::session`], or [`Req::sign_in_form`] for the one anonymous form), so an anonymous
+    /// POST is refused without the daemon waiting for (and buffering) what it sends.
+    unread: Mutex<Option<Deferred>>,
+    body: OnceLock<Bytes>,
 }
 
 /// The signed-in user of a page request.
@@ -75,7 +81,7 @@ impl Req {
         raw_query: &str,
         headers: HeaderMap,
         peer: Option<PeerAddr>,
-        body: Bytes,
+        body: Deferred,
     ) -> Req {
         Req {
             app,
@@ -87,7 +93,8 @@ impl Req {
                 .collect(),
             headers,
             peer,
-            body,
+            unread: Mutex::new(Some(body)),
+            body: OnceLock::new(),
         }
     }
 
@@ -136,8 +143,26 @@ impl Req {
 
     /// The auth gate: the signed-in user, or [`PageError::SignIn`] (303 to the sign-in page).
     /// For state-changing methods the session cookie's provenance check applies (a cross-site
-    /// form is refused with 403 before anything else).
+    /// form is refused with 403 before anything else), and only then is the posted body read
+    /// (for [`Req::form`]).
     pub async fn session(&self) -> Result<Session, PageError> {
+        let session = self.signed_in().await?;
+        self.read_body().await?;
+        Ok(session)
+    }
+
+    /// [`Req::session`] for administrators only (403 for others, whose body is not read).
+    pub async fn admin_session(&self) -> Result<Session, PageError> {
+        let session = self.signed_in().await?;
+        if !session.admin {
+            return Err(PageError::Forbidden);
+        }
+        self.read_body().await?;
+        Ok(session)
+    }
+
+    /// The session cookie's user, without touching the body.
+    async fn signed_in(&self) -> Result<Session, PageError> {
         let actor =
             match session_cookie::request_actor(&self.app, &self.method, &self.headers).await {
                 Ok(actor) => actor,
@@ -160,20 +185,33 @@ impl Req {
         })
     }
 
-    /// [`Req::session`] for administrators only (403 for others).
-    pub async fn admin_session(&self) -> Result<Session, PageError> {
-        let session = self.session().await?;
-        if session.admin {
-            Ok(session)
-        } else {
-            Err(PageError::Forbidden)
+    /// Reads the posted body (once, at most the UI's limit). Safe methods carry no form, so
+    /// their body is never read.
+    async fn read_body(&self) -> Result<(), PageError> {
+        if self.method == Method::GET || self.method == Method::HEAD || self.body.get().is_some() {
+            return Ok(());
         }
+        let unread = self.unread.lock().map(|mut b| b.take()).unwrap_or(None);
+        let bytes = match unread {
+            Some(body) => body
+                .bytes()
+                .await
+                .map_err(|e| super::page::body_error(&e))?,
+            None => Bytes::new(),
+        };
+        let _ = self.body.set(bytes);
+        Ok(())
+    }
+
+    /// The body read by the auth gate (empty if it was not).
+    fn posted(&self) -> &[u8] {
+        self.body.get().map_or(&[], |b| b.as_ref())
     }
 
     /// The posted form, after checking its `csrf_token` against the session: a form from
     /// another site cannot know it.
     pub fn form(&self, session: &Session) -> Result<Form, PageError> {
-        let form = Form::parse(&self.body);
+        let form = Form::parse(self.posted());
         if !csrf::matches(&session.csrf, form.get(csrf::FIELD).unwrap_or("")) {
             return Err(PageError::CrossSite);
         }
@@ -187,9 +225,11 @@ impl Req {
         Ok((session, form))
     }
 
-    /// The posted form without a session (the sign-in form).
-    pub fn form_unchecked(&self) -> Form {
-        Form::parse(&self.body)
+    /// The posted form without a session: the sign-in form, the one form an anonymous
+    /// visitor may send (its handler checks the form's provenance itself).
+    pub async fn sign_in_form(&self) -> Result<Form, PageError> {
+        self.read_body().await?;
+        Ok(Form::parse(self.posted()))
     }
 }
 

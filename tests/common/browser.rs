@@ -52,6 +52,14 @@ fn axe_source() -> String {
     })
 }
 
+/// WebDriver's codes for the keys that are not characters ([`Browser::press`]).
+pub mod keys {
+    pub const TAB: &str = "\u{E004}";
+    pub const ENTER: &str = "\u{E007}";
+    pub const SHIFT: &str = "\u{E008}";
+    pub const ESCAPE: &str = "\u{E00C}";
+}
+
 /// A Chromium session.
 pub struct Browser {
     driver: Child,
@@ -245,8 +253,137 @@ impl Browser {
     /// Clicks a control that loads another page (a link, a form's button) and waits until the
     /// new page has replaced the old one and finished loading.
     pub async fn click_and_wait(&self, css: &str) {
-        let old = self.element("html").await;
+        let old = self.page().await;
         self.click(css).await;
+        self.wait_until_replaced(&old, css).await;
+    }
+
+    /// Presses keys as a keyboard does (WebDriver "Perform Actions": real key events, sent to
+    /// whatever has focus). Each entry is one key: a character or one of [`keys`]; a modifier
+    /// ([`keys::SHIFT`]) is held down until the last key is released (`[SHIFT, TAB]`).
+    pub async fn press(&self, keys: &[&str]) {
+        let mut actions = Vec::new();
+        let mut held = Vec::new();
+        for key in keys {
+            actions.push(json!({"type": "keyDown", "value": key}));
+            if *key == keys::SHIFT {
+                held.push(key);
+            } else {
+                actions.push(json!({"type": "keyUp", "value": key}));
+            }
+        }
+        for key in held {
+            actions.push(json!({"type": "keyUp", "value": key}));
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await;
+    }
+
+    /// Types `text` into whatever has focus, key by key.
+    pub async fn type_keys(&self, text: &str) {
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let keys: Vec<&str> = chars.iter().map(String::as_str).collect();
+        self.press(&keys).await;
+    }
+
+    /// Presses a key that loads another page (Enter on a link or in a form) and waits for it.
+    pub async fn press_and_wait(&self, key: &str) {
+        let old = self.page().await;
+        self.press(&[key]).await;
+        self.wait_until_replaced(&old, "a key press").await;
+    }
+
+    /// The current document, for [`Browser::wait_for_new_page`] after an action that loads
+    /// another page in a way `click_and_wait` cannot wait for (a confirmation dialog).
+    pub async fn page(&self) -> String {
+        self.element("html").await
+    }
+
+    /// Waits until `page` ([`Browser::page`]) has been replaced and the new page has loaded.
+    pub async fn wait_for_new_page(&self, page: &str) {
+        self.wait_until_replaced(page, "the action").await;
+    }
+
+    /// The focused element in words: `tag#id.class "text" [href]`, for asserting where Tab
+    /// went.
+    pub async fn focused(&self) -> String {
+        self.script(
+            "const e = document.activeElement; if (!e || e === document.body) return 'body';\
+             const text = (e.innerText || e.value || e.getAttribute('aria-label') || '').trim().replace(/\\s+/g, ' ');\
+             return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')\
+               + (e.classList.length ? '.' + Array.from(e.classList).join('.') : '')\
+               + (text ? ' \"' + text + '\"' : '')\
+               + (e.getAttribute('href') ? ' [' + e.getAttribute('href') + ']' : '');",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Presses Tab until the focused element's description ([`Browser::focused`]) contains
+    /// `what`, at most `limit` times; returns every element passed on the way (the tab order).
+    /// Each stop must be visibly focused ([`Browser::focus_is_visible`]).
+    pub async fn tab_to(&self, what: &str, limit: usize) -> Vec<String> {
+        let mut order = Vec::new();
+        for _ in 0..limit {
+            self.press(&[keys::TAB]).await;
+            if let Err(style) = self.focus_is_visible().await {
+                panic!("the focus is not visible on {style}; before: {order:#?}");
+            }
+            let now = self.focused().await;
+            order.push(now.clone());
+            if now.contains(what) {
+                return order;
+            }
+        }
+        panic!("{limit} presses of Tab never reached {what}: {order:#?}");
+    }
+
+    /// Whether the focused element is visibly marked: it matches `:focus-visible` and its
+    /// computed style draws an outline or a box shadow.
+    pub async fn focus_is_visible(&self) -> Result<(), String> {
+        let style = self
+            .script(
+                "const e = document.activeElement, s = getComputedStyle(e);\
+                 return {visible: e.matches(':focus-visible'), outline: s.outlineStyle,\
+                         width: parseFloat(s.outlineWidth) || 0, shadow: s.boxShadow};",
+                json!([]),
+            )
+            .await;
+        let outline = style["outline"] != "none" && style["width"].as_f64().unwrap_or(0.0) >= 2.0;
+        let shadow = style["shadow"] != "none";
+        if style["visible"] == true && (outline || shadow) {
+            Ok(())
+        } else {
+            Err(format!("{}: {style}", self.focused().await))
+        }
+    }
+
+    /// The text of the open JavaScript dialog (`confirm`), if one is open.
+    pub async fn dialog(&self) -> Option<String> {
+        self.try_call(reqwest::Method::GET, "/alert/text".into(), None)
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+    }
+
+    /// Answers the open dialog: OK (`true`) or Cancel.
+    pub async fn answer_dialog(&self, accept: bool) {
+        let path = if accept {
+            "/alert/accept"
+        } else {
+            "/alert/dismiss"
+        };
+        self.call(reqwest::Method::POST, path, None).await;
+    }
+
+    async fn wait_until_replaced(&self, old: &str, cause: &str) {
         let start = Instant::now();
         loop {
             let gone = self
@@ -264,7 +401,7 @@ impl Browser {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(15),
-                "clicking {css} loaded no new page"
+                "{cause} loaded no new page"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -294,6 +431,13 @@ impl Browser {
         .as_array()
         .cloned()
         .unwrap_or_default()
+    }
+
+    /// Forgets the console's entries so far: after another site's pages (an identity
+    /// provider's login form, with its own fonts from the internet), whose errors are not the
+    /// UI's.
+    pub async fn forget_console(&self) {
+        self.console().await;
     }
 
     /// Every check a page must pass: screenshot, no console error, the document and every

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod daemon_process;
 pub mod fake_github;
 pub mod git_server;
+pub mod oidc_provider;
 pub mod origin;
 pub mod private_postgres;
 pub mod private_redis;

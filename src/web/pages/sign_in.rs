@@ -117,7 +117,7 @@ fn form(
 }
 
 pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let input = req.form_unchecked();
+    let input = req.sign_in_form().await?;
     let back = |code: &str| {
         let return_to = same_origin_path(input.get("return_to"));
         see_other(&format!(
