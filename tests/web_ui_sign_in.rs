@@ -193,6 +193,7 @@ async fn the_keyboard_alone_works_the_ui() {
         json!(true),
         "the skip link is on screen when focused"
     );
+    browser.screenshot("skip-link").await;
     browser.press(&[keys::ENTER]).await;
     assert_eq!(
         browser.focused().await.split(' ').next(),
@@ -228,13 +229,25 @@ async fn the_keyboard_alone_works_the_ui() {
     browser.goto(&t.url("/")).await;
     browser.tab_to("summary", 6).await;
     browser.press(&[keys::ENTER]).await;
-    assert_eq!(browser.script(menu_open, json!([])).await, json!(true));
+    assert_eq!(
+        browser.script(menu_open, json!([])).await,
+        json!(true),
+        "Enter opens the menu"
+    );
     browser.press(&[keys::TAB]).await;
     assert!(browser.focused().await.contains("Sign out"));
     browser.focus_is_visible().await.unwrap();
+    browser.screenshot("user-menu").await;
     browser.press(&[keys::ESCAPE]).await;
-    assert_eq!(browser.script(menu_open, json!([])).await, json!(false));
-    assert!(browser.focused().await.starts_with("summary"));
+    assert_eq!(
+        browser.script(menu_open, json!([])).await,
+        json!(false),
+        "Escape closes the menu"
+    );
+    assert!(
+        browser.focused().await.starts_with("summary"),
+        "the focus goes back to the menu's toggle"
+    );
 
     // Search by typing, then open the repository with Enter.
     browser.tab_to("input#q", 4).await;
@@ -370,26 +383,26 @@ async fn an_anonymous_post_is_refused_before_its_body_is_read() {
     let addr = t.base.trim_start_matches("http://").to_string();
     let alice = session_cookie(&t, "alice").await;
 
-    let answers = tokio::task::spawn_blocking(move || {
-        let mut answers = Vec::new();
-        for path in ["/", "/sign-out", "/repos/widget/settings", "/admin/users"] {
-            answers.push((path, post_endless_body(&addr, path, None)));
-            answers.push((path, post_half_a_body(&addr, path)));
-        }
-        let as_alice = post_endless_body(&addr, "/admin/users", Some(&alice));
-        (answers, as_alice)
-    })
-    .await
-    .unwrap();
-    let (answers, as_alice) = answers;
-    for (path, head) in answers {
+    // Each answer is checked as it comes, so a daemon that reads first fails at the first.
+    let refused = |path: &str, head: &str| {
         assert!(head.starts_with("http/1.1 303"), "{path}: {head}");
         let to = format!(
             "location: /sign-in?return_to={}\r\n",
             url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
         );
         assert!(head.contains(&to.to_lowercase()), "{path}: {head}");
+    };
+    let checked = tokio::task::spawn_blocking(move || {
+        for path in ["/", "/sign-out", "/repos/widget/settings", "/admin/users"] {
+            refused(path, &post_endless_body(&addr, path, None));
+            refused(path, &post_half_a_body(&addr, path));
+        }
+        let as_alice = post_endless_body(&addr, "/admin/users", Some(&alice));
+        assert!(as_alice.starts_with("http/1.1 403"), "{as_alice}");
+    })
+    .await;
+    if let Err(failed) = checked {
+        std::panic::resume_unwind(failed.into_panic());
     }
-    assert!(as_alice.starts_with("http/1.1 403"), "{as_alice}");
     t.shutdown().await;
 }
