@@ -42,12 +42,19 @@
   });
 
   // The user menu (a <details>): Escape closes it and gives the focus back to its toggle, as
-  // a menu button does.
+  // a menu button does; so does tabbing out of it, which would otherwise leave it open over
+  // the field that now has the focus. (A click on nothing focusable leaves it open: Safari
+  // does not focus the button clicked, so closing then would swallow the click.)
   each("details.user-menu", function (menu) {
     menu.addEventListener("keydown", function (event) {
       if (event.key !== "Escape" || !menu.open) { return; }
       menu.open = false;
       menu.querySelector("summary").focus();
+    });
+    menu.addEventListener("focusout", function (event) {
+      if (menu.open && event.relatedTarget && !menu.contains(event.relatedTarget)) {
+        menu.open = false;
+      }
     });
   });
 

@@ -148,7 +148,7 @@ async fn oidc_sign_in_in_a_browser_through_the_providers_pages() {
 
 /// Only the keyboard: sign in, Tab through the pages in reading order with the focus always
 /// visible, skip to the content, search, open a repository, work the user menu (Enter opens,
-/// Escape closes) and a confirmation (cancel, then confirm), sign out.
+/// Escape or leaving it closes it) and a confirmation (cancel, then confirm), sign out.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_keyboard_alone_works_the_ui() {
     let t = crate::web_ui::start().await;
@@ -248,9 +248,16 @@ async fn the_keyboard_alone_works_the_ui() {
         browser.focused().await.starts_with("summary"),
         "the focus goes back to the menu's toggle"
     );
+    // Tabbing out of the open menu closes it (it would cover the search field).
+    browser.press(&[keys::ENTER, keys::TAB, keys::TAB]).await;
+    assert!(browser.focused().await.starts_with("input#q"));
+    assert_eq!(
+        browser.script(menu_open, json!([])).await,
+        json!(false),
+        "leaving the menu closes it"
+    );
 
     // Search by typing, then open the repository with Enter.
-    browser.tab_to("input#q", 4).await;
     browser.type_keys("widg").await;
     browser.press_and_wait(keys::ENTER).await;
     assert_eq!(browser.current_url().await, t.url("/?q=widg"));

@@ -117,6 +117,12 @@ fn form(
 }
 
 pub async fn post(req: &Req) -> Result<Response, PageError> {
+    // Login CSRF: a form on another site must not sign the browser into someone's account.
+    // Checked before the body is read, as the session is for every other form.
+    let provenance = session_cookie::provenance(&req.headers);
+    if csrf::check_sign_in(provenance, &session_cookie::public_origin(&req.app)).is_err() {
+        return Err(PageError::CrossSite);
+    }
     let input = req.sign_in_form().await?;
     let back = |code: &str| {
         let return_to = same_origin_path(input.get("return_to"));
@@ -127,11 +133,6 @@ pub async fn post(req: &Req) -> Result<Response, PageError> {
     };
     if !methods(req).local {
         return Ok(back("local_disabled"));
-    }
-    // Login CSRF: a form on another site must not sign the browser into someone's account.
-    let provenance = session_cookie::provenance(&req.headers);
-    if csrf::check_sign_in(provenance, &session_cookie::public_origin(&req.app)).is_err() {
-        return Err(PageError::CrossSite);
     }
     let login = input.get("login").unwrap_or("").trim();
     let password = input.get("password").unwrap_or("");
