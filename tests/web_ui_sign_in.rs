@@ -325,14 +325,19 @@ async fn tokens(t: &TestApp) -> usize {
         .len()
 }
 
-/// Sends `POST path` with a body that never ends (chunked, 16 KiB at a time, from a thread of
-/// its own) and returns the response's status line and headers as soon as they arrive.
-fn post_endless_body(addr: &str, path: &str, cookie: Option<&str>) -> String {
+/// The headers a browser sends with a form of the daemon's own pages.
+fn same_origin(addr: &str) -> String {
+    format!("Origin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n")
+}
+
+/// Sends `POST path` with `headers` (lines ending in CRLF) and a body that never ends
+/// (chunked, 16 KiB at a time, from a thread of its own); returns the response's status line
+/// and headers as soon as they arrive.
+fn post_endless_body(addr: &str, path: &str, headers: &str) -> String {
     let stream = TcpStream::connect(addr).unwrap();
     let mut sender = stream.try_clone().unwrap();
-    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n{cookie}\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\
          Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     sender.write_all(head.as_bytes()).unwrap();
@@ -354,8 +359,9 @@ fn post_half_a_body(addr: &str, path: &str) -> String {
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nname=x&"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\nname=x&",
+        same_origin(addr)
     );
     stream.write_all(head.as_bytes()).unwrap();
     response_head(&stream)
@@ -380,7 +386,8 @@ fn response_head(stream: &TcpStream) -> String {
 /// An anonymous POST to any form is refused (to the sign-in page) without its body being read:
 /// a body that never ends gets the redirect, not "too large" after 64 KiB were read, and a
 /// body that stops halfway gets it too, where reading first would wait for the rest. A user
-/// who is not an administrator posting to an administration form gets the 403 the same way.
+/// who is not an administrator posting to an administration form gets the 403 the same way,
+/// and so does another site's form posted to the sign-in page.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_anonymous_post_is_refused_before_its_body_is_read() {
     let t = crate::web_ui::start().await;
@@ -401,11 +408,16 @@ async fn an_anonymous_post_is_refused_before_its_body_is_read() {
     };
     let checked = tokio::task::spawn_blocking(move || {
         for path in ["/", "/sign-out", "/repos/widget/settings", "/admin/users"] {
-            refused(path, &post_endless_body(&addr, path, None));
+            refused(path, &post_endless_body(&addr, path, &same_origin(&addr)));
             refused(path, &post_half_a_body(&addr, path));
         }
-        let as_alice = post_endless_body(&addr, "/admin/users", Some(&alice));
+        let as_alice = format!("{}Cookie: {alice}\r\n", same_origin(&addr));
+        let as_alice = post_endless_body(&addr, "/admin/users", &as_alice);
         assert!(as_alice.starts_with("http/1.1 403"), "{as_alice}");
+        // The sign-in form, the one anonymous form, refuses another site's before reading.
+        let cross_site = "Origin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\n";
+        let forged = post_endless_body(&addr, "/sign-in", cross_site);
+        assert!(forged.starts_with("http/1.1 403"), "{forged}");
     })
     .await;
     if let Err(failed) = checked {
