@@ -78,6 +78,16 @@ pub fn summary(measure: Measure, points: &[Point]) -> String {
             points.len()
         );
     };
+    if known.len() == 1 {
+        // A new repository's first day: "80% on Dec 5, 80% on Dec 5; lowest 80%, highest 80%"
+        // would say the same thing four times.
+        return format!(
+            "{}: {} on {}, the only day with data so far.",
+            measure.noun(),
+            measure.label(first.1),
+            short_date(first.0),
+        );
+    }
     let low = known.iter().map(|k| k.1).fold(f64::INFINITY, f64::min);
     let high = known.iter().map(|k| k.1).fold(f64::NEG_INFINITY, f64::max);
     format!(
@@ -150,6 +160,15 @@ pub fn sparkline(measure: Measure, points: &[Point]) -> String {
                 "<polyline class=\"chart-line\" points=\"{}\"/>",
                 points_attr(&segment, 2.0, 2.0)
             );
+            // A line through one point draws nothing: a lone day (a new repository) is a dot.
+            if let [(x, y)] = segment[..] {
+                let _ = write!(
+                    svg,
+                    "<circle class=\"chart-dot\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\"/>",
+                    x + 2.0,
+                    y + 2.0
+                );
+            }
         }
     }
     svg.push_str("</svg>");
@@ -278,5 +297,18 @@ mod tests {
         assert!(chart.contains(">Nov 1</text>"));
         let spark = sparkline(Measure::Coverage, &series(&[None, None]));
         assert!(spark.contains("chart-empty") && spark.contains("no data"));
+    }
+
+    #[test]
+    fn a_single_day_is_a_dot_and_said_once() {
+        let s = series(&[None, None, Some(80.0)]);
+        assert_eq!(
+            summary(Measure::Coverage, &s),
+            "Coverage: 80% on Nov 3, the only day with data so far."
+        );
+        let spark = sparkline(Measure::Coverage, &s);
+        assert_eq!(spark.matches("<circle class=\"chart-dot\"").count(), 1);
+        let two = sparkline(Measure::Coverage, &series(&[Some(70.0), Some(80.0)]));
+        assert!(!two.contains("<circle"), "a line needs no dots");
     }
 }
