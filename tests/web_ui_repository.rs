@@ -210,7 +210,11 @@ async fn an_administrator_walks_a_pushed_repository() {
     );
     assert_eq!(browser.count("svg.chart").await, 2);
     let summary = browser.text(".chart-summary").await;
-    assert!(summary.contains("80%"), "{summary}");
+    assert!(
+        summary.starts_with("Coverage: 80% on ")
+            && summary.ends_with(", the only day with data so far."),
+        "{summary}"
+    );
     let kinds = browser.text(".bars").await.to_lowercase();
     assert!(
         kinds.starts_with("bug\n2") && kinds.contains("quality\n1") && kinds.contains("style\n1"),

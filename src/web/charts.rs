@@ -214,9 +214,15 @@ pub fn line_chart(measure: Measure, title: &str, points: &[Point]) -> String {
         0.0
     };
     for (i, point) in points.iter().enumerate().step_by(5) {
+        // The last day sits on the right edge: centred there, its label was cut ("Dec").
+        let anchor = if i > 0 && i + 1 == points.len() {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             svg,
-            "<text class=\"chart-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"chart-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             LEFT + i as f64 * step,
             H - 6.0,
             escape(&short_date(&point.date))
@@ -294,7 +300,13 @@ mod tests {
             2,
             "a gap splits the line"
         );
-        assert!(chart.contains(">Nov 1</text>"));
+        assert!(chart.contains("text-anchor=\"middle\">Nov 1</text>"));
+        let month = series(&[Some(1.0); 31]);
+        assert!(
+            line_chart(Measure::Issues, "Issues", &month)
+                .contains("text-anchor=\"end\">Nov 31</text>"),
+            "the label on the right edge ends there"
+        );
         let spark = sparkline(Measure::Coverage, &series(&[None, None]));
         assert!(spark.contains("chart-empty") && spark.contains("no data"));
     }

@@ -36,6 +36,8 @@ pub struct CommitRow {
     pub coverage: String,
     pub issues: String,
     pub tone: &'static str,
+    /// The tone in words (the dot is colour only): screen readers and the tooltip say it.
+    pub state: &'static str,
 }
 
 pub struct KindRow {
@@ -171,6 +173,11 @@ pub fn commit_row(c: &CommitView) -> CommitRow {
             "green" => "ok",
             "red" => "bad",
             _ => "busy",
+        },
+        state: match c.condensed_status {
+            "green" => "Checks and coverage done",
+            "red" => "Checks or coverage errored",
+            _ => "Checks or coverage not done",
         },
     }
 }
