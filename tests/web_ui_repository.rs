@@ -7,6 +7,7 @@
 //! passes the browser checks (no console error, no failed request, no serious axe-core
 //! violation) and leaves a screenshot. One test: the set-up (two check runs) is the slow part.
 
+use crate::checks::finished_checks;
 use crate::common;
 use crate::web_ui::{account, sign_in};
 
@@ -95,7 +96,7 @@ async fn pushed_repository() -> Pushed {
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     for sha in [&first, &head] {
-        let view = finished_checks(&t, &admin, sha).await;
+        let view = finished_checks(&t, &admin, "widget", sha).await;
         assert_eq!(view["status"], "completed", "{view}");
     }
     let response = t
@@ -118,25 +119,6 @@ async fn pushed_repository() -> Pushed {
         first,
         head,
     }
-}
-
-/// Waits for the commit's check set to end; returns the checks view.
-async fn finished_checks(t: &TestApp, admin: &str, sha: &str) -> Value {
-    let path = format!("/v1/repositories/widget/commits/{sha}/checks");
-    common::eventually(
-        "the check set to finish",
-        Duration::from_secs(180),
-        || async {
-            let (status, body) = get(t, Some(admin), &path).await;
-            let done = status == StatusCode::OK
-                && matches!(
-                    body["status"].as_str(),
-                    Some("completed" | "errored" | "canceled" | "failure" | "not_configured")
-                );
-            done.then_some(body)
-        },
-    )
-    .await
 }
 
 /// The id of the head's issue whose message contains `text`.
