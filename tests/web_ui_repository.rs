@@ -26,6 +26,10 @@ const MANIFEST: &str = "version: \"0.1.alpha\"\nchecks:\n\
     \x20 - plugin: cocov/ruff:v0.1\n\
     \x20 - plugin: cocov/shellcheck:v0.1\n\
     \x20 - plugin: acme/slow\n";
+/// The first commit also runs a plugin that fails, which its second commit drops.
+const BROKEN: &str = "  - plugin: acme/broken\n";
+const BROKEN_PLUGIN: &str = "name = \"acme/broken\"\ncommand = \"/bin/sh\"\n\
+    args = [\"-c\", '''echo 'broken: <config> not found' >&2; exit 3''']\n";
 const SLOW_PLUGIN: &str = "name = \"acme/slow\"\ncommand = \"/bin/sh\"\n\
     args = [\"-c\", '''sleep 3; : > \"$COCOV_OUTPUT_FILE\"''']\n";
 
@@ -58,6 +62,7 @@ async fn pushed_repository() -> Pushed {
     );
     let plugins = tempfile::tempdir().unwrap();
     std::fs::write(plugins.path().join("slow.toml"), SLOW_PLUGIN).unwrap();
+    std::fs::write(plugins.path().join("broken.toml"), BROKEN_PLUGIN).unwrap();
     let plugins_dir = plugins.path().to_path_buf();
     let badger_port = common::requests::free_port();
     let t = TestApp::start_with(move |c| {
@@ -76,7 +81,7 @@ async fn pushed_repository() -> Pushed {
     let (_, token) = create_repository(&t, &admin, &body).await;
     let first = origin.commit(
         &[
-            (".cocov.yaml", MANIFEST),
+            (".cocov.yaml", &format!("{MANIFEST}{BROKEN}")),
             ("calc/__init__.py", INIT),
             ("calc/core.py", CORE_V1),
             ("scripts/run.sh", SCRIPT),
@@ -85,7 +90,10 @@ async fn pushed_repository() -> Pushed {
     );
     announce_main(&t, "widget", &token, &first).await;
     let core_v2 = format!("{CORE_V1}{RATIO}");
-    let head = origin.commit(&[("calc/core.py", &core_v2)], "Add ratio");
+    let head = origin.commit(
+        &[(".cocov.yaml", MANIFEST), ("calc/core.py", &core_v2)],
+        "Add ratio",
+    );
     announce_main(&t, "widget", &token, &head).await;
     let (status, answer) = announce(
         &t,
@@ -95,9 +103,9 @@ async fn pushed_repository() -> Pushed {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    for sha in [&first, &head] {
+    for (sha, status) in [(&first, "errored"), (&head, "completed")] {
         let view = finished_checks(&t, &admin, "widget", sha).await;
-        assert_eq!(view["status"], "completed", "{view}");
+        assert_eq!(view["status"], status, "{view}");
     }
     let response = t
         .client
@@ -238,6 +246,11 @@ async fn an_administrator_walks_a_pushed_repository() {
     );
     assert_eq!(browser.count(".table tbody tr").await, 1);
     assert!(browser.text(".last-commit").await.contains(&first[..7]));
+    let status = browser.text(".status-box").await;
+    assert!(
+        status.contains("Waiting for an upload") && status.contains("A check failed"),
+        "{status}"
+    );
     browser.check("repository-branch").await;
 
     // The head's checks: each completed with what it found.
@@ -289,15 +302,29 @@ async fn an_administrator_walks_a_pushed_repository() {
         browser
             .text(".commit-meta")
             .await
-            .contains("checks: completed · 4 issues"),
+            .contains("checks: completed · issues: 4"),
         "the commit's head is refreshed too"
     );
     browser.check("commit-checks-live-done").await;
 
-    // Cancel a re-run of the first commit.
+    // The first commit: a check failed, with its output; then a re-run, canceled.
     browser
         .goto(&t.url(&format!("/repos/widget/commits/{first}/checks")))
         .await;
+    assert!(browser.text("#checks-heading").await.contains("errored"));
+    let list = browser.text(".check-list").await;
+    assert!(
+        list.contains("acme/broken Failed\nFailed after") && list.contains("cocov/ruff Completed"),
+        "{list}"
+    );
+    browser.click(".check-output summary").await;
+    assert!(
+        browser
+            .text(".check-output pre")
+            .await
+            .contains("broken: <config> not found")
+    );
+    browser.check("commit-checks-errored").await;
     browser.click_and_wait("input[value=rerun] ~ button").await;
     browser.click_and_wait("input[value=cancel] ~ button").await;
     assert!(
