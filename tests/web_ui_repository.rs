@@ -152,12 +152,20 @@ async fn issue_id(p: &Pushed, text: &str) -> i64 {
 }
 
 /// Waits until the page's element `css` shows `text` (set by the page's own live updates).
+/// Read in one script: the live update may replace the element between a WebDriver lookup and
+/// a read of its text.
 async fn page_shows(browser: &Browser, css: &str, text: &str) -> String {
     common::eventually(
         &format!("{css} to show {text:?}"),
         Duration::from_secs(90),
         || async {
-            let shown = browser.text(css).await;
+            let shown = browser
+                .script(
+                    "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+                    json!([css]),
+                )
+                .await;
+            let shown = shown.as_str().unwrap_or_default().to_string();
             shown.contains(text).then_some(shown)
         },
     )

@@ -46,7 +46,11 @@ impl Measure {
     fn top(self, values: &[f64]) -> f64 {
         match self {
             Measure::Coverage => 100.0,
-            Measure::Issues => values.iter().copied().fold(0.0, f64::max).max(1.0).ceil(),
+            // Even, so the middle rule is a whole number too (a top of 1 labelled it "1" twice).
+            Measure::Issues => {
+                let top = values.iter().copied().fold(0.0, f64::max).max(1.0).ceil();
+                top + top % 2.0
+            }
         }
     }
 }
@@ -309,6 +313,16 @@ mod tests {
         );
         let spark = sparkline(Measure::Coverage, &series(&[None, None]));
         assert!(spark.contains("chart-empty") && spark.contains("no data"));
+    }
+
+    #[test]
+    fn the_issue_axis_has_whole_numbers() {
+        assert_eq!(Measure::Issues.top(&[]), 2.0);
+        assert_eq!(Measure::Issues.top(&[1.0]), 2.0);
+        assert_eq!(Measure::Issues.top(&[3.0, 2.0]), 4.0);
+        assert_eq!(Measure::Issues.top(&[4.0]), 4.0);
+        let chart = line_chart(Measure::Issues, "Issues", &series(&[None, Some(1.0)]));
+        assert!(chart.contains(">1</text>") && chart.contains(">2</text>"));
     }
 
     #[test]
