@@ -486,6 +486,21 @@ async fn the_add_page_is_for_administrators_and_loads_without_javascript() {
         refresh.headers()["location"],
         "/new?q=wid&notice=refreshing"
     );
+
+    // Without JavaScript the loading notice's link is the way to look again.
+    let browser = Browser::without_javascript("add-repository").await;
+    crate::web_ui::sign_in(&browser, &t, "root").await;
+    browser.goto(&t.url("/new")).await;
+    assert!(
+        browser
+            .text("#org-list")
+            .await
+            .contains("Loading repositories")
+    );
+    browser.check("github-loading").await;
+    browser.click_and_wait("#org-list a[href='/new']").await;
+    assert_eq!(browser.current_url().await, t.url("/new"));
+    browser.close().await;
     t.shutdown().await;
 }
 
