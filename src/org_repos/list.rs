@@ -146,7 +146,7 @@ async fn clear_updating(app: &App) -> Result<(), anyhow::Error> {
 
 /// Stores a fetched list (sorted by name) and ends the refresh.
 pub(super) async fn store(app: &App, mut items: Vec<OrgRepository>) -> Result<(), anyhow::Error> {
-    items.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+    items.sort_by_key(|r| r.name.to_lowercase());
     let list = OrgList {
         updated_at: OffsetDateTime::now_utc(),
         items,
