@@ -12,6 +12,7 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::web_ui::{client as no_redirects, session_cookie};
 use common::TestApp;
 use common::browser::Browser;
 use common::fake_github::{AuthKind, FakeGithub, FakeRepo};
@@ -361,32 +362,6 @@ async fn a_standalone_instance_has_no_organisation_list() {
         StatusCode::FORBIDDEN
     );
     t.shutdown().await;
-}
-
-/// Signs in through the form and returns the session cookie.
-async fn session_cookie(t: &TestApp, login: &str) -> String {
-    let response = no_redirects()
-        .post(t.url("/sign-in"))
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "login={login}&password={}&return_to=%2F",
-            url::form_urlencoded::byte_serialize(crate::web_ui::PASSWORD.as_bytes())
-                .collect::<String>()
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 fn local_accounts_on(c: &mut cocov::config::Config) {

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use sqlx::PgPool;
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
+const PASSWORD: &str = "correct horse battery staple";
 const SHA_OLD: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub(crate) const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
@@ -446,7 +446,7 @@ async fn first_page_load_weight_is_under_150_kb() {
 }
 
 /// A client that keeps nothing: cookies and redirects are handled by the tests.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -461,7 +461,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Signs in by posting the form as a same-origin browser would; returns the cookie header.
-async fn session_cookie(t: &TestApp, login: &str) -> String {
+pub(crate) async fn session_cookie(t: &TestApp, login: &str) -> String {
     let response = client()
         .post(t.url("/sign-in"))
         .header("sec-fetch-site", "same-origin")
