@@ -499,6 +499,11 @@ async fn an_administrator_adds_an_organisation_repository_in_the_browser() {
             .contains("This list was last updated just now")
     );
     browser.check("github").await;
+    // 61 repositories, 50 a page.
+    assert!(browser.text("nav.pager").await.contains("Page 1 of 2"));
+    browser.click_and_wait("nav.pager a[rel=next]").await;
+    assert!(browser.current_url().await.ends_with("/new?q=&page=2"));
+    assert_eq!(browser.count("#org-list .row").await, 11);
 
     // Refresh now: the new repository shows once the job is done.
     fake.add_repo(FakeRepo::new(3000, "gadgets").description("Gadgets"));
