@@ -113,6 +113,16 @@ async fn the_organisation_list_is_fetched_paged_searched_and_marked() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "auth.forbidden", "{body}");
     assert_eq!(post(&t, UPDATE, None, None).await, StatusCode::UNAUTHORIZED);
+    // Not `DELETE /v1/repositories/{name}` for a repository named `$org_repos`.
+    let delete = t
+        .client
+        .delete(t.url(LIST))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(delete.headers()["allow"], "GET");
     assert_eq!(
         post(&t, UPDATE, Some(&user), None).await,
         StatusCode::FORBIDDEN

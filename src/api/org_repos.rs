@@ -41,7 +41,23 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             }
         })
         .map(tag("POST /v1/repositories/$org_repos/update"));
-    list.or(update).unify().boxed()
+    // Any other method on the list's path would reach `DELETE /v1/repositories/{name}` and be
+    // a 404 for a repository named `$org_repos`: it is a 405, as the document says.
+    let other = warp::path!("v1" / "repositories" / "$org_repos")
+        .and(warp::method())
+        .and_then(|method: http::Method| async move {
+            if method == http::Method::GET || method == http::Method::HEAD {
+                // The list's own refusal (401, 403) stands.
+                return Err(warp::reject::not_found());
+            }
+            Ok(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "HTTP method not allowed",
+            )
+            .into_response())
+        });
+    list.or(update).unify().or(other).unify().boxed()
 }
 
 /// Who may register repositories (administrators, service tokens), on an instance with an
