@@ -446,7 +446,7 @@ async fn first_page_load_weight_is_under_150_kb() {
 }
 
 /// A client that keeps nothing: cookies and redirects are handled by the tests.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -461,7 +461,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Signs in by posting the form as a same-origin browser would; returns the cookie header.
-async fn session_cookie(t: &TestApp, login: &str) -> String {
+pub(crate) async fn session_cookie(t: &TestApp, login: &str) -> String {
     let response = client()
         .post(t.url("/sign-in"))
         .header("sec-fetch-site", "same-origin")
@@ -834,7 +834,7 @@ async fn pages_by_role() {
             vec![("job_id", "00000000-0000-0000-0000-000000000000")],
         ),
         (
-            "/",
+            "/new",
             vec![("name", "x"), ("git_url", "https://git.example/x.git")],
         ),
     ] {
@@ -879,7 +879,7 @@ async fn administrators_add_a_repository_by_git_url() {
             ("default_branch", "trunk"),
         ]);
         client()
-            .post(t.url("/"))
+            .post(t.url("/new"))
             .header("cookie", &cookie)
             .header("sec-fetch-site", "same-origin")
             .header("content-type", "application/x-www-form-urlencoded")
