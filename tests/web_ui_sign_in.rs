@@ -407,7 +407,12 @@ async fn an_anonymous_post_is_refused_before_its_body_is_read() {
         assert!(head.contains(&to.to_lowercase()), "{path}: {head}");
     };
     let checked = tokio::task::spawn_blocking(move || {
-        for path in ["/", "/sign-out", "/repos/widget/settings", "/admin/users"] {
+        for path in [
+            "/new",
+            "/sign-out",
+            "/repos/widget/settings",
+            "/admin/users",
+        ] {
             refused(path, &post_endless_body(&addr, path, &same_origin(&addr)));
             refused(path, &post_half_a_body(&addr, path));
         }
