@@ -47,6 +47,7 @@ mod two_hosts;
 mod ui_api;
 mod upload_budget;
 mod web_ui;
+mod web_ui_admin;
 mod web_ui_repository;
 
 /// Every file in tests/ is a module here: with `autotests = false` a file that is not listed
