@@ -10,7 +10,6 @@ use warp::reply::Response;
 
 use crate::secrets::grants::{self, GrantError};
 use crate::secrets::{self, Cipher, NameStatus, Scope, SecretError};
-use crate::web::format;
 use crate::web::page::{self, Chrome, PageError, see_other};
 use crate::web::{Form, Req, Session};
 
@@ -58,23 +57,10 @@ async fn view(req: &Req, session: &Session) -> Result<SecretsPage, PageError> {
             Err(GrantError::UnknownSecret(_)) => continue,
             Err(e) => return Err(anyhow::Error::new(e).into()),
         };
-        let updated = if s.updated_at > s.created_at {
-            format!(" · value replaced {}", format::ago_now(s.updated_at))
-        } else {
-            String::new()
-        };
+        let (dates, used) = super::secret_dates::of(&s);
         rows.push(SecretRow {
-            dates: format!(
-                "Added {}{}{updated}",
-                format::ago_now(s.created_at),
-                s.created_by
-                    .map(|by| format!(" by {by}"))
-                    .unwrap_or_default()
-            ),
-            used: s.last_used_at.map_or_else(
-                || "never used".into(),
-                |at| format!("last used {}", format::ago_now(at)),
-            ),
+            dates,
+            used,
             all_repositories: reach.all_repositories,
             granted: reach.grants.into_iter().map(|g| g.repository).collect(),
             name: s.name,

@@ -18,5 +18,6 @@ pub mod coverage_file;
 pub mod repositories;
 pub mod repository;
 pub mod repository_settings;
+mod secret_dates;
 pub mod sign_in;
 pub mod sign_out;

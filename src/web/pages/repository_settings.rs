@@ -133,19 +133,13 @@ async fn gather(
     let secrets = secrets::list(pool, Scope::Repository(repo.id))
         .await?
         .into_iter()
-        .map(|s| SecretRow {
-            created: format!(
-                "Created {}{}",
-                format::ago_now(s.created_at),
-                s.created_by
-                    .map(|by| format!(" by {by}"))
-                    .unwrap_or_default()
-            ),
-            used: s.last_used_at.map_or_else(
-                || "Never used".to_string(),
-                |at| format!("Last used {}", format::ago_now(at)),
-            ),
-            name: s.name,
+        .map(|s| {
+            let (created, used) = super::secret_dates::of(&s);
+            SecretRow {
+                created,
+                used,
+                name: s.name,
+            }
         })
         .collect();
     let enabled = req.app.config.cache.enabled;
