@@ -298,6 +298,9 @@ async fn secrets_and_caches_answer_each_role_and_refuse_forms_without_their_toke
     t.shutdown().await;
 }
 
+/// A form's fields, the status expected and a part of the message.
+type Case = (Vec<(&'static str, &'static str)>, StatusCode, &'static str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_secret_input_is_answered_with_a_readable_page_and_nothing_is_written() {
     let t = start(true).await;
@@ -308,7 +311,7 @@ async fn bad_secret_input_is_answered_with_a_readable_page_and_nothing_is_writte
         let (t, root, token) = (&t, root.clone(), token.clone());
         async move { submit(t, &root, &token, "/admin/secrets", &fields).await }
     };
-    let cases: [(Vec<(&str, &str)>, StatusCode, &str); 6] = [
+    let cases: [Case; 6] = [
         (
             vec![("action", "create"), ("name", "1PASSWORD"), ("value", "x")],
             StatusCode::BAD_REQUEST,
