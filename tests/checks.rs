@@ -72,7 +72,7 @@ async fn regen(t: &TestApp, name: &str, admin: &str) -> String {
 }
 
 /// Waits for the commit's check set to end; returns the checks view.
-async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Value {
+pub(crate) async fn finished_checks(t: &TestApp, token: &str, name: &str, sha: &str) -> Value {
     let path = format!("/v1/repositories/{name}/commits/{sha}/checks");
     common::eventually(
         "the check set to finish",

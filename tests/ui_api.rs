@@ -577,7 +577,7 @@ async fn secret_names_and_updates() {
 
 /// A commit archive as ingestion stores it (entries under `<sha>/`), with a file, a symlink
 /// pointing out of the tree, and a file over the snippet size cap.
-pub(crate) async fn store_archive(t: &TestApp, repository: i64, sha: &str) {
+async fn store_archive(t: &TestApp, repository: i64, sha: &str) {
     let mut builder = tar::Builder::new(Vec::new());
     let mut add = |path: &str, data: &[u8]| {
         let mut header = tar::Header::new_gnu();

@@ -14,11 +14,11 @@ use sqlx::PgPool;
 
 const PASSWORD: &str = "correct horse battery staple";
 const SHA_OLD: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-pub(crate) const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// The API and badger roles (no worker: seeded numbers stay as seeded), the badger on a port
 /// known in advance so the badges page can link its images.
-pub(crate) async fn start() -> TestApp {
+async fn start() -> TestApp {
     let badger_port = common::requests::free_port();
     TestApp::start_with(|c| {
         c.server.roles = vec![cocov::config::Role::Api, cocov::config::Role::Badger];
@@ -40,7 +40,7 @@ pub(crate) async fn account(t: &TestApp, login: &str, admin: bool) -> i64 {
 
 /// A standalone repository with two pushes on `main`, numbers on its head, a month of history
 /// and issues of two kinds; returns its name.
-pub(crate) async fn seeded_repository(t: &TestApp, name: &str) -> String {
+async fn seeded_repository(t: &TestApp, name: &str) -> String {
     let app = t.app();
     let pool = &app.db;
     let new = cocov::repositories::NewRepository {

@@ -46,7 +46,11 @@ impl Measure {
     fn top(self, values: &[f64]) -> f64 {
         match self {
             Measure::Coverage => 100.0,
-            Measure::Issues => values.iter().copied().fold(0.0, f64::max).max(1.0).ceil(),
+            // Even, so the middle rule is a whole number too (a top of 1 labelled it "1" twice).
+            Measure::Issues => {
+                let top = values.iter().copied().fold(0.0, f64::max).max(1.0).ceil();
+                top + top % 2.0
+            }
         }
     }
 }
@@ -78,6 +82,16 @@ pub fn summary(measure: Measure, points: &[Point]) -> String {
             points.len()
         );
     };
+    if known.len() == 1 {
+        // A new repository's first day: "80% on Dec 5, 80% on Dec 5; lowest 80%, highest 80%"
+        // would say the same thing four times.
+        return format!(
+            "{}: {} on {}, the only day with data so far.",
+            measure.noun(),
+            measure.label(first.1),
+            short_date(first.0),
+        );
+    }
     let low = known.iter().map(|k| k.1).fold(f64::INFINITY, f64::min);
     let high = known.iter().map(|k| k.1).fold(f64::NEG_INFINITY, f64::max);
     format!(
@@ -150,6 +164,15 @@ pub fn sparkline(measure: Measure, points: &[Point]) -> String {
                 "<polyline class=\"chart-line\" points=\"{}\"/>",
                 points_attr(&segment, 2.0, 2.0)
             );
+            // A line through one point draws nothing: a lone day (a new repository) is a dot.
+            if let [(x, y)] = segment[..] {
+                let _ = write!(
+                    svg,
+                    "<circle class=\"chart-dot\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\"/>",
+                    x + 2.0,
+                    y + 2.0
+                );
+            }
         }
     }
     svg.push_str("</svg>");
@@ -195,9 +218,15 @@ pub fn line_chart(measure: Measure, title: &str, points: &[Point]) -> String {
         0.0
     };
     for (i, point) in points.iter().enumerate().step_by(5) {
+        // The last day sits on the right edge: centred there, its label was cut ("Dec").
+        let anchor = if i > 0 && i + 1 == points.len() {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             svg,
-            "<text class=\"chart-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"chart-axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             LEFT + i as f64 * step,
             H - 6.0,
             escape(&short_date(&point.date))
@@ -275,8 +304,37 @@ mod tests {
             2,
             "a gap splits the line"
         );
-        assert!(chart.contains(">Nov 1</text>"));
+        assert!(chart.contains("text-anchor=\"middle\">Nov 1</text>"));
+        let month = series(&[Some(1.0); 31]);
+        assert!(
+            line_chart(Measure::Issues, "Issues", &month)
+                .contains("text-anchor=\"end\">Nov 31</text>"),
+            "the label on the right edge ends there"
+        );
         let spark = sparkline(Measure::Coverage, &series(&[None, None]));
         assert!(spark.contains("chart-empty") && spark.contains("no data"));
+    }
+
+    #[test]
+    fn the_issue_axis_has_whole_numbers() {
+        assert_eq!(Measure::Issues.top(&[]), 2.0);
+        assert_eq!(Measure::Issues.top(&[1.0]), 2.0);
+        assert_eq!(Measure::Issues.top(&[3.0, 2.0]), 4.0);
+        assert_eq!(Measure::Issues.top(&[4.0]), 4.0);
+        let chart = line_chart(Measure::Issues, "Issues", &series(&[None, Some(1.0)]));
+        assert!(chart.contains(">1</text>") && chart.contains(">2</text>"));
+    }
+
+    #[test]
+    fn a_single_day_is_a_dot_and_said_once() {
+        let s = series(&[None, None, Some(80.0)]);
+        assert_eq!(
+            summary(Measure::Coverage, &s),
+            "Coverage: 80% on Nov 3, the only day with data so far."
+        );
+        let spark = sparkline(Measure::Coverage, &s);
+        assert_eq!(spark.matches("<circle class=\"chart-dot\"").count(), 1);
+        let two = sparkline(Measure::Coverage, &series(&[Some(70.0), Some(80.0)]));
+        assert!(!two.contains("<circle"), "a line needs no dots");
     }
 }

@@ -98,7 +98,8 @@ async fn gather(
         status: status.as_str().replace('_', " "),
         status_class: status.as_str(),
         running: set.is_some() && !finished,
-        canceling: set.as_ref().is_some_and(|s| s.canceling),
+        // The flag stays set once the set is canceled: "canceled (canceling)" says nothing.
+        canceling: !finished && set.as_ref().is_some_and(|s| s.canceling),
         failure: set
             .as_ref()
             .filter(|s| s.status() == CheckSetStatus::Failure)
@@ -120,7 +121,7 @@ async fn gather(
 fn row(check: Check, issues: i64, now: OffsetDateTime) -> CheckRow {
     let status = check.status();
     let (status, label, verb) = match status {
-        CheckStatus::Completed => ("completed", "Completed", "Completed after"),
+        CheckStatus::Completed => ("completed", "Completed", "Completed in"),
         CheckStatus::Errored => ("errored", "Failed", "Failed after"),
         CheckStatus::InProgress => ("in_progress", "Running", "Running for"),
         CheckStatus::Canceled => ("canceled", "Canceled", "Canceled after"),
@@ -152,7 +153,8 @@ fn row(check: Check, issues: i64, now: OffsetDateTime) -> CheckRow {
 fn duration(d: time::Duration) -> String {
     let s = d.whole_seconds().max(0);
     match s {
-        0..=59 => format!("{s} s"),
+        0 => "less than a second".to_string(),
+        1..=59 => format!("{s} s"),
         60..=3599 => format!("{} min {} s", s / 60, s % 60),
         _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }

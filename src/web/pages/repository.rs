@@ -36,6 +36,8 @@ pub struct CommitRow {
     pub coverage: String,
     pub issues: String,
     pub tone: &'static str,
+    /// The tone in words (the dot is colour only): screen readers and the tooltip say it.
+    pub state: &'static str,
 }
 
 pub struct KindRow {
@@ -172,6 +174,11 @@ pub fn commit_row(c: &CommitView) -> CommitRow {
             "red" => "bad",
             _ => "busy",
         },
+        state: match c.condensed_status {
+            "green" => "Checks and coverage done",
+            "red" => "Checks or coverage errored",
+            _ => "Checks or coverage not done",
+        },
     }
 }
 
@@ -220,8 +227,10 @@ fn checks_status(base: &str, head: Option<&CommitView>) -> Status {
     let checks = Some(format!("{base}/commits/{}/checks", c.sha));
     let (label, tone, details) = match c.checks_status.as_str() {
         "waiting" | "queued" | "in_progress" => ("Running…".to_string(), "busy", checks),
-        "errored" => ("Failed to run".to_string(), "bad", checks),
-        "failure" => ("Errored".to_string(), "bad", checks),
+        // `errored`: a check ended in error; `failure`: the set could not run at all (manifest,
+        // fetch). The labels said it the other way round.
+        "errored" => ("A check failed".to_string(), "bad", checks),
+        "failure" => ("Checks could not run".to_string(), "bad", checks),
         "not_configured" => ("Not configured".to_string(), "none", None),
         "canceled" => ("Canceled".to_string(), "none", checks),
         _ => match c.issues_count.unwrap_or(0) {
