@@ -40,7 +40,7 @@ pub(crate) async fn account(t: &TestApp, login: &str, admin: bool) -> i64 {
 
 /// A standalone repository with two pushes on `main`, numbers on its head, a month of history
 /// and issues of two kinds; returns its name.
-async fn seeded_repository(t: &TestApp, name: &str) -> String {
+pub(crate) async fn seeded_repository(t: &TestApp, name: &str) -> String {
     let app = t.app();
     let pool = &app.db;
     let new = cocov::repositories::NewRepository {
