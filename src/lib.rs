@@ -52,6 +52,9 @@
 //!
 //! - [`webhooks`]: GitHub deliveries turned into rows and jobs, and new repositories' first
 //!   commit.
+//! - [`org_repos`]: the GitHub organisation's repositories to add (a cached copy of the list,
+//!   refreshed by a job, searched and paged) and adding one (registered, members synced, first
+//!   commit checked).
 //! - [`github_sign_in`]: a GitHub OAuth code turned into a user (organisation membership,
 //!   verified e-mails linking their commits, sealed token, permissions synced at once).
 //! - [`jobs`]: every job kind with its handler, and the chaining of one stage to the next
@@ -93,6 +96,7 @@ pub mod kv;
 pub mod manifest;
 pub mod memberships;
 pub mod metrics;
+pub mod org_repos;
 pub mod outage;
 pub mod paging;
 pub mod permissions;

@@ -33,6 +33,7 @@ mod manifest;
 mod memberships;
 mod oidc;
 mod openapi;
+mod org_repos;
 mod packaging;
 mod queue;
 mod read_api;

@@ -834,7 +834,7 @@ async fn pages_by_role() {
             vec![("job_id", "00000000-0000-0000-0000-000000000000")],
         ),
         (
-            "/",
+            "/new",
             vec![("name", "x"), ("git_url", "https://git.example/x.git")],
         ),
     ] {
@@ -879,7 +879,7 @@ async fn administrators_add_a_repository_by_git_url() {
             ("default_branch", "trunk"),
         ]);
         client()
-            .post(t.url("/"))
+            .post(t.url("/new"))
             .header("cookie", &cookie)
             .header("sec-fetch-site", "same-origin")
             .header("content-type", "application/x-www-form-urlencoded")

@@ -23,6 +23,7 @@ mod me_password;
 mod me_tokens;
 mod memberships;
 mod openapi;
+mod org_repos;
 mod reports;
 mod repositories;
 mod repository_reads;
@@ -55,6 +56,9 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(me::routes(app.clone()))
         .unify()
         .or(admin::routes(app.clone()))
+        .unify()
+        // Before the repository routes, which would take `$org_repos` as a name.
+        .or(org_repos::routes(app.clone()))
         .unify()
         .or(repositories::routes(app.clone()))
         .unify()

@@ -13,6 +13,7 @@ use crate::auth::{self, Actor};
 use crate::commits::{self, CommitError};
 use crate::http::{ApiError, body, tag};
 use crate::memberships::Level;
+use crate::org_repos::{self, AddFromGithubError};
 use crate::repositories::{self, NewRepository, Repository, RepositoryError, Source};
 
 const BODY_LIMIT: u64 = 64 * 1024;
@@ -162,56 +163,39 @@ async fn create_repository(
     app: &App,
 ) -> Result<(Repository, String), ApiError> {
     let name = input.name.trim().to_string();
-    let new = match (input.git_url, &app.github) {
-        (Some(git_url), _) => NewRepository {
-            name,
-            description: input.description,
-            default_branch: input.default_branch.unwrap_or_else(|| "main".into()),
-            source: Source::GitUrl(git_url),
-        },
-        (None, Some(github)) => {
-            let found = github.repository(&name).await.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "github.unavailable",
-                    format!("GitHub: {e}"),
-                )
-            })?;
-            let Some(gh) = found else {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "repositories.not_on_github",
-                    "Repository could not be found on GitHub. Check spelling and try again.",
-                ));
-            };
-            NewRepository {
-                name: gh.name,
-                description: gh.description,
-                default_branch: gh.default_branch,
-                source: Source::GitHub { github_id: gh.id },
-            }
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "repositories.missing_git_url",
-                "The parameter \"git_url\" is required to register a repository by git URL",
-            ));
-        }
+    let Some(git_url) = input.git_url else {
+        return org_repos::add_from_github(app, &name, &actor.audit())
+            .await
+            .map_err(add_from_github_error);
+    };
+    let new = NewRepository {
+        name,
+        description: input.description,
+        default_branch: input.default_branch.unwrap_or_else(|| "main".into()),
+        source: Source::GitUrl(git_url),
     };
     let allowed = &app.config.git.allowed_protocols;
-    let (repo, token) = repositories::create(&app.db, &new, allowed, &actor.audit())
+    repositories::create(&app.db, &new, allowed, &actor.audit())
         .await
-        .map_err(repository_error)?;
-    if repo.github_id.is_some() {
-        let initial = async {
-            crate::permissions::enqueue_sync_repository(app, repo.id).await?;
-            crate::webhooks::enqueue_initialize(app, repo.id).await
-        };
-        if let Err(e) = initial.await {
-            tracing::warn!(error = %e, repository = %repo.name, "could not queue the first sync");
+        .map_err(repository_error)
+}
+
+fn add_from_github_error(e: AddFromGithubError) -> ApiError {
+    match e {
+        AddFromGithubError::NotGithub => ApiError::bad_request(
+            "repositories.missing_git_url",
+            "The parameter \"git_url\" is required to register a repository by git URL",
+        ),
+        AddFromGithubError::NotOnGithub => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "repositories.not_on_github",
+            e.to_string(),
+        ),
+        AddFromGithubError::Github(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "github.unavailable", e.to_string())
         }
+        AddFromGithubError::Repository(e) => repository_error(e),
     }
-    Ok((repo, token))
 }
 
 /// `POST /v1/repositories/{name}/commits`: a service token (`bearer cos_…`) or the repository's

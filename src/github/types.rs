@@ -22,6 +22,12 @@ pub struct Repository {
     pub private: bool,
     #[serde(default)]
     pub archived: bool,
+    /// ISO 8601 times as GitHub sends them; kept as text for the organisation list.
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Absent for a repository nobody pushed to yet.
+    #[serde(default)]
+    pub pushed_at: Option<String>,
 }
 
 fn default_branch() -> String {

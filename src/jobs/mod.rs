@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::app::App;
 use crate::metrics::QueueLabels;
 use crate::queue::Registry;
-use crate::{checks, commits, permissions, repositories, statuses, webhooks};
+use crate::{checks, commits, org_repos, permissions, repositories, statuses, webhooks};
 
 /// Every job kind with its handler. Each handler is idempotent: the queue delivers at least once.
 pub fn registry(app: &App) -> Registry {
@@ -50,6 +50,10 @@ pub fn registry(app: &App) -> Registry {
         .with(
             permissions::SYNC_ALL_JOB,
             Arc::new(permissions::SyncAll(app.clone())),
+        )
+        .with(
+            org_repos::REFRESH_JOB,
+            Arc::new(org_repos::RefreshOrgList(app.clone())),
         )
 }
 

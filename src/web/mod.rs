@@ -2,8 +2,8 @@
 //!
 //! Layout (follow it when adding a page):
 //!
-//! - [`routes`] (this file): the warp filter. It claims only the UI's paths (`/`, `/sign-in`,
-//!   `/sign-out`, `/repos/…`, `/admin/…`, `/assets/…`, see [`is_web_path`]); everything else
+//! - [`routes`] (this file): the warp filter. It claims only the UI's paths (`/`, `/new`,
+//!   `/sign-in`, `/sign-out`, `/repos/…`, `/admin/…`, `/assets/…`, see [`is_web_path`]); everything else
 //!   falls through to the JSON API. The claimed request becomes a [`Req`] and goes to
 //!   [`router::dispatch`].
 //! - [`router`]: the one table of pages: `(method, path segments) → pages::<page>::<fn>`. Add
@@ -75,7 +75,10 @@ pub fn is_web_path(path: &str) -> bool {
         return true;
     }
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    matches!(first, "sign-in" | "sign-out" | "repos" | "admin" | "assets")
+    matches!(
+        first,
+        "sign-in" | "sign-out" | "repos" | "admin" | "assets" | "new"
+    )
 }
 
 /// The UI's routes; rejects (so the API answers) any path that is not the UI's.

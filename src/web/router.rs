@@ -41,7 +41,8 @@ async fn route(req: &Req, segments: &[&str]) -> (&'static str, Result<Response, 
         ["sign-in"] if post => ("POST /sign-in", sign_in::post(req).await),
         ["sign-out"] if post => ("POST /sign-out", sign_out::post(req).await),
         [] if get => ("GET /", repositories::get(req).await),
-        [] if post => ("POST /", repositories::post(req).await),
+        ["new"] if get => ("GET /new", add_repository::get(req).await),
+        ["new"] if post => ("POST /new", add_repository::post(req).await),
         ["repos", repo] if get => ("GET /repos/{repo}", repository::get(req, repo).await),
         ["repos", repo, "badges"] if get => {
             ("GET /repos/{repo}/badges", badges::get(req, repo).await)

@@ -5,6 +5,9 @@
 //! issued, unexpired installation token everywhere else. Every call is recorded, and failures
 //! (5xx, rate limits, hangs) can be injected per path.
 //!
+//! `/orgs/{org}/repos` with the installation token lists every repository of the organisation
+//! in GitHub's order (`sort`, `direction`: newest first by default), a page at a time.
+//!
 //! It also plays GitHub's web side of OAuth sign-in: `/login/oauth/authorize` signs in as the
 //! user a test chose ([`FakeGithub::sign_in_as`], like the browser's GitHub session) and sends
 //! the browser back with a code; `/login/oauth/access_token` trades a code (once, for the same
@@ -92,6 +95,9 @@ pub struct FakeRepo {
     pub private: bool,
     pub archived: bool,
     pub collaborators: Vec<FakeCollaborator>,
+    /// GitHub's `created_at` and `pushed_at` (`None`: never pushed, GitHub's `null`).
+    pub created_at: String,
+    pub pushed_at: Option<String>,
 }
 
 impl FakeRepo {
@@ -104,7 +110,16 @@ impl FakeRepo {
             private: true,
             archived: false,
             collaborators: Vec::new(),
+            created_at: "2024-01-02T03:04:05Z".into(),
+            pushed_at: Some("2024-01-02T03:04:05Z".into()),
         }
+    }
+
+    /// When it was created and last pushed to (ISO 8601, as GitHub writes them).
+    pub fn times(mut self, created_at: &str, pushed_at: Option<&str>) -> FakeRepo {
+        self.created_at = created_at.into();
+        self.pushed_at = pushed_at.map(Into::into);
+        self
     }
 
     pub fn description(mut self, d: &str) -> FakeRepo {
@@ -619,7 +634,23 @@ impl Server {
         let page_size = s.page_size;
         match (method.as_str(), segs.as_slice()) {
             ("GET", ["orgs", org, "repos"]) if *org == ORG => {
-                let items: Vec<Value> = s.repos.iter().map(|r| repo_json(&api, r)).collect();
+                // GitHub's order: `sort` (created by default), `direction` (ascending only
+                // for full_name by default).
+                // Ties keep the order the repositories were added in.
+                let mut repos: Vec<&FakeRepo> = s.repos.iter().collect();
+                let by_name = params.get("sort").is_some_and(|v| v == "full_name");
+                let ascending = params
+                    .get("direction")
+                    .map_or(by_name, |d| d.as_str() == "asc");
+                repos.sort_by(|a, b| {
+                    let order = if by_name {
+                        a.name.to_lowercase().cmp(&b.name.to_lowercase())
+                    } else {
+                        a.created_at.cmp(&b.created_at)
+                    };
+                    if ascending { order } else { order.reverse() }
+                });
+                let items: Vec<Value> = repos.into_iter().map(|r| repo_json(&api, r)).collect();
                 page.reply(items, page_size)
             }
             ("GET", ["orgs", org, "members", login]) if *org == ORG => {
@@ -992,9 +1023,9 @@ fn repo_json(api: &str, r: &FakeRepo) -> Value {
         "disabled": false,
         "visibility": if r.private { "private" } else { "public" },
         "default_branch": r.default_branch,
-        "created_at": "2024-01-02T03:04:05Z",
-        "updated_at": "2024-01-02T03:04:05Z",
-        "pushed_at": "2024-01-02T03:04:05Z",
+        "created_at": r.created_at,
+        "updated_at": r.pushed_at.as_deref().unwrap_or(&r.created_at),
+        "pushed_at": r.pushed_at,
         "clone_url": format!("https://github.com/{ORG}/{}.git", r.name),
     })
 }

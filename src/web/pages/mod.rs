@@ -1,5 +1,6 @@
 //! One file per page (see `web`'s module doc for the pattern).
 
+pub mod add_repository;
 pub mod admin;
 pub mod admin_caches;
 pub mod admin_health;

@@ -1,15 +1,13 @@
 //! `/`: the repositories the user sees, as cards with the default branch's issues and coverage
 //! and their 31-day sparklines; `?q=` searches names (a plain GET form, so it works without
-//! JavaScript), `?page=` pages. Administrators of a standalone instance add repositories by git
-//! URL here (`POST /`); in GitHub mode the organisation's list belongs to the add page.
+//! JavaScript), `?page=` pages. Administrators get a link to the add page (`/new`).
 
 use askama::Template;
-use http::StatusCode;
 use warp::reply::Response;
 
 use crate::branches;
 use crate::paging::Paging;
-use crate::repositories::{self, NewRepository, RepositoryError, Source, Viewer};
+use crate::repositories::{self, Viewer};
 use crate::web::charts::{self, Measure};
 use crate::web::format;
 use crate::web::page::{self, Chrome, PageError};
@@ -35,10 +33,8 @@ struct Repositories {
     paging: Paging,
     prev_href: Option<String>,
     next_href: Option<String>,
-    /// Administrators of a standalone instance get the "add by git URL" form.
+    /// Administrators get the "Add repository" link.
     can_add: bool,
-    add_error: Option<String>,
-    added: Option<(String, String)>,
 }
 
 pub async fn get(req: &Req) -> Result<Response, PageError> {
@@ -81,42 +77,6 @@ async fn gather(req: &Req, session: &Session) -> Result<Repositories, PageError>
         next_href: listed.paging.next_page.map(href),
         paging: listed.paging,
         query,
-        can_add: session.admin && req.app.github.is_none(),
-        add_error: None,
-        added: None,
+        can_add: session.admin,
     })
-}
-
-/// Adds a repository by git URL (administrators, standalone mode). The upload token is shown
-/// on the answer page, once.
-pub async fn post(req: &Req) -> Result<Response, PageError> {
-    let (session, form) = req.admin_form().await?;
-    if req.app.github.is_some() {
-        return Err(PageError::BadRequest(
-            "Repositories come from the GitHub organisation on this instance",
-        ));
-    }
-    let field = |name: &str| form.get(name).unwrap_or("").trim().to_string();
-    let new = NewRepository {
-        name: field("name"),
-        description: Some(field("description")).filter(|d| !d.is_empty()),
-        default_branch: Some(field("default_branch"))
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| "main".to_string()),
-        source: Source::GitUrl(field("git_url")),
-    };
-    let allowed = &req.app.config.git.allowed_protocols;
-    let created = repositories::create(&req.app.db, &new, allowed, &session.actor.audit()).await;
-    let mut view = gather(req, &session).await?;
-    match created {
-        Ok((repo, token)) => {
-            view.added = Some((repo.name, token));
-            page::render_with(StatusCode::CREATED, &view)
-        }
-        Err(RepositoryError::Db(e)) => Err(e.into()),
-        Err(e) => {
-            view.add_error = Some(e.to_string());
-            page::render_with(StatusCode::BAD_REQUEST, &view)
-        }
-    }
 }
