@@ -18,7 +18,7 @@ const SHA_HEAD: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 /// The API and badger roles (no worker: seeded numbers stay as seeded), the badger on a port
 /// known in advance so the badges page can link its images.
-async fn start() -> TestApp {
+pub(crate) async fn start() -> TestApp {
     let badger_port = common::requests::free_port();
     TestApp::start_with(|c| {
         c.server.roles = vec![cocov::config::Role::Api, cocov::config::Role::Badger];
