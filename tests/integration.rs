@@ -48,6 +48,7 @@ mod two_hosts;
 mod ui_api;
 mod upload_budget;
 mod web_ui;
+mod web_ui_admin;
 mod web_ui_repository;
 mod web_ui_sign_in;
 

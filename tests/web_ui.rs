@@ -454,7 +454,7 @@ pub(crate) fn client() -> reqwest::Client {
 }
 
 /// A urlencoded form body (reqwest's `form` feature is not built).
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -480,7 +480,7 @@ pub(crate) async fn session_cookie(t: &TestApp, login: &str) -> String {
 }
 
 /// A page's HTML, with a session cookie or without.
-async fn page_text(t: &TestApp, path: &str, cookie: Option<&str>) -> String {
+pub(crate) async fn page_text(t: &TestApp, path: &str, cookie: Option<&str>) -> String {
     let mut request = client().get(t.url(path));
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
@@ -489,7 +489,7 @@ async fn page_text(t: &TestApp, path: &str, cookie: Option<&str>) -> String {
 }
 
 /// The form token of a page, read from its hidden field.
-async fn form_token(t: &TestApp, cookie: &str, path: &str) -> String {
+pub(crate) async fn form_token(t: &TestApp, cookie: &str, path: &str) -> String {
     let html = page_text(t, path, Some(cookie)).await;
     let start = html
         .find("name=\"csrf_token\" value=\"")

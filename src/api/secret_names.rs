@@ -119,20 +119,9 @@ async fn update(
     .await
     .map_err(secret_error)?
     .ok_or_else(ApiError::not_found)?;
-    audit_write(app, actor, &info).await;
+    let scope = Scope::Repository(repository.id);
+    secrets::audit(&app.db, &actor.audit(), "secret.write", scope, &info.name).await;
     Ok(info)
-}
-
-/// Records who changed which secret; never its value.
-pub(super) async fn audit_write(app: &App, actor: &Actor, info: &secrets::SecretInfo) {
-    let _ = crate::audit::record(
-        &app.db,
-        &actor.audit(),
-        "secret.write",
-        &format!("{}:{}", info.scope, info.name),
-        json!({}),
-    )
-    .await;
 }
 
 pub(super) fn secret_error(e: SecretError) -> ApiError {

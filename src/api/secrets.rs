@@ -160,7 +160,7 @@ async fn put(
     )
     .await
     .map_err(super::secret_names::secret_error)?;
-    super::secret_names::audit_write(app, actor, &info).await;
+    secrets::audit(&app.db, &actor.audit(), "secret.write", scope, &info.name).await;
     Ok(json!(info))
 }
 
@@ -177,5 +177,6 @@ async fn delete(
     if !deleted {
         return Err(ApiError::not_found());
     }
+    secrets::audit(&app.db, &actor.audit(), "secret.delete", scope, name).await;
     Ok(Value::Null)
 }

@@ -18,6 +18,10 @@ pub struct SettingsPermissions {
     pub can_manage_secrets: bool,
     /// Members (standalone repositories): repository admins.
     pub can_manage_members: bool,
+    /// Evict or purge the artifact cache: repository admins. Not in the settings route's JSON,
+    /// which keeps the original's fields; the cache routes answer 403 on their own.
+    #[serde(skip)]
+    pub can_manage_cache: bool,
 }
 
 impl SettingsPermissions {
@@ -37,6 +41,7 @@ impl SettingsPermissions {
             can_delete: admin,
             can_manage_secrets: at_least(Level::Maintain),
             can_manage_members: at_least(Level::Admin),
+            can_manage_cache: at_least(Level::Admin),
         }
     }
 }

@@ -10,7 +10,7 @@ mod store;
 
 pub use cipher::{Cipher, KeyError};
 pub use store::{
-    MAX_VALUE_BYTES, NameStatus, Scope, SecretError, SecretInfo, delete, list,
+    MAX_VALUE_BYTES, NameStatus, Scope, SecretError, SecretInfo, audit, delete, list,
     missing_for_repository, name_status, put, resolve_for_repository, rotate_key, update_value,
     valid_name,
 };

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::grants::VISIBLE_TO_REPOSITORY;
 use super::{Cipher, KeyError};
+use crate::audit::{self, AuditActor};
 
 /// Organisation secrets apply to the repositories they are granted to (see [`super::grants`]);
 /// a repository secret with the same name overrides the organisation's for that repository.
@@ -237,6 +238,15 @@ pub async fn delete(db: &PgPool, scope: Scope, name: &str) -> Result<bool, sqlx:
     .execute(db)
     .await?;
     Ok(result.rows_affected() > 0)
+}
+
+/// Records who wrote (`secret.write`) or deleted (`secret.delete`) which secret; never its
+/// value. Best effort: the change itself is already committed.
+pub async fn audit(db: &PgPool, actor: &AuditActor, action: &str, scope: Scope, name: &str) {
+    let target = format!("{}:{name}", scope.name());
+    if let Err(e) = audit::record(db, actor, action, &target, serde_json::json!({})).await {
+        tracing::warn!(error = %e, %target, "could not record a secret change in the audit log");
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,5 +1,7 @@
 //! What the admin screens count: the sidebar counters and each repository's storage.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -45,6 +47,47 @@ pub struct RepositoryStorage {
     pub created_at: OffsetDateTime,
 }
 
+/// The bytes of `r`'s stored commit archives (a fixed SQL expression, never input).
+const COMMITS_SIZE: &str =
+    "COALESCE((SELECT sum(c.archive_size) FROM commits c WHERE c.repository_id = r.id), 0)::bigint";
+
+/// What repositories store: bytes of commit archives and of the artifact cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Storage {
+    pub commits_size: i64,
+    pub cache_size: i64,
+}
+
+/// [`RepositoryStorage`]'s sizes for the repositories `ids` (a page of another list), by id.
+pub async fn storage_of(pool: &PgPool, ids: &[i64]) -> Result<HashMap<i64, Storage>, sqlx::Error> {
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT r.id, {COMMITS_SIZE}, r.cache_size FROM repositories r WHERE r.id = ANY($1)"
+    )))
+    .bind(ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, commits_size, cache_size)| {
+            let storage = Storage {
+                commits_size,
+                cache_size,
+            };
+            (id, storage)
+        })
+        .collect())
+}
+
+/// What every repository together stores.
+pub async fn storage_total(pool: &PgPool) -> Result<Storage, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COALESCE((SELECT sum(archive_size) FROM commits), 0)::bigint AS commits_size, \
+                COALESCE((SELECT sum(cache_size) FROM repositories), 0)::bigint AS cache_size",
+    )
+    .fetch_one(pool)
+    .await
+}
+
 /// Every repository (names starting with `search`, case-insensitive, when given) by name, with
 /// its storage. The original answered an empty page with a 500; here it is an empty list.
 pub async fn repository_storage(
@@ -63,8 +106,7 @@ pub async fn repository_storage(
     .await?;
     let items = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT r.id, r.name::text AS name, r.description, r.cache_size, \
-                COALESCE((SELECT sum(c.archive_size) FROM commits c \
-                          WHERE c.repository_id = r.id), 0)::bigint AS commits_size, \
+                {COMMITS_SIZE} AS commits_size, \
                 (SELECT count(*) FROM repository_members m \
                  WHERE m.repository_id = r.id) AS accessible_by_count, \
                 r.created_at \

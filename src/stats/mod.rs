@@ -9,7 +9,9 @@
 mod admin;
 mod graphs;
 
-pub use admin::{Counters, RepositoryStorage, counters, repository_storage};
+pub use admin::{
+    Counters, RepositoryStorage, Storage, counters, repository_storage, storage_of, storage_total,
+};
 pub use graphs::{GRAPH_DAYS, Graphs, graph_points, graphs};
 
 use serde::Serialize;

@@ -1,15 +1,15 @@
-//! `/admin`: the administration overview, with counters that lead to each section (the
-//! others' counters come with their sections' domain reads).
+//! `/admin`: the administration overview, with counters that lead to each section (the API's
+//! sidebar counters, and the shared tool cache's size).
 
 use askama::Template;
 use warp::reply::Response;
 
-use crate::web::Req;
 use crate::web::page::{self, Chrome, PageError};
+use crate::web::{Req, format};
 
 struct Counter {
     label: &'static str,
-    value: i64,
+    value: String,
     href: &'static str,
 }
 
@@ -23,23 +23,30 @@ struct AdminPage {
 
 pub async fn get(req: &Req) -> Result<Response, PageError> {
     let session = req.admin_session().await?;
-    let users = crate::auth::user_admin::list(&req.app.db).await?.len() as i64;
-    let tokens = crate::auth::service_tokens::list(&req.app.db).await?.len() as i64;
+    let counts = crate::stats::counters(&req.app.db).await?;
+    let [_, (_, tool_bytes)] = crate::cache::usage(&req.app.db).await?;
+    let counter = |label, value: i64, href| Counter {
+        label,
+        value: value.to_string(),
+        href,
+    };
+    let mut counters = vec![
+        counter("Users", counts.users, "/admin/users"),
+        counter("Service tokens", counts.tokens, "/admin/tokens"),
+        counter("Secrets", counts.secrets, "/admin/secrets"),
+        counter("Repositories", counts.repositories, "/admin/repositories"),
+    ];
+    if req.app.config.cache.enabled {
+        counters.push(Counter {
+            label: "Tool cache",
+            value: format::size(tool_bytes),
+            href: "/admin/caches",
+        });
+    }
     let view = AdminPage {
         chrome: session.chrome("Administration", "admin"),
         admin_tab: "general",
-        counters: vec![
-            Counter {
-                label: "Users",
-                value: users,
-                href: "/admin/users",
-            },
-            Counter {
-                label: "Service tokens",
-                value: tokens,
-                href: "/admin/tokens",
-            },
-        ],
+        counters,
     };
     page::render(&view)
 }

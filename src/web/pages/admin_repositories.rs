@@ -1,12 +1,13 @@
 //! `/admin/repositories`: every repository (search, pages) with where it comes from, and
-//! deletion (queued: a job removes it with everything it owns). Administrators only.
-//! Storage sizes join this page when the domain offers them.
+//! deletion (queued: a job removes it with everything it owns), and what each stores (commit
+//! archives, artifact cache) with the total of all repositories. Administrators only.
 
 use askama::Template;
 use warp::reply::Response;
 
 use crate::paging::Paging;
 use crate::repositories::{self, Viewer};
+use crate::stats;
 use crate::web::Req;
 use crate::web::format;
 use crate::web::page::{self, Chrome, PageError, see_other};
@@ -20,6 +21,8 @@ struct RepositoryRow {
     source: String,
     default_branch: String,
     added: String,
+    archives: String,
+    cache: String,
 }
 
 #[derive(Template)]
@@ -29,6 +32,9 @@ struct RepositoriesPage {
     admin_tab: &'static str,
     query: String,
     rows: Vec<RepositoryRow>,
+    /// Every repository's archives and caches together (not only this page's).
+    total_archives: String,
+    total_cache: String,
     paging: Paging,
     prev_href: Option<String>,
     next_href: Option<String>,
@@ -51,6 +57,9 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
         req.page(PER_PAGE)?,
     )
     .await?;
+    let ids: Vec<i64> = listed.items.iter().map(|s| s.repository.id).collect();
+    let storage = stats::storage_of(&req.app.db, &ids).await?;
+    let total = stats::storage_total(&req.app.db).await?;
     let href = |page| page::page_href("/admin/repositories", &[("q", &query)], page);
     let view = RepositoriesPage {
         chrome: session.chrome("Repositories · Administration", "admin"),
@@ -60,7 +69,10 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
             .into_iter()
             .map(|s| {
                 let r = s.repository;
+                let stored = storage.get(&r.id).copied().unwrap_or_default();
                 RepositoryRow {
+                    archives: format::size(stored.commits_size),
+                    cache: format::size(stored.cache_size),
                     id: r.id,
                     source: match (&r.git_url, r.github_id) {
                         (Some(url), _) => crate::git::redact(url),
@@ -77,6 +89,8 @@ pub async fn get(req: &Req) -> Result<Response, PageError> {
         prev_href: listed.paging.prev_page.map(href),
         next_href: listed.paging.next_page.map(href),
         paging: listed.paging,
+        total_archives: format::size(total.commits_size),
+        total_cache: format::size(total.cache_size),
         query,
         notice: req.message("notice", NOTICES),
         problem: None,
