@@ -181,8 +181,9 @@ pub(super) async fn record_failure(app: &App, reason: &str) -> Result<(), anyhow
 }
 
 /// One page of `list`, or of the names most similar to `search` (the best [`PER_PAGE`] at or
-/// above [`similarity::THRESHOLD`], best first, as the original), each marked present when a
-/// repository of this instance has its GitHub id.
+/// above [`similarity::THRESHOLD`], best first, as the original; the term is cut at
+/// [`similarity::MAX_TERM_CHARS`]), each marked present when a repository of this instance has
+/// its GitHub id.
 pub async fn page(
     pool: &sqlx::PgPool,
     list: &OrgList,
@@ -192,10 +193,11 @@ pub async fn page(
     let matches: Vec<&OrgRepository> = match search.map(str::trim).filter(|s| !s.is_empty()) {
         None => list.items.iter().collect(),
         Some(term) => {
+            let term = similarity::Term::new(term);
             let mut scored: Vec<(f64, &OrgRepository)> = list
                 .items
                 .iter()
-                .map(|r| (similarity::similarity(term, &r.name), r))
+                .map(|r| (term.score(&r.name), r))
                 .filter(|(score, _)| *score >= similarity::THRESHOLD)
                 .collect();
             // Stable: equal scores stay in name order.

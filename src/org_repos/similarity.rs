@@ -7,14 +7,37 @@ use std::collections::HashSet;
 /// Names scoring below this are not results.
 pub const THRESHOLD: f64 = 0.3;
 
-/// The similarity of `a` and `b`, from 0 to 1.
-pub fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (trigrams(a), trigrams(b));
-    let union = a.union(&b).count();
-    if union == 0 {
-        return 0.0;
+/// GitHub caps repository names at 100 characters; a longer search term is cut there, so what
+/// a caller sends bounds neither the memory nor the time a search takes.
+pub const MAX_TERM_CHARS: usize = 100;
+
+/// A search term, its trigrams computed once for the whole list.
+pub struct Term(HashSet<[char; 3]>);
+
+impl Term {
+    pub fn new(text: &str) -> Term {
+        let end = text
+            .char_indices()
+            .nth(MAX_TERM_CHARS)
+            .map_or(text.len(), |(i, _)| i);
+        Term(trigrams(&text[..end]))
     }
-    a.intersection(&b).count() as f64 / union as f64
+
+    /// The similarity of this term and `name`, from 0 to 1.
+    pub fn score(&self, name: &str) -> f64 {
+        let name = trigrams(name);
+        let union = self.0.union(&name).count();
+        if union == 0 {
+            return 0.0;
+        }
+        self.0.intersection(&name).count() as f64 / union as f64
+    }
+}
+
+/// The similarity of `a` and `b`, from 0 to 1.
+#[cfg(test)]
+fn similarity(a: &str, b: &str) -> f64 {
+    Term::new(a).score(b)
 }
 
 /// The trigrams of every word of `text`. Words are runs of letters and digits, lowercased, so
@@ -50,5 +73,13 @@ mod tests {
         assert!(similarity(term, "repo_2") > similarity(term, "repo_20"));
         assert!(similarity(term, "repo_2") > similarity(term, "repo_1"));
         assert!(similarity(term, "unrelated") < THRESHOLD);
+    }
+
+    #[test]
+    fn a_long_term_is_cut_at_the_longest_name() {
+        let long = "ab ".repeat(10_000);
+        let term = Term::new(&long);
+        assert_eq!(term.0, trigrams(&long[..MAX_TERM_CHARS]));
+        assert!(Term::new(&"é".repeat(500)).0.len() <= MAX_TERM_CHARS + 2);
     }
 }
