@@ -205,23 +205,19 @@ async fn the_keyboard_alone_works_the_ui() {
     // From the top: header, navigation, user menu, search, then the repository.
     browser.goto(&t.url("/")).await;
     let order = browser.tab_to("[/repos/widget]", 12).await;
-    let at = |what: &str| {
-        order
-            .iter()
-            .position(|o| o.contains(what))
-            .unwrap_or_else(|| panic!("Tab never stopped at {what}: {order:#?}"))
-    };
-    let stops = [
-        at("Skip to main content"),
-        at("a.brand"),
-        at("\"Repositories\" [/]"),
-        at("\"Administration\" [/admin]"),
-        at("summary"),
-        at("input#q"),
-        at("\"Search\""),
-        at("[/repos/widget]"),
-    ];
-    assert!(stops.is_sorted(), "tab order {order:#?}");
+    assert_stops_in_order(
+        &order,
+        &[
+            "Skip to main content",
+            "a.brand",
+            "\"Repositories\" [/]",
+            "\"Administration\" [/admin]",
+            "summary",
+            "input#q",
+            "\"Search\"",
+            "[/repos/widget]",
+        ],
+    );
 
     // The user menu: Enter opens it, Tab reaches its button, Escape closes it and gives the
     // focus back to its toggle.
@@ -267,21 +263,17 @@ async fn the_keyboard_alone_works_the_ui() {
 
     // A repository page: navigation, breadcrumb, then its tabs in order, then the branch.
     let order = browser.tab_to("select#branch", 16).await;
-    let at = |what: &str| {
-        order
-            .iter()
-            .position(|o| o.contains(what))
-            .unwrap_or_else(|| panic!("Tab never stopped at {what}: {order:#?}"))
-    };
-    let stops = [
-        at("\"Repositories\" [/]"),
-        at("summary"),
-        at("\"Summary\" [/repos/widget]"),
-        at("\"Badges\" [/repos/widget/badges]"),
-        at("\"Settings\" [/repos/widget/settings]"),
-        at("select#branch"),
-    ];
-    assert!(stops.is_sorted(), "tab order {order:#?}");
+    assert_stops_in_order(
+        &order,
+        &[
+            "\"Repositories\" [/]",
+            "summary",
+            "\"Summary\" [/repos/widget]",
+            "\"Badges\" [/repos/widget/badges]",
+            "\"Settings\" [/repos/widget/settings]",
+            "select#branch",
+        ],
+    );
     browser.press(&[keys::SHIFT, keys::TAB]).await;
     browser.press_and_wait(keys::ENTER).await;
     assert_eq!(browser.current_url().await, t.url("/repos/widget/settings"));
@@ -429,4 +421,19 @@ async fn an_anonymous_post_is_refused_before_its_body_is_read() {
         std::panic::resume_unwind(failed.into_panic());
     }
     t.shutdown().await;
+}
+
+/// Asserts that Tab stopped at each of `expected` (a part of a stop's description), in this
+/// order, whatever else it stopped at in between.
+fn assert_stops_in_order(order: &[String], expected: &[&str]) {
+    let stops: Vec<usize> = expected
+        .iter()
+        .map(|what| {
+            order
+                .iter()
+                .position(|o| o.contains(what))
+                .unwrap_or_else(|| panic!("Tab never stopped at {what}: {order:#?}"))
+        })
+        .collect();
+    assert!(stops.is_sorted(), "tab order {order:#?}");
 }
